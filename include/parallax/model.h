@@ -1,0 +1,61 @@
+// Model: an ONNX model loaded, checked and optimised, ready for sessions.
+//
+//   parallax::Result<parallax::Model> model = parallax::Model::Load("m.onnx");
+//   if (!model.ok()) { puts(model.status().ToString().c_str()); return 1; }
+//
+// Load parses the file, imports the graph (subgraphs included), checks that
+// every op is supported (listing all unsupported ops in one error), folds
+// constants and removes dead nodes. A Model is immutable and cheap to copy;
+// any number of Sessions may share it, from any thread.
+#ifndef PARALLAX_MODEL_H_
+#define PARALLAX_MODEL_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "parallax/dtype.h"
+#include "parallax/status.h"
+
+namespace parallax {
+
+struct ModelData;  // Internal.
+
+// A graph input or output as declared by the model.
+struct TensorInfo {
+  std::string name;
+  DType dtype = DType::kUndefined;
+  bool has_shape = false;
+  std::vector<int64_t> dims;          // -1 where not fixed.
+  std::vector<std::string> symbols;   // Symbol name where dims[i] == -1 ("" if anonymous).
+  std::string ShapeString() const;    // "[batch,3,224,224]".
+};
+
+struct LoadOptions {
+  bool optimize = true;  // Constant folding and dead-node removal.
+};
+
+class Model {
+ public:
+  static Result<Model> Load(const std::string& path, const LoadOptions& options = {});
+
+  const std::vector<TensorInfo>& inputs() const;
+  const std::vector<TensorInfo>& outputs() const;
+  const std::string& path() const;
+  int64_t ir_version() const;
+  // Opset per domain ("" is the default ONNX domain).
+  const std::map<std::string, int64_t>& opsets() const;
+  // Nodes in the main graph and in all subgraphs, after optimisation.
+  int64_t node_count() const;
+
+  const ModelData& data() const { return *data_; }  // Internal use.
+
+ private:
+  std::shared_ptr<const ModelData> data_;
+};
+
+}  // namespace parallax
+
+#endif  // PARALLAX_MODEL_H_

@@ -1,0 +1,65 @@
+// Session: runs a Model many times.
+//
+//   parallax::SessionOptions opts;            // threads, backend, budget
+//   auto session = parallax::Session::Create(model, opts);
+//   auto out = session->Run({{"x", parallax::Tensor::Empty(DType::kFloat32, {1, 3})}});
+//   // out->at(i) follows model.outputs() order.
+//
+// Create prepares kernels (pre-packing weights); Run validates inputs by
+// name, dtype and shape (errors name the input), executes, and returns owned
+// output tensors. Run calls on one Session are serialised (thread-safe, not
+// concurrent); use several Sessions for concurrent requests.
+#ifndef PARALLAX_SESSION_H_
+#define PARALLAX_SESSION_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "parallax/model.h"
+#include "parallax/status.h"
+#include "parallax/tensor.h"
+
+namespace parallax {
+
+struct SessionOptions {
+  // Worker threads. The current executor is sequential and uses 1; larger
+  // values are accepted and reserved for the branch scheduler.
+  int threads = 1;
+  // Execution backend; "cpu" is the only one built today.
+  std::string backend = "cpu";
+  // Upper bound on planned activation memory in bytes; 0 = unlimited. A run
+  // whose plan needs more fails with ResourceExhausted.
+  int64_t memory_budget_bytes = 0;
+};
+
+struct RunStats {
+  size_t planned_activation_bytes = 0;   // Arena of the plan used (0 on a first run).
+  size_t measured_activation_bytes = 0;  // Peak of live intermediate + output bytes.
+  size_t dynamic_bytes = 0;              // Bytes allocated outside the plan.
+};
+
+class Session {
+ public:
+  static Result<Session> Create(const Model& model, const SessionOptions& options = {});
+  Session(Session&&) noexcept;
+  Session& operator=(Session&&) noexcept;
+  ~Session();
+
+  using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
+  Result<std::vector<Tensor>> Run(const NamedTensors& inputs);
+  RunStats last_stats() const;
+  const Model& model() const;
+
+ private:
+  struct Impl;
+  explicit Session(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace parallax
+
+#endif  // PARALLAX_SESSION_H_

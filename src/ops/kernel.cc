@@ -1,0 +1,54 @@
+#include "ops/kernel.h"
+
+#include <cstring>
+
+namespace parallax {
+
+Result<Tensor*> KernelContext::Output(int i, DType dtype, const Shape& shape) {
+  if (i < 0 || i >= num_outputs())
+    return Error("kernel asked for output " + std::to_string(i) + " but the node has " +
+                 std::to_string(num_outputs()));
+  for (int64_t d : shape)
+    if (d < 0) return Error("negative output dimension in " + ShapeToString(shape));
+  PX_ASSIGN_OR_RETURN(Tensor t, allocator_->Allocate(i, dtype, shape));
+  outputs_[static_cast<size_t>(i)] = std::move(t);
+  return &outputs_[static_cast<size_t>(i)];
+}
+
+Status KernelContext::SetOutput(int i, Tensor t) {
+  if (i < 0 || i >= num_outputs()) return Error("output index out of range");
+  if (t.is_view()) {  // Views may alias planned memory: copy into our slot.
+    PX_ASSIGN_OR_RETURN(Tensor* out, Output(i, t.dtype(), t.shape()));
+    if (t.nbytes()) std::memcpy(out->raw_data(), t.raw_data(), t.nbytes());
+    return Status::Ok();
+  }
+  outputs_[static_cast<size_t>(i)] = std::move(t);
+  return Status::Ok();
+}
+
+Status KernelContext::Error(const std::string& message) const {
+  return InvalidArgument(node_.Describe() + ": " + message);
+}
+
+Status KernelInit::Error(const std::string& message) const {
+  return InvalidArgument(node.Describe() + ": " + message);
+}
+
+namespace {
+class FnKernelImpl : public Kernel {
+ public:
+  explicit FnKernelImpl(KernelFn fn) : fn_(fn) {}
+  Status Run(KernelContext& ctx) override { return fn_(ctx); }
+
+ private:
+  KernelFn fn_;
+};
+}  // namespace
+
+KernelFactory FnKernel(KernelFn fn) {
+  return [fn](const KernelInit&) -> Result<std::unique_ptr<Kernel>> {
+    return std::unique_ptr<Kernel>(new FnKernelImpl(fn));
+  };
+}
+
+}  // namespace parallax

@@ -1,0 +1,140 @@
+// The kernel contract: how an op implementation sees its node and tensors.
+//
+// A backend turns each node into a Kernel once, when a session is prepared
+// (KernelInit gives it the node, its static value info and any constant
+// inputs, e.g. weights to pre-pack). Kernel::Run is then called once per
+// execution with a KernelContext holding the concrete input tensors. A kernel
+// computes its output shapes from the concrete inputs (run-time shape
+// inference, including data-dependent ops) and asks the context for each
+// output buffer with Output(); the executor decides where that buffer lives
+// (planned arena slot or dynamic allocation).
+//
+// Thread safety: Run may be called from any thread, but never concurrently on
+// the same Kernel object. Kernels must not keep pointers to tensors across
+// calls, and must run on the calling thread only (the scheduler owns cores).
+#ifndef PARALLAX_OPS_KERNEL_H_
+#define PARALLAX_OPS_KERNEL_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "graph/graph.h"
+#include "parallax/status.h"
+#include "parallax/tensor.h"
+
+namespace parallax {
+
+// Where kernel outputs get their bytes. Implemented by the executor (arena /
+// dynamic) and by constant folding (owned tensors).
+class OutputAllocator {
+ public:
+  virtual ~OutputAllocator() = default;
+  // Returns a tensor of exactly this dtype/shape with writable storage,
+  // contents unspecified. `output_index` is the node's output position.
+  virtual Result<Tensor> Allocate(int output_index, DType dtype, const Shape& shape) = 0;
+};
+
+// Runs a subgraph (If branch, Loop/Scan body). Created at kernel init.
+class SubgraphRunner {
+ public:
+  virtual ~SubgraphRunner() = default;
+  // `inputs` in the body's input order; `captures` in its capture order
+  // (values taken from the enclosing graph). Outputs are owned tensors.
+  virtual Status Run(const std::vector<Tensor>& inputs,
+                     const std::vector<Tensor>& captures,
+                     std::vector<Tensor>* outputs) = 0;
+};
+
+class KernelContext {
+ public:
+  KernelContext(const Node& node, std::vector<const Tensor*> inputs,
+                std::vector<const Tensor*> implicit_inputs, int num_outputs,
+                OutputAllocator* allocator)
+      : node_(node),
+        inputs_(std::move(inputs)),
+        implicit_(std::move(implicit_inputs)),
+        outputs_(static_cast<size_t>(num_outputs)),
+        allocator_(allocator) {}
+
+  const Node& node() const { return node_; }
+  int opset() const { return node_.opset; }
+
+  int num_inputs() const { return static_cast<int>(inputs_.size()); }
+  // False when input i is beyond the list or was omitted (optional input).
+  bool has_input(int i) const {
+    return i >= 0 && i < num_inputs() && inputs_[static_cast<size_t>(i)] != nullptr;
+  }
+  // REQUIRES: has_input(i).
+  const Tensor& input(int i) const { return *inputs_[static_cast<size_t>(i)]; }
+  const std::vector<const Tensor*>& implicit_inputs() const { return implicit_; }
+
+  int num_outputs() const { return static_cast<int>(outputs_.size()); }
+  // True when the graph consumes output i (optional outputs may be omitted).
+  bool output_used(int i) const {
+    size_t k = static_cast<size_t>(i);
+    return k < node_.outputs.size() && node_.outputs[k] != kNoValue;
+  }
+  // Allocates output i with the given dtype/shape and returns it. Calling it
+  // twice for the same index replaces the first allocation.
+  Result<Tensor*> Output(int i, DType dtype, const Shape& shape);
+  // Publishes an existing tensor as output i (e.g. a subgraph result). An
+  // owned tensor is shared as is; a view is copied into a fresh Output().
+  Status SetOutput(int i, Tensor t);
+
+  // Outputs produced so far (used by the executor after Run).
+  std::vector<Tensor>& outputs() { return outputs_; }
+
+  // "Conv node 'x' (opset 11): <message>" as InvalidArgument.
+  Status Error(const std::string& message) const;
+
+ private:
+  const Node& node_;
+  std::vector<const Tensor*> inputs_;
+  std::vector<const Tensor*> implicit_;
+  std::vector<Tensor> outputs_;
+  OutputAllocator* allocator_;
+};
+
+class Kernel {
+ public:
+  virtual ~Kernel() = default;
+  virtual Status Run(KernelContext& ctx) = 0;
+};
+
+// What a kernel factory sees when a session is prepared.
+struct KernelInit {
+  const Node& node;
+  const Graph& graph;
+  // Compiles a subgraph attribute of this node for repeated execution.
+  std::function<Result<std::unique_ptr<SubgraphRunner>>(const Graph&)> compile_subgraph;
+
+  int opset() const { return node.opset; }
+  int num_inputs() const { return static_cast<int>(node.inputs.size()); }
+  bool has_input(int i) const {
+    return i >= 0 && i < num_inputs() && node.inputs[static_cast<size_t>(i)] != kNoValue;
+  }
+  // Input i's value info; REQUIRES has_input(i).
+  const Value& input_value(int i) const {
+    return graph.values[static_cast<size_t>(node.inputs[static_cast<size_t>(i)])];
+  }
+  // The constant tensor for input i (initializer/folded), or nullptr.
+  const Tensor* constant_input(int i) const {
+    if (!has_input(i)) return nullptr;
+    const Value& v = input_value(i);
+    return v.is_constant() ? &v.constant : nullptr;
+  }
+  Status Error(const std::string& message) const;
+};
+
+using KernelFactory = std::function<Result<std::unique_ptr<Kernel>>(const KernelInit&)>;
+// A stateless kernel: one function, nothing prepared.
+using KernelFn = Status (*)(KernelContext&);
+
+// Wraps a KernelFn as a factory.
+KernelFactory FnKernel(KernelFn fn);
+
+}  // namespace parallax
+
+#endif  // PARALLAX_OPS_KERNEL_H_

@@ -1,0 +1,230 @@
+#include "runtime/graph_executor.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+
+namespace parallax {
+namespace {
+
+constexpr size_t kAlignment = 64;
+constexpr size_t kMaxCachedPlans = 32;
+
+class SubgraphRunnerImpl : public SubgraphRunner {
+ public:
+  explicit SubgraphRunnerImpl(std::unique_ptr<GraphExecutor> exec) : exec_(std::move(exec)) {}
+  Status Run(const std::vector<Tensor>& inputs, const std::vector<Tensor>& captures,
+             std::vector<Tensor>* outputs) override {
+    return exec_->Run(inputs, captures, outputs);
+  }
+
+ private:
+  std::unique_ptr<GraphExecutor> exec_;
+};
+
+}  // namespace
+
+// Hands out output buffers for one node: planned arena slots when the plan
+// has room, owned dynamic tensors otherwise.
+class GraphExecutor::RunAllocator : public OutputAllocator {
+ public:
+  explicit RunAllocator(GraphExecutor* exec) : exec_(exec) {}
+  void set_node(const Node* node) { node_ = node; }
+
+  Result<Tensor> Allocate(int output_index, DType dtype, const Shape& shape) override {
+    ValueId v = node_->outputs[static_cast<size_t>(output_index)];
+    size_t bytes = static_cast<size_t>(NumElements(shape)) * DTypeSize(dtype);
+    const CachedPlan* plan = exec_->active_plan_;
+    if (v != kNoValue && plan != nullptr && plan->request_of_value[v] >= 0 &&
+        bytes <= plan->planned_size[v]) {
+      size_t offset = plan->plan.offsets[static_cast<size_t>(plan->request_of_value[v])];
+      return Tensor::View(dtype, shape, exec_->arena_.get() + offset);
+    }
+    if (v != kNoValue && plan != nullptr && plan->request_of_value[v] >= 0) {
+      exec_->needs_replan_ = true;  // Outgrew its slot: data-dependent shape.
+    }
+    Tensor t = Tensor::Uninitialized(dtype, shape);
+    if (t.raw_data() == nullptr)
+      return ResourceExhausted(node_->Describe() + ": cannot allocate " + std::to_string(bytes) +
+                               " bytes for output " + std::to_string(output_index));
+    if (v == kNoValue || !exec_->is_output_[v]) exec_->stats_.dynamic_bytes += bytes;
+    return t;
+  }
+
+ private:
+  GraphExecutor* exec_;
+  const Node* node_ = nullptr;
+};
+
+GraphExecutor::GraphExecutor(std::shared_ptr<const Graph> graph, Backend* backend)
+    : graph_(std::move(graph)), backend_(backend) {}
+
+Result<std::unique_ptr<GraphExecutor>> GraphExecutor::Create(std::shared_ptr<const Graph> graph,
+                                                             Backend* backend) {
+  std::unique_ptr<GraphExecutor> exec(new GraphExecutor(std::move(graph), backend));
+  PX_RETURN_IF_ERROR(exec->Prepare());
+  return exec;
+}
+
+Status GraphExecutor::Prepare() {
+  const Graph& g = *graph_;
+  std::string unsupported;
+  for (const Node& node : g.nodes) {
+    Support s = backend_->Supports(g, node);
+    if (!s.supported) unsupported += "\n  " + node.Describe() + ": " + s.reason;
+  }
+  if (!unsupported.empty())
+    return Unsupported("graph '" + g.name + "' has nodes backend '" + std::string(backend_->name()) +
+                       "' cannot run:" + unsupported);
+  Backend* backend = backend_;
+  for (const Node& node : g.nodes) {
+    KernelInit init{node, g, [backend](const Graph& body) -> Result<std::unique_ptr<SubgraphRunner>> {
+                      auto shared = std::shared_ptr<const Graph>(std::shared_ptr<const Graph>{}, &body);
+                      PX_ASSIGN_OR_RETURN(auto exec, GraphExecutor::Create(shared, backend));
+                      return std::unique_ptr<SubgraphRunner>(new SubgraphRunnerImpl(std::move(exec)));
+                    }};
+    Result<std::unique_ptr<Kernel>> k = backend_->CreateKernel(init);
+    if (!k.ok()) return k.status();
+    kernels_.push_back(std::move(k).value());
+  }
+  const size_t nv = g.values.size();
+  last_use_.assign(nv, -1);
+  is_output_.assign(nv, false);
+  for (ValueId o : g.outputs) is_output_[o] = true;
+  for (size_t s = 0; s < g.nodes.size(); ++s) {
+    const Node& node = g.nodes[s];
+    for (ValueId v : node.inputs)
+      if (v != kNoValue) last_use_[v] = static_cast<int32_t>(s);
+    for (ValueId v : node.implicit_inputs) last_use_[v] = static_cast<int32_t>(s);
+    for (ValueId v : node.outputs)
+      if (v != kNoValue && last_use_[v] < static_cast<int32_t>(s)) last_use_[v] = static_cast<int32_t>(s);
+  }
+  frees_after_.assign(g.nodes.size(), {});
+  for (size_t v = 0; v < nv; ++v) {
+    const Value& val = g.values[v];
+    if (val.producer < 0 || is_output_[v]) continue;  // Not ours to free.
+    frees_after_[static_cast<size_t>(last_use_[v])].push_back(static_cast<ValueId>(v));
+  }
+  return Status::Ok();
+}
+
+Status GraphExecutor::BindInputs(const std::vector<Tensor>& inputs,
+                                 const std::vector<Tensor>& captures) {
+  const Graph& g = *graph_;
+  if (inputs.size() != g.inputs.size())
+    return InvalidArgument("graph '" + g.name + "' expects " + std::to_string(g.inputs.size()) +
+                           " inputs, got " + std::to_string(inputs.size()));
+  if (captures.size() != g.captures.size())
+    return Internal("graph '" + g.name + "' capture count mismatch");
+  slots_.assign(g.values.size(), Tensor());
+  for (size_t v = 0; v < g.values.size(); ++v)
+    if (g.values[v].is_constant()) slots_[v] = g.values[v].constant;
+  for (size_t i = 0; i < inputs.size(); ++i) slots_[g.inputs[i]] = inputs[i];
+  for (size_t i = 0; i < captures.size(); ++i) slots_[g.captures[i].second] = captures[i];
+  return Status::Ok();
+}
+
+std::string GraphExecutor::Signature() const {
+  std::string sig;
+  auto add = [&](const Tensor& t) {
+    sig += std::to_string(static_cast<int>(t.dtype()));
+    sig += ShapeToString(t.shape());
+  };
+  for (ValueId v : graph_->inputs) add(slots_[v]);
+  for (const auto& c : graph_->captures) add(slots_[c.second]);
+  return sig;
+}
+
+Status GraphExecutor::RunNode(size_t step, RunAllocator& alloc) {
+  const Node& node = graph_->nodes[step];
+  std::vector<const Tensor*> ins;
+  ins.reserve(node.inputs.size());
+  for (ValueId v : node.inputs) {
+    if (v != kNoValue && !slots_[v].defined())
+      return Internal(node.Describe() + ": input '" + graph_->values[v].name + "' was not computed");
+    ins.push_back(v == kNoValue ? nullptr : &slots_[v]);
+  }
+  std::vector<const Tensor*> implicit;
+  for (ValueId v : node.implicit_inputs) implicit.push_back(&slots_[v]);
+  alloc.set_node(&node);
+  KernelContext ctx(node, std::move(ins), std::move(implicit), static_cast<int>(node.outputs.size()),
+                    &alloc);
+  PX_RETURN_IF_ERROR(kernels_[step]->Run(ctx));
+  for (size_t i = 0; i < node.outputs.size(); ++i) {
+    ValueId v = node.outputs[i];
+    if (v == kNoValue) continue;
+    Tensor& out = ctx.outputs()[i];
+    if (!out.defined()) return Internal(node.Describe() + ": kernel did not produce output " + std::to_string(i));
+    observed_size_[v] = out.nbytes();
+    live_bytes_ += out.nbytes();
+    slots_[v] = std::move(out);
+  }
+  stats_.measured_peak_bytes = std::max(stats_.measured_peak_bytes, live_bytes_);
+  for (ValueId v : frees_after_[step]) {
+    live_bytes_ -= observed_size_[v];
+    slots_[v] = Tensor();
+  }
+  return Status::Ok();
+}
+
+void GraphExecutor::BuildPlan(const std::string& signature) {
+  const Graph& g = *graph_;
+  CachedPlan cp;
+  cp.request_of_value.assign(g.values.size(), -1);
+  cp.planned_size.assign(g.values.size(), 0);
+  std::vector<BufferRequest> reqs;
+  for (size_t v = 0; v < g.values.size(); ++v) {
+    const Value& val = g.values[v];
+    if (val.producer < 0 || is_output_[v]) continue;
+    cp.request_of_value[v] = static_cast<int32_t>(reqs.size());
+    cp.planned_size[v] = observed_size_[v];
+    reqs.push_back({observed_size_[v], val.producer, last_use_[v]});
+  }
+  cp.plan = PlanMemory(reqs, kAlignment);
+  if (plans_.size() >= kMaxCachedPlans) plans_.clear();
+  plans_[signature] = std::move(cp);
+}
+
+Status GraphExecutor::Run(const std::vector<Tensor>& inputs, const std::vector<Tensor>& captures,
+                          std::vector<Tensor>* outputs) {
+  PX_RETURN_IF_ERROR(BindInputs(inputs, captures));
+  const std::string sig = Signature();
+  auto it = plans_.find(sig);
+  active_plan_ = it == plans_.end() ? nullptr : &it->second;
+  stats_ = ExecStats();
+  if (active_plan_ != nullptr) {
+    size_t need = std::max<size_t>(active_plan_->plan.arena_bytes, kAlignment);
+    if (need > arena_capacity_) {
+      void* p = std::aligned_alloc(kAlignment, (need + kAlignment - 1) / kAlignment * kAlignment);
+      if (p == nullptr) return ResourceExhausted("cannot allocate a " + std::to_string(need) + "-byte arena");
+      arena_ = std::unique_ptr<uint8_t, void (*)(void*)>(static_cast<uint8_t*>(p), std::free);
+      arena_capacity_ = need;
+    }
+    stats_.used_plan = true;
+    stats_.planned_arena_bytes = active_plan_->plan.arena_bytes;
+  }
+  observed_size_.assign(graph_->values.size(), 0);
+  needs_replan_ = false;
+  live_bytes_ = 0;
+  RunAllocator alloc(this);
+  for (size_t step = 0; step < graph_->nodes.size(); ++step) {
+    Status s = RunNode(step, alloc);
+    if (!s.ok()) {
+      slots_.clear();
+      return s;
+    }
+  }
+  outputs->clear();
+  for (ValueId v : graph_->outputs) {
+    const Tensor& t = slots_[v];
+    if (!t.defined()) return Internal("graph output '" + graph_->values[v].name + "' was not computed");
+    // Outputs that alias arena memory or inputs are copied so callers own them.
+    outputs->push_back(t.is_view() || graph_->values[v].producer < 0 ? Tensor::Copy(t) : t);
+  }
+  slots_.clear();
+  if (active_plan_ == nullptr || needs_replan_) BuildPlan(sig);
+  active_plan_ = nullptr;
+  return Status::Ok();
+}
+
+}  // namespace parallax

@@ -1,0 +1,24 @@
+// ModelData: what a loaded Model holds (internal).
+#ifndef PARALLAX_RUNTIME_MODEL_DATA_H_
+#define PARALLAX_RUNTIME_MODEL_DATA_H_
+
+#include <memory>
+#include <vector>
+
+#include "graph/graph.h"
+#include "onnx/onnx_import.h"
+#include "parallax/model.h"
+
+namespace parallax {
+
+struct ModelData {
+  ImportedModel imported;                 // Graph after optimisation.
+  std::shared_ptr<const Graph> graph;
+  std::vector<TensorInfo> inputs, outputs;
+  int64_t folded_nodes = 0;               // Removed by constant folding.
+  int64_t dead_nodes = 0;                 // Removed as unused.
+};
+
+}  // namespace parallax
+
+#endif  // PARALLAX_RUNTIME_MODEL_DATA_H_

@@ -1,0 +1,106 @@
+#include "parallax/session.h"
+
+#include <map>
+#include <mutex>
+
+#include "backends/cpu/cpu_backend.h"
+#include "runtime/graph_executor.h"
+#include "runtime/model_data.h"
+
+namespace parallax {
+
+struct Session::Impl {
+  Model model;
+  SessionOptions options;
+  std::unique_ptr<GraphExecutor> executor;
+  std::mutex mu;  // Serialises Run.
+  RunStats stats;
+};
+
+Session::Session(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Session::Session(Session&&) noexcept = default;
+Session& Session::operator=(Session&&) noexcept = default;
+Session::~Session() = default;
+
+Result<Session> Session::Create(const Model& model, const SessionOptions& options) {
+  if (options.threads < 1) return InvalidArgument("threads must be >= 1, got " + std::to_string(options.threads));
+  if (options.memory_budget_bytes < 0) return InvalidArgument("memory budget must be >= 0");
+  if (options.backend != "cpu")
+    return NotFound("backend '" + options.backend + "' is not available (built backends: cpu)");
+  auto impl = std::make_unique<Impl>();
+  impl->model = model;
+  impl->options = options;
+  PX_ASSIGN_OR_RETURN(impl->executor, GraphExecutor::Create(model.data().graph, &DefaultCpuBackend()));
+  return Session(std::move(impl));
+}
+
+namespace {
+
+// Checks names, dtypes and shapes against the model's declared inputs and
+// orders them; symbolic dims must bind consistently across inputs.
+Result<std::vector<Tensor>> OrderInputs(const Model& model, const Session::NamedTensors& given) {
+  const auto& infos = model.inputs();
+  std::vector<Tensor> ordered(infos.size());
+  std::vector<bool> seen(infos.size(), false);
+  std::map<std::string, int64_t> symbols;
+  for (const auto& [name, tensor] : given) {
+    size_t i = 0;
+    while (i < infos.size() && infos[i].name != name) ++i;
+    if (i == infos.size()) {
+      std::string names;
+      for (const auto& info : infos) names += (names.empty() ? "" : ", ") + info.name;
+      return InvalidArgument("unknown input '" + name + "'; the model's inputs are: " + names);
+    }
+    if (seen[i]) return InvalidArgument("input '" + name + "' given twice");
+    seen[i] = true;
+    const TensorInfo& info = infos[i];
+    if (info.dtype != DType::kUndefined && tensor.dtype() != info.dtype)
+      return InvalidArgument("input '" + name + "' has dtype " + std::string(DTypeName(tensor.dtype())) +
+                             ", the model expects " + std::string(DTypeName(info.dtype)));
+    if (info.has_shape) {
+      bool bad = tensor.rank() != static_cast<int>(info.dims.size());
+      for (size_t d = 0; !bad && d < info.dims.size(); ++d) {
+        int64_t got = tensor.shape()[d];
+        if (info.dims[d] >= 0) bad = got != info.dims[d];
+        else if (!info.symbols[d].empty()) {
+          auto [it, inserted] = symbols.emplace(info.symbols[d], got);
+          if (!inserted && it->second != got)
+            return InvalidArgument("input '" + name + "' dimension " + std::to_string(d) + " ('" +
+                                   info.symbols[d] + "') is " + std::to_string(got) +
+                                   " but another input bound it to " + std::to_string(it->second));
+        }
+      }
+      if (bad)
+        return InvalidArgument("input '" + name + "' has shape " + ShapeToString(tensor.shape()) +
+                               ", the model expects " + info.ShapeString());
+    }
+    ordered[i] = tensor;
+  }
+  for (size_t i = 0; i < infos.size(); ++i)
+    if (!seen[i]) return InvalidArgument("missing input '" + infos[i].name + "' (" +
+                                         std::string(DTypeName(infos[i].dtype)) + " " +
+                                         infos[i].ShapeString() + ")");
+  return ordered;
+}
+
+}  // namespace
+
+Result<std::vector<Tensor>> Session::Run(const NamedTensors& inputs) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  PX_ASSIGN_OR_RETURN(std::vector<Tensor> ordered, OrderInputs(impl_->model, inputs));
+  std::vector<Tensor> outputs;
+  PX_RETURN_IF_ERROR(impl_->executor->Run(ordered, {}, &outputs));
+  const ExecStats& es = impl_->executor->last_stats();
+  impl_->stats = RunStats{es.planned_arena_bytes, es.measured_peak_bytes, es.dynamic_bytes};
+  int64_t budget = impl_->options.memory_budget_bytes;
+  size_t used = std::max(es.planned_arena_bytes, es.measured_peak_bytes);
+  if (budget > 0 && used > static_cast<size_t>(budget))
+    return ResourceExhausted("run needed " + std::to_string(used) + " activation bytes, over the memory budget of " +
+                             std::to_string(budget) + " bytes");
+  return outputs;
+}
+
+RunStats Session::last_stats() const { return impl_->stats; }
+const Model& Session::model() const { return impl_->model; }
+
+}  // namespace parallax

@@ -1,0 +1,27 @@
+// The `parallax` CLI subcommands (one source file each).
+#ifndef PARALLAX_TOOLS_PARALLAX_COMMANDS_H_
+#define PARALLAX_TOOLS_PARALLAX_COMMANDS_H_
+
+#include <string>
+#include <vector>
+
+#include "parallax/inputs.h"
+
+namespace parallax::cli {
+
+int RunInspect(const std::string& model_path);
+
+struct ConformanceFlags {
+  std::vector<std::string> dirs;
+  std::string known_failures;  // Checked-in list: "name<TAB>reason" lines.
+  std::string write_failures;  // Writes the current failures in that format.
+  int min_pass = 0;            // Exit 1 when fewer tests pass.
+  int jobs = 1;
+  double timeout_s = 120;
+  bool verbose = false;
+};
+int RunConformance(const ConformanceFlags& flags);
+
+}  // namespace parallax::cli
+
+#endif  // PARALLAX_TOOLS_PARALLAX_COMMANDS_H_
