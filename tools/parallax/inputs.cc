@@ -3,6 +3,7 @@
 #include <iostream>
 #include <map>
 #include <random>
+#include <sstream>
 
 #include "io/npy.h"
 
@@ -33,6 +34,21 @@ void FillRandom(Tensor& t, std::mt19937_64& rng) {
   }
 }
 
+// Shape of a random input from its declared dims and --dim bindings.
+Result<Shape> ShapeFromDims(const TensorInfo& info, const std::map<std::string, int64_t>& dims) {
+  Shape shape;
+  for (size_t d = 0; d < info.dims.size(); ++d) {
+    if (info.dims[d] >= 0) { shape.push_back(info.dims[d]); continue; }
+    auto dit = dims.find(info.symbols[d]);
+    if (dit != dims.end()) { shape.push_back(dit->second); continue; }
+    std::cerr << "note: input '" << info.name << "' dimension " << d << " ("
+              << (info.symbols[d].empty() ? "?" : info.symbols[d]) << ") set to 1; use --dim "
+              << (info.symbols[d].empty() ? "SYMBOL" : info.symbols[d]) << "=N or --shape\n";
+    shape.push_back(1);
+  }
+  return shape;
+}
+
 }  // namespace
 
 std::string SanitizeFileName(const std::string& name) {
@@ -59,6 +75,22 @@ Result<Session::NamedTensors> BuildInputs(const Model& model, const InputFlags& 
     if (*end != '\0' || v < 0) return InvalidArgument("--dim " + s + ": the size must be a non-negative integer");
     dims[kv.first] = v;
   }
+  std::map<std::string, Shape> shapes;
+  for (const std::string& s : flags.shapes) {
+    PX_ASSIGN_OR_RETURN(auto kv, SplitAssign(s, "--shape"));
+    Shape shape;
+    std::stringstream ss(kv.second);
+    std::string item;
+    while (std::getline(ss, item, ',')) {
+      char* end = nullptr;
+      long long v = std::strtoll(item.c_str(), &end, 10);
+      if (item.empty() || *end != '\0' || v < 0)
+        return InvalidArgument("--shape " + s + ": expected NAME=D0,D1,... with non-negative integers");
+      shape.push_back(v);
+    }
+    shapes[kv.first] = shape;
+  }
+  for (const auto& [name, ignored] : shapes) files.emplace(name, "");
   for (const auto& [name, file] : files) {
     bool known = false;
     for (const auto& info : model.inputs()) known |= info.name == name;
@@ -72,7 +104,7 @@ Result<Session::NamedTensors> BuildInputs(const Model& model, const InputFlags& 
   Session::NamedTensors out;
   for (const TensorInfo& info : model.inputs()) {
     auto it = files.find(info.name);
-    if (it != files.end()) {
+    if (it != files.end() && !it->second.empty()) {
       Result<Tensor> t = ReadTensorFile(it->second);
       if (!t.ok()) return t.status().WithContext("input '" + info.name + "'");
       out.emplace_back(info.name, std::move(t).value());
@@ -82,14 +114,11 @@ Result<Session::NamedTensors> BuildInputs(const Model& model, const InputFlags& 
       return InvalidArgument("no value for input '" + info.name + "' " + info.ShapeString() +
                              ": pass --input " + info.name + "=FILE or --random-inputs");
     Shape shape;
-    for (size_t d = 0; d < info.dims.size(); ++d) {
-      if (info.dims[d] >= 0) { shape.push_back(info.dims[d]); continue; }
-      auto dit = dims.find(info.symbols[d]);
-      if (dit != dims.end()) { shape.push_back(dit->second); continue; }
-      std::cerr << "note: input '" << info.name << "' dimension " << d << " ("
-                << (info.symbols[d].empty() ? "?" : info.symbols[d]) << ") set to 1; use --dim "
-                << (info.symbols[d].empty() ? "SYMBOL" : info.symbols[d]) << "=N\n";
-      shape.push_back(1);
+    auto sit = shapes.find(info.name);
+    if (sit != shapes.end()) {
+      shape = sit->second;
+    } else {
+      PX_ASSIGN_OR_RETURN(shape, ShapeFromDims(info, dims));
     }
     if (!IsSupportedDType(info.dtype))
       return Unsupported("input '" + info.name + "' has dtype " + std::string(DTypeName(info.dtype)) +

@@ -17,11 +17,12 @@ struct InputFlags {
   bool random = false;
   uint64_t seed = 0;
   std::vector<std::string> dims;    // SYMBOL=N
+  std::vector<std::string> shapes;  // NAME=D0,D1,... (random inputs)
 };
 
 // Builds one tensor per model input: from a file when named, else random
-// (when --random-inputs) with symbolic dims from --dim (default 1, with a
-// note on stderr). Errors name the input or flag at fault.
+// (when --random-inputs) with the shape from --shape, else symbolic dims
+// from --dim (default 1, with a note on stderr). Errors name the input or flag at fault.
 Result<Session::NamedTensors> BuildInputs(const Model& model, const InputFlags& flags);
 
 // `name` with characters outside [A-Za-z0-9._-] replaced by '_'.

@@ -27,6 +27,7 @@ void AddInputFlags(CLI::App* app, InputFlags* f) {
   app->add_flag("--random-inputs", f->random, "Fill inputs not given by --input with random values");
   app->add_option("--seed", f->seed, "Seed for --random-inputs")->default_val(0);
   app->add_option("--dim", f->dims, "SYMBOL=N: size of a symbolic input dimension (repeatable; default 1)");
+  app->add_option("--shape", f->shapes, "NAME=D0,D1,...: shape of a random input (repeatable)");
 }
 
 int64_t PeakRssBytes() {

@@ -1,0 +1,128 @@
+// Real pretrained models (fetched from npm by scripts/fetch_models.sh) must
+// match ONNX Runtime 1.30 (onnxruntime-node, run by tools/ort_ref/ort_ref.js)
+// within 1e-4 absolute + 1e-4 relative on identical inputs.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <random>
+
+#include "io/npy.h"
+#include "parallax/parallax.h"
+
+namespace fs = std::filesystem;
+
+namespace parallax {
+namespace {
+
+struct InputSpec {
+  std::string name;
+  DType dtype;
+  Shape shape;
+  float lo = 0, hi = 1;  // Uniform range for floats.
+  int64_t int_value = 0;
+};
+
+std::string CacheDir() {
+  const char* env = std::getenv("PARALLAX_CACHE");
+  return env ? env : std::string(PARALLAX_SOURCE_DIR) + "/.cache";
+}
+
+Tensor MakeInput(const InputSpec& spec, std::mt19937& rng) {
+  Tensor t = Tensor::Empty(spec.dtype, spec.shape);
+  if (spec.dtype == DType::kFloat32) {
+    std::uniform_real_distribution<float> u(spec.lo, spec.hi);
+    for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = u(rng);
+  } else if (spec.dtype == DType::kInt64) {
+    for (int64_t i = 0; i < t.numel(); ++i) t.data<int64_t>()[i] = spec.int_value;
+  }
+  return t;
+}
+
+void ExpectClose(const Tensor& got, const Tensor& want, const std::string& what) {
+  ASSERT_EQ(got.dtype(), want.dtype()) << what;
+  ASSERT_EQ(got.shape(), want.shape()) << what;
+  ASSERT_EQ(got.dtype(), DType::kFloat32) << what;
+  double worst = 0;
+  int64_t bad = 0, first_bad = -1;
+  for (int64_t i = 0; i < want.numel(); ++i) {
+    double g = got.data<float>()[i], w = want.data<float>()[i];
+    double err = std::fabs(g - w);
+    worst = std::max(worst, err);
+    if (!(err <= 1e-4 + 1e-4 * std::fabs(w))) {
+      if (first_bad < 0) first_bad = i;
+      ++bad;
+    }
+  }
+  EXPECT_EQ(bad, 0) << what << ": " << bad << " of " << want.numel() << " elements differ; first at " << first_bad
+                    << ", max abs error " << worst;
+}
+
+// Runs `model` with Parallax (twice: first run plans memory, second uses the
+// plan) and with ONNX Runtime on the same inputs, and compares outputs.
+void CompareWithOrt(const std::string& model_file, const std::vector<InputSpec>& specs, uint32_t seed) {
+  std::string model = CacheDir() + "/models/" + model_file;
+  ASSERT_TRUE(fs::exists(model)) << model << " missing: run scripts/fetch_models.sh";
+  fs::path dir = fs::temp_directory_path() / ("parallax_real_" + model_file + "_" + std::to_string(seed));
+  fs::remove_all(dir);
+  fs::create_directories(dir / "ort");
+  std::mt19937 rng(seed);
+  Session::NamedTensors inputs;
+  std::string cmd = "node " + std::string(PARALLAX_SOURCE_DIR) + "/tools/ort_ref/ort_ref.js " + model + " " +
+                    (dir / "ort").string();
+  for (const InputSpec& spec : specs) {
+    Tensor t = MakeInput(spec, rng);
+    std::string file = (dir / (spec.name + ".npy")).string();
+    ASSERT_TRUE(WriteNpy(t, file).ok());
+    cmd += " " + spec.name + "=" + file;
+    inputs.emplace_back(spec.name, t);
+  }
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << "ONNX Runtime reference failed: " << cmd;
+
+  Result<Model> m = Model::Load(model);
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  Result<Session> s = Session::Create(*m);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  for (int run = 0; run < 2; ++run) {
+    Result<std::vector<Tensor>> out = s->Run(inputs);
+    ASSERT_TRUE(out.ok()) << out.status().ToString();
+    ASSERT_EQ(out->size(), m->outputs().size());
+    for (size_t i = 0; i < out->size(); ++i) {
+      std::string name = m->outputs()[i].name;
+      for (char& c : name)
+        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-') c = '_';
+      Result<Tensor> want = ReadNpy((dir / "ort" / (name + ".npy")).string());
+      ASSERT_TRUE(want.ok()) << want.status().ToString();
+      ExpectClose((*out)[i], *want, model_file + " output '" + m->outputs()[i].name + "' run " + std::to_string(run));
+    }
+    if (run == 1) {
+      EXPECT_GT(s->last_stats().planned_activation_bytes, 0u) << "second run should use a memory plan";
+    }
+  }
+  fs::remove_all(dir);
+}
+
+TEST(RealModels, PPOCRv4Det) {
+  CompareWithOrt("ppocr_v4_det.onnx", {{"x", DType::kFloat32, {1, 3, 640, 640}, -1, 1}}, 1);
+}
+
+TEST(RealModels, PPOCRMobileV2Cls) {
+  CompareWithOrt("ppocr_mobile_v2_cls.onnx", {{"x", DType::kFloat32, {3, 3, 48, 192}, -1, 1}}, 2);
+}
+
+std::vector<InputSpec> VadInputs(int64_t batch, int64_t samples, int64_t sr) {
+  return {{"input", DType::kFloat32, {batch, samples}, -0.5f, 0.5f},
+          {"sr", DType::kInt64, {}, 0, 0, sr},
+          {"h", DType::kFloat32, {2, batch, 64}, -0.1f, 0.1f},
+          {"c", DType::kFloat32, {2, batch, 64}, -0.1f, 0.1f}};
+}
+
+TEST(RealModels, SileroVadLegacy16k) { CompareWithOrt("silero_vad_legacy.onnx", VadInputs(1, 512, 16000), 3); }
+TEST(RealModels, SileroVadLegacy8k) { CompareWithOrt("silero_vad_legacy.onnx", VadInputs(1, 256, 8000), 4); }
+TEST(RealModels, SileroVadLegacyBatchAndLength) {
+  CompareWithOrt("silero_vad_legacy.onnx", VadInputs(2, 1536, 16000), 5);
+}
+
+}  // namespace
+}  // namespace parallax
