@@ -105,7 +105,8 @@ int CmdBench(const std::string& model_path, const InputFlags& in, const BenchFla
   j["model"] = model_path;
   j["latency_ms"] = {{"min", Percentile(ms, 0)}, {"median", Percentile(ms, 0.5)},
                      {"p90", Percentile(ms, 0.9)}, {"max", Percentile(ms, 1)}};
-  j["peak_activation_bytes"] = {{"planned", planned}, {"measured", measured}};
+  j["peak_activation_bytes"] = planned;  // Arena the memory plan reserves.
+  j["measured_peak_activation_bytes"] = measured;
   j["peak_rss_bytes"] = PeakRssBytes();
   j["threads"] = bf.threads;
   j["nodes"] = model->node_count();
