@@ -16,6 +16,8 @@ CpuBackend::CpuBackend() {
   RegisterImageOps(registry_);
   RegisterSequenceModelOps(registry_);
   RegisterMiscOps(registry_);
+  RegisterSignalOps(registry_);
+  RegisterTrainingOps(registry_);
   RegisterControlFlowOps(registry_);
 }
 

@@ -14,6 +14,8 @@ void RegisterNnOps(OpRegistry& r);            // nn_dnnl.cc (oneDNN)
 void RegisterImageOps(OpRegistry& r);         // image.cc (Resize, NMS, RoiAlign, ...)
 void RegisterSequenceModelOps(OpRegistry& r); // rnn.cc (LSTM, GRU, RNN)
 void RegisterMiscOps(OpRegistry& r);          // misc.cc (Einsum, quantization, ...)
+void RegisterSignalOps(OpRegistry& r);        // signal.cc (DFT, STFT, windows)
+void RegisterTrainingOps(OpRegistry& r);      // training.cc (preview.training optimizers)
 void RegisterControlFlowOps(OpRegistry& r);   // runtime/control_flow.cc
 
 }  // namespace parallax
