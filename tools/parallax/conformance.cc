@@ -121,7 +121,11 @@ TestResult RunOne(const fs::path& dir) {
       Result<Tensor> t = ReadTensorProtoFile((set / in_files[i]).string(), &pb_name);
       if (!t.ok()) { r.reason = t.status().ToString(); return r; }
       if (i >= model->inputs().size()) { r.reason = "more input files than model inputs"; return r; }
-      inputs.emplace_back(model->inputs()[i].name, std::move(t).value());
+      // The .pb's own name wins when it names a model input; else position.
+      std::string name = model->inputs()[i].name;
+      for (const TensorInfo& info : model->inputs())
+        if (!pb_name.empty() && info.name == pb_name) name = pb_name;
+      inputs.emplace_back(name, std::move(t).value());
     }
     Result<std::vector<Tensor>> outs = session->Run(inputs);
     if (!outs.ok()) { r.reason = outs.status().ToString(); return r; }

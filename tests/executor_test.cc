@@ -1,0 +1,149 @@
+// The sequential executor: memory plans, plan caching per input shape,
+// external data, control flow.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "model_builder.h"
+#include "parallax/parallax.h"
+
+namespace parallax {
+namespace {
+
+using testing::ModelBuilder;
+
+// y = Relu(x) + Neg(x) ... a chain long enough that buffers get reused.
+std::string ChainModel() {
+  ModelBuilder b;
+  b.Input("x", onnx::TensorProto::FLOAT, {-1}).Output("y", onnx::TensorProto::FLOAT, {-1});
+  b.Node("Relu", {"x"}, {"a"});
+  b.Node("Neg", {"a"}, {"b"});
+  b.Node("Relu", {"b"}, {"c"});
+  b.Node("Add", {"c", "a"}, {"d"});
+  b.Node("Neg", {"d"}, {"y"});
+  return b.Write("chain");
+}
+
+std::vector<float> RunChain(Session& s, const std::vector<float>& x) {
+  auto out = s.Run({{"x", Tensor::FromVector<float>(DType::kFloat32, {static_cast<int64_t>(x.size())}, x)}});
+  EXPECT_TRUE(out.ok()) << out.status().ToString();
+  if (!out.ok()) return {};
+  const Tensor& y = (*out)[0];
+  return std::vector<float>(y.data<float>(), y.data<float>() + y.numel());
+}
+
+TEST(Executor, PlansOnFirstRunAndReusesPerShape) {
+  auto m = Model::Load(ChainModel());
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  auto s = Session::Create(*m);
+  ASSERT_TRUE(s.ok());
+  // y = -(relu(-relu(x)) + relu(x)) = -relu(x)
+  EXPECT_EQ(RunChain(*s, {1, -2, 3}), (std::vector<float>{-1, 0, -3}));
+  EXPECT_EQ(s->last_stats().planned_activation_bytes, 0u);  // First run: dynamic, records sizes.
+  EXPECT_EQ(RunChain(*s, {4, 5, -6}), (std::vector<float>{-4, -5, 0}));
+  RunStats planned = s->last_stats();
+  EXPECT_GT(planned.planned_activation_bytes, 0u);
+  EXPECT_EQ(planned.dynamic_bytes, 0u);
+  // Liveness reuse: 4 intermediates of 12 bytes, never more than 3 live.
+  EXPECT_LE(planned.planned_activation_bytes, 3u * 64u);
+  // A new shape gets its own plan; the old one is still valid afterwards.
+  std::vector<float> big(1000, 2.0f);
+  EXPECT_EQ(RunChain(*s, big), std::vector<float>(1000, -2.0f));
+  EXPECT_EQ(RunChain(*s, big), std::vector<float>(1000, -2.0f));
+  EXPECT_EQ(RunChain(*s, {-1, 7, 0}), (std::vector<float>{0, -7, 0}));
+  EXPECT_EQ(s->last_stats().dynamic_bytes, 0u);
+}
+
+TEST(Executor, ExternalDataInitializers) {
+  auto dir = std::filesystem::temp_directory_path() / "parallax_external";
+  std::filesystem::create_directories(dir);
+  float w[4] = {1.5f, -2.f, 3.f, 0.25f};
+  std::ofstream(dir / "weights.bin", std::ios::binary).write(reinterpret_cast<const char*>(w), sizeof w);
+  ModelBuilder b;
+  b.Input("x", onnx::TensorProto::FLOAT, {4}).Output("y", onnx::TensorProto::FLOAT, {4});
+  auto* t = b.proto().mutable_graph()->add_initializer();
+  t->set_name("w");
+  t->set_data_type(onnx::TensorProto::FLOAT);
+  t->add_dims(4);
+  t->set_data_location(onnx::TensorProto::EXTERNAL);
+  auto* loc = t->add_external_data();
+  loc->set_key("location");
+  loc->set_value("weights.bin");
+  b.Node("Add", {"x", "w"}, {"y"});
+  std::string path = (dir / "model.onnx").string();
+  std::ofstream f(path, std::ios::binary);
+  b.proto().SerializeToOstream(&f);
+  f.close();
+  auto m = Model::Load(path);
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  auto s = Session::Create(*m);
+  ASSERT_TRUE(s.ok());
+  auto out = s->Run({{"x", Tensor::FromVector<float>(DType::kFloat32, {4}, {1, 1, 1, 1})}});
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  EXPECT_EQ((*out)[0].data<float>()[0], 2.5f);
+  EXPECT_EQ((*out)[0].data<float>()[3], 1.25f);
+
+  std::filesystem::remove(dir / "weights.bin");
+  auto missing = Model::Load(path);
+  EXPECT_EQ(missing.status().code(), StatusCode::kIoError);
+  EXPECT_NE(missing.status().message().find("weights.bin"), std::string::npos);
+}
+
+// Loop computing x * 2^n via a body that doubles its carried value, with a
+// scan output of every intermediate: exercises captures and dynamic trips.
+TEST(Executor, LoopWithScanOutputs) {
+  ModelBuilder b(13);
+  b.Input("n", onnx::TensorProto::INT64, {}).Input("x", onnx::TensorProto::FLOAT, {2});
+  b.Output("final", onnx::TensorProto::FLOAT, {2}).Output("all", onnx::TensorProto::FLOAT, {-1, 2});
+  b.FloatInit("two", {1}, {2.f});
+  auto* loop = b.Node("Loop", {"n", "", "x"}, {"final", "all"});
+  auto* attr = loop->add_attribute();
+  attr->set_name("body");
+  attr->set_type(onnx::AttributeProto::GRAPH);
+  auto* g = attr->mutable_g();
+  g->set_name("body");
+  auto add_io = [](google::protobuf::RepeatedPtrField<onnx::ValueInfoProto>* list, const char* name, int type) {
+    auto* v = list->Add();
+    v->set_name(name);
+    v->mutable_type()->mutable_tensor_type()->set_elem_type(type);
+  };
+  add_io(g->mutable_input(), "i", onnx::TensorProto::INT64);
+  add_io(g->mutable_input(), "cond_in", onnx::TensorProto::BOOL);
+  add_io(g->mutable_input(), "v", onnx::TensorProto::FLOAT);
+  add_io(g->mutable_output(), "cond_out", onnx::TensorProto::BOOL);
+  add_io(g->mutable_output(), "v_out", onnx::TensorProto::FLOAT);
+  add_io(g->mutable_output(), "scan", onnx::TensorProto::FLOAT);
+  auto* id = g->add_node();
+  id->set_op_type("Identity");
+  id->add_input("cond_in");
+  id->add_output("cond_out");
+  auto* mul = g->add_node();
+  mul->set_op_type("Mul");
+  mul->add_input("v");
+  mul->add_input("two");  // Captured from the outer graph.
+  mul->add_output("v_out");
+  auto* cp = g->add_node();
+  cp->set_op_type("Identity");
+  cp->add_input("v_out");
+  cp->add_output("scan");
+  auto m = Model::Load(b.Write("loop"));
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  auto s = Session::Create(*m);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  for (int64_t n : {0, 1, 3}) {
+    auto out = s->Run({{"n", Tensor::FromVector<int64_t>(DType::kInt64, {}, {n})},
+                       {"x", Tensor::FromVector<float>(DType::kFloat32, {2}, {1.f, -3.f})}});
+    ASSERT_TRUE(out.ok()) << out.status().ToString();
+    float scale = static_cast<float>(1 << n);
+    EXPECT_EQ((*out)[0].data<float>()[1], -3.f * scale);
+    EXPECT_EQ((*out)[1].shape(), (Shape{n, 2}));
+    if (n == 3) {
+      EXPECT_EQ((*out)[1].data<float>()[0], 2.f);
+      EXPECT_EQ((*out)[1].data<float>()[4], 8.f);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace parallax
