@@ -24,15 +24,26 @@ enum class DType : int32_t {
   kFloat64 = 11,
   kUInt32 = 12,
   kUInt64 = 13,
+  kBFloat16 = 16,
+  // Not element types: a Tensor with these dtypes is an ONNX non-tensor value.
+  kSequence = 100,  // A sequence of tensors (Tensor::elements()).
+  kOptional = 101,  // An optional without a value ("None").
 };
 
-// Bytes per element; 0 for kUndefined and kString.
+// Bytes per element; 0 for kUndefined, kString, kSequence and kOptional.
 size_t DTypeSize(DType t);
 // "float32", "int64", ...
 std::string_view DTypeName(DType t);
 // True for the types kernels can compute on (everything but string/undefined).
 bool IsSupportedDType(DType t);
 bool IsFloatingDType(DType t);
+
+// bfloat16 storage type (upper half of a float32).
+struct BFloat16 {
+  uint16_t bits = 0;
+};
+float BFloat16ToFloat(BFloat16 h);
+BFloat16 FloatToBFloat16(float f);  // Round to nearest even.
 
 // IEEE binary16 storage type; convert with HalfToFloat/FloatToHalf.
 struct Half {

@@ -37,6 +37,10 @@ class Tensor {
   // A float32/int64/... scalar or 1-D tensor built from values.
   template <typename T>
   static Tensor FromVector(DType dtype, Shape shape, const std::vector<T>& v);
+  // An ONNX sequence value holding `elements` (all of `element_dtype`).
+  static Tensor Sequence(DType element_dtype, std::vector<Tensor> elements);
+  // An ONNX optional value without an element.
+  static Tensor None();
 
   bool defined() const { return dtype_ != DType::kUndefined; }
   DType dtype() const { return dtype_; }
@@ -53,6 +57,12 @@ class Tensor {
   template <typename T>
   const T* data() const { return static_cast<const T*>(data_); }
 
+  bool is_sequence() const { return dtype_ == DType::kSequence; }
+  bool is_none() const { return dtype_ == DType::kOptional; }
+  // REQUIRES: is_sequence().
+  const std::vector<Tensor>& elements() const { return *elements_; }
+  DType element_dtype() const { return element_dtype_; }
+
   // True when this tensor does not own (share ownership of) its bytes.
   bool is_view() const { return owner_ == nullptr; }
   // Same bytes, new shape with the same element count (caller checks).
@@ -63,6 +73,8 @@ class Tensor {
   Shape shape_;
   void* data_ = nullptr;
   std::shared_ptr<void> owner_;  // Null for views.
+  std::shared_ptr<const std::vector<Tensor>> elements_;  // Sequences only.
+  DType element_dtype_ = DType::kUndefined;
 };
 
 template <typename T>

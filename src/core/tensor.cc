@@ -11,7 +11,8 @@ size_t DTypeSize(DType t) {
     case DType::kUInt8: case DType::kInt8: case DType::kBool: return 1;
     case DType::kUInt16: case DType::kInt16: case DType::kFloat16: return 2;
     case DType::kInt64: case DType::kFloat64: case DType::kUInt64: return 8;
-    case DType::kString: case DType::kUndefined: return 0;
+    case DType::kBFloat16: return 2;
+    case DType::kString: case DType::kUndefined: case DType::kSequence: case DType::kOptional: return 0;
   }
   return 0;
 }
@@ -32,6 +33,9 @@ std::string_view DTypeName(DType t) {
     case DType::kFloat64: return "float64";
     case DType::kUInt32: return "uint32";
     case DType::kUInt64: return "uint64";
+    case DType::kBFloat16: return "bfloat16";
+    case DType::kSequence: return "sequence";
+    case DType::kOptional: return "optional";
   }
   return "unknown";
 }
@@ -40,6 +44,26 @@ bool IsSupportedDType(DType t) { return DTypeSize(t) != 0; }
 
 bool IsFloatingDType(DType t) {
   return t == DType::kFloat32 || t == DType::kFloat16 || t == DType::kFloat64;
+}
+
+float BFloat16ToFloat(BFloat16 h) {
+  uint32_t bits = static_cast<uint32_t>(h.bits) << 16;
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
+BFloat16 FloatToBFloat16(float f) {
+  uint32_t x;
+  std::memcpy(&x, &f, sizeof x);
+  BFloat16 h;
+  if ((x & 0x7fffffffu) > 0x7f800000u) {  // NaN: keep it a quiet NaN.
+    h.bits = static_cast<uint16_t>((x >> 16) | 0x40u);
+    return h;
+  }
+  x += 0x7fffu + ((x >> 16) & 1u);
+  h.bits = static_cast<uint16_t>(x >> 16);
+  return h;
 }
 
 float HalfToFloat(Half h) {
@@ -138,6 +162,22 @@ Tensor Tensor::Uninitialized(DType dtype, Shape shape) {
   return t;
 }
 
+Tensor Tensor::Sequence(DType element_dtype, std::vector<Tensor> elements) {
+  Tensor t;
+  t.dtype_ = DType::kSequence;
+  t.element_dtype_ = element_dtype;
+  t.elements_ = std::make_shared<const std::vector<Tensor>>(std::move(elements));
+  t.owner_ = std::const_pointer_cast<std::vector<Tensor>>(t.elements_);
+  return t;
+}
+
+Tensor Tensor::None() {
+  Tensor t;
+  t.dtype_ = DType::kOptional;
+  t.owner_ = std::make_shared<int>(0);
+  return t;
+}
+
 Tensor Tensor::View(DType dtype, Shape shape, void* data) {
   Tensor t;
   t.dtype_ = dtype;
@@ -147,6 +187,7 @@ Tensor Tensor::View(DType dtype, Shape shape, void* data) {
 }
 
 Tensor Tensor::Copy(const Tensor& other) {
+  if (other.is_sequence() || other.is_none()) return other;  // Immutable values.
   Tensor t = Empty(other.dtype_, other.shape_);
   if (other.nbytes() > 0) std::memcpy(t.data_, other.data_, other.nbytes());
   return t;

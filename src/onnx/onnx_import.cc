@@ -45,7 +45,10 @@ struct Importer {
   Status Err(const std::string& msg) const { return InvalidModel(path + ": " + msg); }
 
   void ApplyTypeInfo(const onnx::ValueInfoProto& vi, Value& v) {
-    if (!vi.has_type() || !vi.type().has_tensor_type()) return;
+    if (!vi.has_type()) return;
+    if (vi.type().has_sequence_type()) { v.dtype = DType::kSequence; return; }
+    if (vi.type().has_optional_type()) { v.dtype = DType::kOptional; return; }
+    if (!vi.type().has_tensor_type()) return;
     const auto& tt = vi.type().tensor_type();
     if (tt.elem_type() != 0) v.dtype = static_cast<DType>(tt.elem_type());
     if (!tt.has_shape()) return;
@@ -104,6 +107,10 @@ struct Importer {
         out.g = std::move(g);
         break;
       }
+      case onnx::AttributeProto::TYPE_PROTO:
+      case onnx::AttributeProto::TYPE_PROTOS:
+        out.kind = Attribute::Kind::kString;  // Type annotations: values carry their own types.
+        break;
       default:
         return Unsupported(path + ": " + node_desc + " attribute '" + a.name() +
                            "' has an unsupported kind (" +

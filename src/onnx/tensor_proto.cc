@@ -1,5 +1,6 @@
 #include "onnx/tensor_proto.h"
 
+#include <onnx/onnx-data_pb.h>
 #include <onnx/onnx_pb.h>
 
 #include <cstring>
@@ -88,7 +89,8 @@ Result<Tensor> TensorFromProto(const onnx::TensorProto& p, const std::string& ba
     case DType::kInt8: PX_RETURN_IF_ERROR(check(p.int32_data_size())); CopyField<int8_t>(p.int32_data(), t); break;
     case DType::kUInt8: PX_RETURN_IF_ERROR(check(p.int32_data_size())); CopyField<uint8_t>(p.int32_data(), t); break;
     case DType::kBool: PX_RETURN_IF_ERROR(check(p.int32_data_size())); CopyField<bool>(p.int32_data(), t); break;
-    case DType::kFloat16: {
+    case DType::kFloat16:
+    case DType::kBFloat16: {
       PX_RETURN_IF_ERROR(check(p.int32_data_size()));
       for (int i = 0; i < p.int32_data_size(); ++i)
         t.data<Half>()[i].bits = static_cast<uint16_t>(p.int32_data(i));
@@ -120,6 +122,46 @@ Result<Tensor> ReadTensorProtoFile(const std::string& path, std::string* name) {
   Result<Tensor> t = TensorFromProto(proto, slash == std::string::npos ? "" : path.substr(0, slash));
   if (!t.ok()) return t.status().WithContext(path);
   return t;
+}
+
+namespace {
+
+Result<Tensor> SequenceFromProto(const onnx::SequenceProto& p, const std::string& base) {
+  if (p.elem_type() != onnx::SequenceProto::TENSOR && p.elem_type() != onnx::SequenceProto::UNDEFINED)
+    return Unsupported("sequence '" + p.name() + "': only sequences of tensors are supported");
+  std::vector<Tensor> elems;
+  DType elem = DType::kUndefined;
+  for (const auto& t : p.tensor_values()) {
+    PX_ASSIGN_OR_RETURN(Tensor e, TensorFromProto(t, base));
+    elem = e.dtype();
+    elems.push_back(std::move(e));
+  }
+  return Tensor::Sequence(elem, std::move(elems));
+}
+
+}  // namespace
+
+Result<Tensor> ReadValueProtoFile(const std::string& path, DType kind) {
+  if (kind != DType::kSequence && kind != DType::kOptional) return ReadTensorProtoFile(path, nullptr);
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return NotFound("cannot open '" + path + "'");
+  std::stringstream ss;
+  ss << f.rdbuf();
+  size_t slash = path.find_last_of('/');
+  std::string base = slash == std::string::npos ? "" : path.substr(0, slash);
+  if (kind == DType::kSequence) {
+    onnx::SequenceProto seq;
+    if (!seq.ParseFromString(ss.str())) return InvalidArgument("'" + path + "' is not a SequenceProto");
+    return SequenceFromProto(seq, base);
+  }
+  onnx::OptionalProto opt;
+  if (!opt.ParseFromString(ss.str())) return InvalidArgument("'" + path + "' is not an OptionalProto");
+  switch (opt.elem_type()) {
+    case onnx::OptionalProto::TENSOR: return TensorFromProto(opt.tensor_value(), base);
+    case onnx::OptionalProto::SEQUENCE: return SequenceFromProto(opt.sequence_value(), base);
+    case onnx::OptionalProto::UNDEFINED: return Tensor::None();
+    default: return Unsupported("'" + path + "': unsupported optional element kind");
+  }
 }
 
 Status WriteTensorProtoFile(const Tensor& t, const std::string& name, const std::string& path) {

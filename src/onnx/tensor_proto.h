@@ -19,6 +19,9 @@ Result<Tensor> TensorFromProto(const onnx::TensorProto& proto, const std::string
 void TensorToProto(const Tensor& t, const std::string& name, onnx::TensorProto* proto);
 
 // Serialized TensorProto files (.pb).
+// `kind` kSequence reads a SequenceProto, kOptional an OptionalProto (whose
+// value may be a tensor, a sequence or absent); anything else a TensorProto.
+Result<Tensor> ReadValueProtoFile(const std::string& path, DType kind);
 Result<Tensor> ReadTensorProtoFile(const std::string& path, std::string* name);
 Status WriteTensorProtoFile(const Tensor& t, const std::string& name, const std::string& path);
 

@@ -6,15 +6,9 @@
 
 #include "backends/cpu/kernels/families.h"
 #include "ops/shape_util.h"
+#include "runtime/subgraph_body.h"
 
 namespace parallax {
-namespace {
-
-struct Body {
-  const Graph* graph = nullptr;
-  std::unique_ptr<SubgraphRunner> runner;
-  std::vector<size_t> capture_pos;  // Index into the node's implicit inputs.
-};
 
 Result<Body> CompileBody(const KernelInit& init, const char* attr) {
   const Attribute* a = init.node.attr(attr);
@@ -37,6 +31,10 @@ std::vector<Tensor> Captures(const Body& b, const KernelContext& ctx) {
   for (size_t pos : b.capture_pos) caps.push_back(*ctx.implicit_inputs()[pos]);
   return caps;
 }
+
+Tensor Own(const Tensor& t) { return t.is_view() ? Tensor::Copy(t) : t; }
+
+namespace {
 
 Result<bool> ReadBool(const Tensor& t, const KernelContext& ctx, const char* what) {
   if (t.numel() != 1) return ctx.Error(std::string(what) + " must have exactly one element, has shape " +

@@ -54,7 +54,9 @@ Result<std::vector<Tensor>> OrderInputs(const Model& model, const Session::Named
     if (seen[i]) return InvalidArgument("input '" + name + "' given twice");
     seen[i] = true;
     const TensorInfo& info = infos[i];
-    if (info.dtype != DType::kUndefined && tensor.dtype() != info.dtype)
+    if (info.dtype == DType::kSequence && !tensor.is_sequence())
+      return InvalidArgument("input '" + name + "' must be a sequence of tensors");
+    if (info.dtype != DType::kUndefined && info.dtype != DType::kOptional && tensor.dtype() != info.dtype)
       return InvalidArgument("input '" + name + "' has dtype " + std::string(DTypeName(tensor.dtype())) +
                              ", the model expects " + std::string(DTypeName(info.dtype)));
     if (info.has_shape) {

@@ -19,6 +19,7 @@ CpuBackend::CpuBackend() {
   RegisterSignalOps(registry_);
   RegisterTrainingOps(registry_);
   RegisterControlFlowOps(registry_);
+  RegisterSequenceOps(registry_);  // Last: its Identity handles every value kind.
 }
 
 Support CpuBackend::Supports(const Graph&, const Node& node) const {

@@ -17,6 +17,7 @@ void RegisterMiscOps(OpRegistry& r);          // misc.cc (Einsum, quantization, 
 void RegisterSignalOps(OpRegistry& r);        // signal.cc (DFT, STFT, windows)
 void RegisterTrainingOps(OpRegistry& r);      // training.cc (preview.training optimizers)
 void RegisterControlFlowOps(OpRegistry& r);   // runtime/control_flow.cc
+void RegisterSequenceOps(OpRegistry& r);      // runtime/sequence_ops.cc (also Identity)
 
 }  // namespace parallax
 
