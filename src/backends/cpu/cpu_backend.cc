@@ -17,6 +17,7 @@ CpuBackend::CpuBackend() {
   RegisterSequenceModelOps(registry_);
   RegisterMiscOps(registry_);
   RegisterSignalOps(registry_);
+  RegisterTextOps(registry_);
   RegisterTrainingOps(registry_);
   RegisterControlFlowOps(registry_);
   RegisterSequenceOps(registry_);  // Last: its Identity handles every value kind.
