@@ -1,0 +1,294 @@
+// Unary elementwise ops: math functions and activations. float16 is computed
+// in float32, in small chunks, and rounded back.
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <type_traits>
+
+#include "backends/cpu/kernels/elementwise_util.h"
+#include "ops/dispatch.h"
+
+namespace parallax {
+namespace elementwise {
+namespace {
+
+constexpr int64_t kHalfChunk = 256;
+
+// out[i] = f(in[i]) for a floating input type T (float16 via float).
+template <typename TO, typename F>
+void MapHalf(const Half* in, TO* out, int64_t n, F& f) {
+  float buf[kHalfChunk];
+  for (int64_t s = 0; s < n; s += kHalfChunk) {
+    const int64_t m = std::min(kHalfChunk, n - s);
+    for (int64_t i = 0; i < m; ++i) buf[i] = HalfToFloat(in[s + i]);
+    if constexpr (std::is_same_v<TO, Half>) {
+      for (int64_t i = 0; i < m; ++i) buf[i] = static_cast<float>(f(buf[i]));
+      for (int64_t i = 0; i < m; ++i) out[s + i] = FloatToHalf(buf[i]);
+    } else {
+      for (int64_t i = 0; i < m; ++i) out[s + i] = static_cast<TO>(f(buf[i]));
+    }
+  }
+}
+
+enum TypeSet { kFloats = 1, kInts = 2, kBools = 4 };
+
+// Applies f elementwise to input 0; the output has the input's dtype, or
+// bool when kBoolOut. `kTypes` says which input dtypes f accepts.
+template <int kTypes, bool kBoolOut = false, typename F>
+Status Unary(KernelContext& ctx, F f) {
+  PX_RETURN_IF_ERROR(RequireInputs(ctx, 1));
+  const Tensor& x = ctx.input(0);
+  const DType dt = x.dtype();
+  const int64_t n = x.numel();
+  const DType out_dt = kBoolOut ? DType::kBool : dt;
+  auto run = [&]<typename T>() -> Status {
+    PX_ASSIGN_OR_RETURN(Tensor * out, ctx.Output(0, out_dt, x.shape()));
+    const T* in = x.data<T>();
+    if constexpr (kBoolOut) {
+      bool* o = out->data<bool>();
+      for (int64_t i = 0; i < n; ++i) o[i] = f(in[i]);
+    } else {
+      T* o = out->data<T>();
+      for (int64_t i = 0; i < n; ++i) o[i] = static_cast<T>(f(in[i]));
+    }
+    return Status::Ok();
+  };
+  if constexpr ((kTypes & kFloats) != 0) {
+    if (dt == DType::kFloat16) {
+      PX_ASSIGN_OR_RETURN(Tensor * out, ctx.Output(0, out_dt, x.shape()));
+      if constexpr (kBoolOut) MapHalf(x.data<Half>(), out->data<bool>(), n, f);
+      else MapHalf(x.data<Half>(), out->data<Half>(), n, f);
+      return Status::Ok();
+    }
+    if (dt == DType::kFloat32 || dt == DType::kFloat64) return DispatchFloat(dt, run);
+  }
+  if constexpr ((kTypes & kInts) != 0) {
+    if (dt != DType::kBool && dt != DType::kFloat16 && dt != DType::kFloat32 &&
+        dt != DType::kFloat64)
+      return WithNode(ctx, DispatchInt(dt, run));
+  }
+  if constexpr ((kTypes & kBools) != 0) {
+    if (dt == DType::kBool) return run.template operator()<bool>();
+  }
+  return ctx.Error("does not support input dtype " + std::string(DTypeName(dt)));
+}
+
+template <typename F>
+Status UnaryFloat(KernelContext& ctx, F f) {
+  return Unary<kFloats>(ctx, f);
+}
+template <typename F>
+Status UnaryNumeric(KernelContext& ctx, F f) {
+  return Unary<kFloats | kInts>(ctx, f);
+}
+
+float Attr(const KernelContext& ctx, const char* name, float def) {
+  return ctx.node().attr_float(name, def);
+}
+
+// Math ------------------------------------------------------------------
+
+Status Abs(KernelContext& c) {
+  return UnaryNumeric(c, [](auto x) {
+    using T = decltype(x);
+    if constexpr (std::is_unsigned_v<T>) return x;
+    else return static_cast<T>(x < 0 ? -x : x);
+  });
+}
+Status Neg(KernelContext& c) {
+  return UnaryNumeric(c, [](auto x) {
+    using T = decltype(x);
+    if constexpr (std::is_integral_v<T>)  // Wraps like two's complement.
+      return static_cast<T>(0 - static_cast<std::make_unsigned_t<T>>(x));
+    else return -x;
+  });
+}
+Status Sign(KernelContext& c) {
+  return UnaryNumeric(c, [](auto x) {
+    using T = decltype(x);
+    return static_cast<T>((x > T(0)) - (x < T(0)));
+  });
+}
+Status Round(KernelContext& c) {
+  return UnaryFloat(c, [](auto x) { return std::nearbyint(x); });  // Ties to even.
+}
+Status IsNaN(KernelContext& c) {
+  return Unary<kFloats, true>(c, [](auto x) { return std::isnan(x); });
+}
+Status IsInf(KernelContext& c) {
+  const bool neg = c.node().attr_int("detect_negative", 1) != 0;
+  const bool pos = c.node().attr_int("detect_positive", 1) != 0;
+  return Unary<kFloats, true>(c, [neg, pos](auto x) {
+    return std::isinf(x) && ((x > 0 && pos) || (x < 0 && neg));
+  });
+}
+Status Not(KernelContext& c) {
+  return Unary<kBools>(c, [](bool x) { return !x; });
+}
+Status BitwiseNot(KernelContext& c) {
+  return Unary<kInts>(c, [](auto x) { return static_cast<decltype(x)>(~x); });
+}
+
+// Activations -------------------------------------------------------------
+
+Status Relu(KernelContext& c) {
+  return UnaryNumeric(c, [](auto x) { return x > decltype(x)(0) ? x : decltype(x)(0); });
+}
+Status LeakyRelu(KernelContext& c) {
+  const float alpha = Attr(c, "alpha", 0.01f);
+  return UnaryFloat(c, [alpha](auto x) {
+    using T = decltype(x);
+    return x >= T(0) ? x : static_cast<T>(alpha) * x;
+  });
+}
+Status Elu(KernelContext& c) {
+  const float alpha = Attr(c, "alpha", 1.0f);
+  return UnaryFloat(c, [alpha](auto x) {
+    using T = decltype(x);
+    return x >= T(0) ? x : static_cast<T>(alpha) * (std::exp(x) - T(1));
+  });
+}
+Status Selu(KernelContext& c) {
+  const float alpha = Attr(c, "alpha", 1.67326319217681884765625f);
+  const float gamma = Attr(c, "gamma", 1.05070102214813232421875f);
+  return UnaryFloat(c, [alpha, gamma](auto x) {
+    using T = decltype(x);
+    const T g = static_cast<T>(gamma);
+    return x > T(0) ? g * x : g * static_cast<T>(alpha) * (std::exp(x) - T(1));
+  });
+}
+Status Celu(KernelContext& c) {
+  const float alpha = Attr(c, "alpha", 1.0f);
+  if (alpha == 0.0f) return c.Error("alpha must not be 0");
+  return UnaryFloat(c, [alpha](auto x) {
+    using T = decltype(x);
+    const T a = static_cast<T>(alpha);
+    return x > T(0) ? x : a * (std::exp(x / a) - T(1));
+  });
+}
+Status Sigmoid(KernelContext& c) {
+  return UnaryFloat(c, [](auto x) {
+    using T = decltype(x);
+    if (x >= T(0)) return T(1) / (T(1) + std::exp(-x));
+    const T e = std::exp(x);
+    return e / (T(1) + e);
+  });
+}
+Status HardSigmoid(KernelContext& c) {
+  const float alpha = Attr(c, "alpha", 0.2f), beta = Attr(c, "beta", 0.5f);
+  return UnaryFloat(c, [alpha, beta](auto x) {
+    using T = decltype(x);
+    const T v = static_cast<T>(alpha) * x + static_cast<T>(beta);
+    return std::min(T(1), std::max(T(0), v));
+  });
+}
+Status HardSwish(KernelContext& c) {
+  return UnaryFloat(c, [](auto x) {
+    using T = decltype(x);
+    const T v = x / T(6) + T(0.5);
+    return x * std::min(T(1), std::max(T(0), v));
+  });
+}
+template <typename T>
+inline T SoftplusValue(T x) {
+  return x > T(0) ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x));
+}
+Status Softplus(KernelContext& c) {
+  return UnaryFloat(c, [](auto x) { return SoftplusValue(x); });
+}
+Status Softsign(KernelContext& c) {
+  return UnaryFloat(c, [](auto x) { return x / (decltype(x)(1) + std::abs(x)); });
+}
+Status ThresholdedRelu(KernelContext& c) {
+  const float alpha = Attr(c, "alpha", 1.0f);
+  return UnaryFloat(c, [alpha](auto x) {
+    using T = decltype(x);
+    return x > static_cast<T>(alpha) ? x : T(0);
+  });
+}
+Status Shrink(KernelContext& c) {
+  const double lambd = Attr(c, "lambd", 0.5f), bias = Attr(c, "bias", 0.0f);
+  return UnaryNumeric(c, [lambd, bias](auto x) {
+    using T = decltype(x);
+    const double v = static_cast<double>(x);
+    if (v < -lambd) return static_cast<T>(v + bias);
+    if (v > lambd) return static_cast<T>(v - bias);
+    return T(0);
+  });
+}
+Status Mish(KernelContext& c) {
+  return UnaryFloat(c, [](auto x) { return x * std::tanh(SoftplusValue(x)); });
+}
+Status Gelu(KernelContext& c) {
+  const std::string approx = c.node().attr_string("approximate", "none");
+  if (approx == "tanh") {
+    return UnaryFloat(c, [](auto x) {
+      using T = decltype(x);
+      const T k = static_cast<T>(0.7978845608028654);  // sqrt(2 / pi)
+      return T(0.5) * x * (T(1) + std::tanh(k * (x + T(0.044715) * x * x * x)));
+    });
+  }
+  if (approx != "none") return c.Error("unknown approximate mode '" + approx + "'");
+  return UnaryFloat(c, [](auto x) {
+    using T = decltype(x);
+    return T(0.5) * x * (T(1) + std::erf(x * static_cast<T>(0.7071067811865476)));
+  });
+}
+
+}  // namespace
+
+#define PX_UNARY_FLOAT(NAME, EXPR) \
+  r.Register(NAME, [](KernelContext& c) { return UnaryFloat(c, [](auto x) { return EXPR; }); })
+
+void RegisterUnaryOps(OpRegistry& r) {
+  r.Register("Abs", Abs);
+  r.Register("Neg", Neg);
+  r.Register("Sign", Sign);
+  r.Register("Round", Round);
+  r.Register("IsNaN", IsNaN);
+  r.Register("IsInf", IsInf);
+  r.Register("Not", Not);
+  r.Register("BitwiseNot", BitwiseNot);
+  PX_UNARY_FLOAT("Exp", std::exp(x));
+  PX_UNARY_FLOAT("Log", std::log(x));
+  PX_UNARY_FLOAT("Sqrt", std::sqrt(x));
+  PX_UNARY_FLOAT("Reciprocal", decltype(x)(1) / x);
+  PX_UNARY_FLOAT("Floor", std::floor(x));
+  PX_UNARY_FLOAT("Ceil", std::ceil(x));
+  PX_UNARY_FLOAT("Sin", std::sin(x));
+  PX_UNARY_FLOAT("Cos", std::cos(x));
+  PX_UNARY_FLOAT("Tan", std::tan(x));
+  PX_UNARY_FLOAT("Asin", std::asin(x));
+  PX_UNARY_FLOAT("Acos", std::acos(x));
+  PX_UNARY_FLOAT("Atan", std::atan(x));
+  PX_UNARY_FLOAT("Sinh", std::sinh(x));
+  PX_UNARY_FLOAT("Cosh", std::cosh(x));
+  PX_UNARY_FLOAT("Asinh", std::asinh(x));
+  PX_UNARY_FLOAT("Acosh", std::acosh(x));
+  PX_UNARY_FLOAT("Atanh", std::atanh(x));
+  PX_UNARY_FLOAT("Erf", std::erf(x));
+  PX_UNARY_FLOAT("Tanh", std::tanh(x));
+}
+
+#undef PX_UNARY_FLOAT
+
+void RegisterActivationOps(OpRegistry& r) {
+  r.Register("Relu", Relu);
+  r.Register("LeakyRelu", LeakyRelu);
+  r.Register("Elu", Elu);
+  r.Register("Selu", Selu);
+  r.Register("Celu", Celu);
+  r.Register("Sigmoid", Sigmoid);
+  r.Register("HardSigmoid", HardSigmoid);
+  r.Register("HardSwish", HardSwish);
+  r.Register("Softplus", Softplus);
+  r.Register("Softsign", Softsign);
+  r.Register("ThresholdedRelu", ThresholdedRelu);
+  r.Register("Shrink", Shrink);
+  r.Register("Mish", Mish);
+  r.Register("Gelu", Gelu);
+}
+
+}  // namespace elementwise
+}  // namespace parallax
