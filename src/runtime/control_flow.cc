@@ -106,6 +106,9 @@ Tensor SliceAxis(const Tensor& t, int axis, int64_t index) {
 class LoopKernel : public Kernel {
  public:
   Body body;
+  // Per node output: its shape after zero iterations ([0, ...] for scans),
+  // from the declared outer shape, else the body output's.
+  std::vector<Shape> empty_shapes;
   Status Run(KernelContext& ctx) override {
     const Graph& g = *body.graph;
     const int n_carried = ctx.num_inputs() - 2;
@@ -141,8 +144,7 @@ class LoopKernel : public Kernel {
     for (int i = 0; i < n_carried; ++i) PX_RETURN_IF_ERROR(ctx.SetOutput(i, carried[static_cast<size_t>(i)]));
     for (int k = 0; k < n_scan; ++k) {
       const Value& v = g.values[g.outputs[static_cast<size_t>(1 + n_carried + k)]];
-      Shape empty{0};
-      for (const Dim& d : v.dims) empty.push_back(d.known() ? d.size : 0);
+      Shape empty = static_cast<size_t>(n_carried + k) < empty_shapes.size() ? empty_shapes[static_cast<size_t>(n_carried + k)] : Shape{0};
       Result<Tensor> st = Stack(scans[static_cast<size_t>(k)], 0, v.dtype, empty);
       if (!st.ok()) return st.status().WithContext(ctx.node().Describe());
       PX_RETURN_IF_ERROR(ctx.SetOutput(n_carried + k, std::move(st).value()));
@@ -214,6 +216,19 @@ Result<std::unique_ptr<Kernel>> MakeIf(const KernelInit& init) {
 Result<std::unique_ptr<Kernel>> MakeLoop(const KernelInit& init) {
   auto k = std::make_unique<LoopKernel>();
   PX_ASSIGN_OR_RETURN(k->body, CompileBody(init, "body"));
+  const Graph& body = *k->body.graph;
+  for (size_t i = 0; i < init.node.outputs.size(); ++i) {
+    Shape s{0};
+    const ValueId o = init.node.outputs[i];
+    const size_t body_out = i + 1;  // Skips the condition output.
+    if (o != kNoValue && init.graph.values[o].has_shape && !init.graph.values[o].dims.empty()) {
+      const auto& dims = init.graph.values[o].dims;
+      for (size_t d = 1; d < dims.size(); ++d) s.push_back(dims[d].known() ? dims[d].size : 0);
+    } else if (body_out < body.outputs.size()) {
+      for (const Dim& d : body.values[body.outputs[body_out]].dims) s.push_back(d.known() ? d.size : 0);
+    }
+    k->empty_shapes.push_back(s);
+  }
   return std::unique_ptr<Kernel>(std::move(k));
 }
 
