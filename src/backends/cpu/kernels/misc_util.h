@@ -6,9 +6,9 @@
 
 namespace parallax {
 
-void RegisterEinsumOp(OpRegistry& r);    // misc_einsum.cc
-void RegisterRandomOps(OpRegistry& r);   // misc_random.cc
-void RegisterQuantizeOps(OpRegistry& r); // misc_quantize.cc
+void RegisterEinsumOp(OpRegistry& r);     // misc_einsum.cc
+void RegisterRandomOps(OpRegistry& r);    // misc_random.cc
+void RegisterQuantizeOps(OpRegistry& r);  // misc_quantize.cc
 
 }  // namespace parallax
 

@@ -39,11 +39,10 @@ struct Activation {
 // activation_alpha / activation_beta in order for the functions that take
 // them (defaults otherwise). Returns `per_dir * num_dirs` entries; a list with
 // only `per_dir` names for a bidirectional node is repeated for both.
-Result<std::vector<Activation>> ParseActivations(const std::vector<std::string>& names,
-                                                 const std::vector<float>& alphas,
-                                                 const std::vector<float>& betas,
-                                                 const std::vector<Activation>& defaults,
-                                                 int num_dirs);
+Result<std::vector<Activation>> ParseActivations(
+    const std::vector<std::string>& names, const std::vector<float>& alphas,
+    const std::vector<float>& betas, const std::vector<Activation>& defaults,
+    int num_dirs);
 
 // x[i] = act(x[i]) for i in [0, n).
 template <typename T>
@@ -56,8 +55,8 @@ void Clip(T clip, T* x, int64_t n);
 // C[m, n] += sum_k A[m, k] * B[k, n] for m < M, n < N, k < K, with row
 // strides lda / ldb / ldc. The inner loop runs over contiguous n.
 template <typename T>
-void GemmAcc(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb,
-             T* C, int64_t ldc);
+void GemmAcc(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda,
+             const T* B, int64_t ldb, T* C, int64_t ldc);
 
 // Everything one direction of a recurrent op needs, in compute type T and
 // layout 0 ([seq, batch, ...]).
@@ -67,14 +66,14 @@ struct Direction {
   int64_t seq = 0, batch = 0, input = 0, hidden = 0;
   int num_gates = 1;
   int num_dirs = 1;
-  int dir = 0;          // Index of this direction in Y / Y_h.
+  int dir = 0;  // Index of this direction in Y / Y_h.
   bool backward = false;
-  const T* x = nullptr;     // [seq, batch, input]
-  const T* wt = nullptr;    // [input, gates*hidden]  (W transposed)
-  const T* rt = nullptr;    // [hidden, gates*hidden] (R transposed)
-  const T* bias = nullptr;  // [2*gates*hidden] (Wb then Rb) or null
-  const T* peep = nullptr;  // [3*hidden] (LSTM i, o, f) or null
-  const int32_t* lens = nullptr;  // [batch] or null
+  const T* x = nullptr;              // [seq, batch, input]
+  const T* wt = nullptr;             // [input, gates*hidden]  (W transposed)
+  const T* rt = nullptr;             // [hidden, gates*hidden] (R transposed)
+  const T* bias = nullptr;           // [2*gates*hidden] (Wb then Rb) or null
+  const T* peep = nullptr;           // [3*hidden] (LSTM i, o, f) or null
+  const int32_t* lens = nullptr;     // [batch] or null
   const Activation* acts = nullptr;  // 1 (RNN), 2 (GRU) or 3 (LSTM)
   bool has_clip = false;
   T clip = 0;
