@@ -32,7 +32,8 @@ struct ReducePlan {
   int64_t count = 1;  // Input elements folded into each output element.
 };
 
-ReducePlan MakePlan(const Shape& shape, const std::vector<char>& mask, bool keepdims) {
+ReducePlan MakePlan(const Shape& shape, const std::vector<char>& mask,
+                    bool keepdims) {
   ReducePlan p;
   for (size_t i = 0; i < shape.size(); ++i) {
     if (mask[i]) {
@@ -94,7 +95,10 @@ void ForEachRun(const ReducePlan& p, F&& f) {
 template <typename A>
 struct SumOp {
   static constexpr bool kFloatAcc = false;
-  template <typename T> static A Init() { return A(0); }
+  template <typename T>
+  static A Init() {
+    return A(0);
+  }
   static A Map(A x) { return x; }
   static A Combine(A a, A b) { return a + b; }
   static A Finalize(A a, int64_t) { return a; }
@@ -103,31 +107,44 @@ struct SumOp {
 template <typename A>
 struct MeanOp : SumOp<A> {
   static A Finalize(A a, int64_t n) {
-    if constexpr (std::is_floating_point_v<A>) return a / static_cast<A>(n);
-    else return n == 0 ? A(0) : static_cast<A>(a / static_cast<A>(n));
+    if constexpr (std::is_floating_point_v<A>)
+      return a / static_cast<A>(n);
+    else
+      return n == 0 ? A(0) : static_cast<A>(a / static_cast<A>(n));
   }
 };
 
 template <typename A>
 struct ProdOp : SumOp<A> {
-  template <typename T> static A Init() { return A(1); }
+  template <typename T>
+  static A Init() {
+    return A(1);
+  }
   static A Combine(A a, A b) { return a * b; }
 };
 
 template <typename A>
 struct MaxOp : SumOp<A> {
-  template <typename T> static A Init() {
-    if constexpr (std::is_floating_point_v<A>) return -std::numeric_limits<A>::infinity();
-    else return static_cast<A>(std::numeric_limits<T>::lowest());
+  template <typename T>
+  static A Init() {
+    if constexpr (std::is_floating_point_v<A>)
+      return -std::numeric_limits<A>::infinity();
+    else
+      return static_cast<A>(std::numeric_limits<T>::lowest());
   }
-  static A Combine(A a, A b) { return (a >= b || a != a) ? a : b; }  // NaN sticks.
+  static A Combine(A a, A b) {
+    return (a >= b || a != a) ? a : b;
+  }  // NaN sticks.
 };
 
 template <typename A>
 struct MinOp : SumOp<A> {
-  template <typename T> static A Init() {
-    if constexpr (std::is_floating_point_v<A>) return std::numeric_limits<A>::infinity();
-    else return static_cast<A>(std::numeric_limits<T>::max());
+  template <typename T>
+  static A Init() {
+    if constexpr (std::is_floating_point_v<A>)
+      return std::numeric_limits<A>::infinity();
+    else
+      return static_cast<A>(std::numeric_limits<T>::max());
   }
   static A Combine(A a, A b) { return (a <= b || a != a) ? a : b; }
 };
@@ -135,8 +152,10 @@ struct MinOp : SumOp<A> {
 template <typename A>
 struct L1Op : SumOp<A> {
   static A Map(A x) {
-    if constexpr (std::is_unsigned_v<A>) return x;
-    else return x < 0 ? -x : x;
+    if constexpr (std::is_unsigned_v<A>)
+      return x;
+    else
+      return x < 0 ? -x : x;
   }
 };
 
@@ -167,10 +186,11 @@ struct LogSumExpOp : LogSumOp<A> {
 template <typename T, template <class> class Op>
 using AccT = std::conditional_t<
     std::is_floating_point_v<T>, T,
-    std::conditional_t<std::is_same_v<T, Half>, float,
-                       std::conditional_t<Op<double>::kFloatAcc, double,
-                                          std::conditional_t<std::is_signed_v<T>, int64_t,
-                                                             uint64_t>>>>;
+    std::conditional_t<
+        std::is_same_v<T, Half>, float,
+        std::conditional_t<
+            Op<double>::kFloatAcc, double,
+            std::conditional_t<std::is_signed_v<T>, int64_t, uint64_t>>>>;
 
 template <typename A, typename T>
 inline A Load(T v) {
@@ -187,8 +207,8 @@ void ReduceCore(const T* x, A* out, const ReducePlan& p, const A* shift) {
     const T* xs = x + in_off;
     if (last_reduced) {
       const A s = kShift ? shift[out_off] : A(0);
-      A acc[4] = {Op::template Init<T>(), Op::template Init<T>(), Op::template Init<T>(),
-                  Op::template Init<T>()};
+      A acc[4] = {Op::template Init<T>(), Op::template Init<T>(),
+                  Op::template Init<T>(), Op::template Init<T>()};
       int64_t j = 0;
       for (; j + 4 <= len; j += 4) {
         for (int k = 0; k < 4; ++k) {
@@ -202,7 +222,8 @@ void ReduceCore(const T* x, A* out, const ReducePlan& p, const A* shift) {
         if constexpr (kShift) v -= s;
         acc[0] = Op::Combine(acc[0], Op::Map(v));
       }
-      A total = Op::Combine(Op::Combine(acc[0], acc[1]), Op::Combine(acc[2], acc[3]));
+      A total =
+          Op::Combine(Op::Combine(acc[0], acc[1]), Op::Combine(acc[2], acc[3]));
       out[out_off] = Op::Combine(out[out_off], total);
     } else {
       A* o = out + out_off;
@@ -213,7 +234,8 @@ void ReduceCore(const T* x, A* out, const ReducePlan& p, const A* shift) {
       }
     }
   });
-  for (int64_t i = 0; i < p.out_numel; ++i) out[i] = Op::Finalize(out[i], p.count);
+  for (int64_t i = 0; i < p.out_numel; ++i)
+    out[i] = Op::Finalize(out[i], p.count);
 }
 
 template <typename T, typename A>
@@ -236,9 +258,11 @@ Status DispatchNumericHalf(DType t, F&& f) {
 
 // Builds the plan for a Reduce* node: axes from the attribute (older opsets)
 // or the optional second input (ReduceSum >= 13, all others >= 18).
-Result<ReducePlan> PlanFromContext(const KernelContext& ctx, const Shape& shape) {
+Result<ReducePlan> PlanFromContext(const KernelContext& ctx,
+                                   const Shape& shape) {
   const Node& n = ctx.node();
-  const bool axes_input = ctx.opset() >= 18 || (n.op_type == "ReduceSum" && ctx.opset() >= 13);
+  const bool axes_input =
+      ctx.opset() >= 18 || (n.op_type == "ReduceSum" && ctx.opset() >= 13);
   std::vector<int64_t> axes;
   if (axes_input) {
     if (ctx.has_input(1)) {
@@ -252,10 +276,12 @@ Result<ReducePlan> PlanFromContext(const KernelContext& ctx, const Shape& shape)
   const bool keepdims = n.attr_int("keepdims", 1) != 0;
   const bool noop = n.attr_int("noop_with_empty_axes", 0) != 0;
   const int rank = static_cast<int>(shape.size());
-  std::vector<char> mask(static_cast<size_t>(rank), axes.empty() && !noop ? 1 : 0);
+  std::vector<char> mask(static_cast<size_t>(rank),
+                         axes.empty() && !noop ? 1 : 0);
   for (int64_t a : axes) {
     if (a < -rank || a >= rank)
-      return ctx.Error("axis " + std::to_string(a) + " is out of range for input shape " +
+      return ctx.Error("axis " + std::to_string(a) +
+                       " is out of range for input shape " +
                        ShapeToString(shape));
     mask[static_cast<size_t>(a < 0 ? a + rank : a)] = 1;
   }
@@ -292,22 +318,28 @@ template <bool kMax>
 Status ArgReduce(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
   const Node& n = ctx.node();
-  if (x.rank() == 0) return ctx.Error("input must have rank >= 1, got a scalar");
+  if (x.rank() == 0)
+    return ctx.Error("input must have rank >= 1, got a scalar");
   const int64_t axis_attr = n.attr_int("axis", 0);
   if (axis_attr < -x.rank() || axis_attr >= x.rank())
-    return ctx.Error("axis " + std::to_string(axis_attr) + " is out of range for input shape " +
+    return ctx.Error("axis " + std::to_string(axis_attr) +
+                     " is out of range for input shape " +
                      ShapeToString(x.shape()));
-  const int axis = static_cast<int>(axis_attr < 0 ? axis_attr + x.rank() : axis_attr);
+  const int axis =
+      static_cast<int>(axis_attr < 0 ? axis_attr + x.rank() : axis_attr);
   const bool keepdims = n.attr_int("keepdims", 1) != 0;
   const bool last = n.attr_int("select_last_index", 0) != 0;
   const AxisView v = MakeAxisView(x.shape(), axis);
   if (v.n == 0 && x.numel() == 0 && v.outer * v.inner != 0)
-    return ctx.Error("cannot take an arg-reduction over an empty axis in shape " +
-                     ShapeToString(x.shape()));
+    return ctx.Error(
+        "cannot take an arg-reduction over an empty axis in shape " +
+        ShapeToString(x.shape()));
   Shape out_shape;
   for (int i = 0; i < x.rank(); ++i) {
-    if (i != axis) out_shape.push_back(x.dim(i));
-    else if (keepdims) out_shape.push_back(1);
+    if (i != axis)
+      out_shape.push_back(x.dim(i));
+    else if (keepdims)
+      out_shape.push_back(1);
   }
   PX_ASSIGN_OR_RETURN(Tensor * out, ctx.Output(0, DType::kInt64, out_shape));
   if (out->numel() == 0) return Status::Ok();
@@ -326,7 +358,8 @@ Status ArgReduce(KernelContext& ctx) {
         for (int64_t i = 0; i < v.inner; ++i) {
           const C val = ToCompute(row[i]);
           C& b = best[static_cast<size_t>(i)];
-          const bool take = kMax ? (last ? val >= b : val > b) : (last ? val <= b : val < b);
+          const bool take =
+              kMax ? (last ? val >= b : val > b) : (last ? val <= b : val < b);
           b = take ? val : b;
           oi[i] = take ? r : oi[i];
         }
@@ -340,13 +373,15 @@ Status ArgReduce(KernelContext& ctx) {
 // (default [0, 2, 3]), population variance.
 Status MeanVarianceNormalization(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
-  std::vector<int64_t> axes = ctx.node().has_attr("axes") ? ctx.node().attr_ints("axes")
-                                                            : std::vector<int64_t>{0, 2, 3};
+  std::vector<int64_t> axes = ctx.node().has_attr("axes")
+                                  ? ctx.node().attr_ints("axes")
+                                  : std::vector<int64_t>{0, 2, 3};
   const int rank = x.rank();
   std::vector<char> mask(static_cast<size_t>(rank), 0);
   for (int64_t a : axes) {
     if (a < -rank || a >= rank)
-      return ctx.Error("axis " + std::to_string(a) + " is out of range for input shape " +
+      return ctx.Error("axis " + std::to_string(a) +
+                       " is out of range for input shape " +
                        ShapeToString(x.shape()));
     mask[static_cast<size_t>(a < 0 ? a + rank : a)] = 1;
   }
@@ -356,9 +391,11 @@ Status MeanVarianceNormalization(KernelContext& ctx) {
     using A = ComputeT<T>;
     std::vector<A> mean(static_cast<size_t>(p.out_numel)), var(mean.size());
     ReduceCore<MeanOp<A>, T, A, false>(x.data<T>(), mean.data(), p, nullptr);
-    ReduceCore<SumSquareOp<A>, T, A, true>(x.data<T>(), var.data(), p, mean.data());
+    ReduceCore<SumSquareOp<A>, T, A, true>(x.data<T>(), var.data(), p,
+                                           mean.data());
     const A n = static_cast<A>(p.count);
-    for (A& s : var) s = A(1) / (std::sqrt(s / n) + A(1e-9));  // Now 1 / (std + eps).
+    for (A& s : var)
+      s = A(1) / (std::sqrt(s / n) + A(1e-9));  // Now 1 / (std + eps).
     const T* xs = x.data<T>();
     T* ys = out->data<T>();
     const int64_t len = p.dims.back();
@@ -366,7 +403,8 @@ Status MeanVarianceNormalization(KernelContext& ctx) {
     ForEachRun(p, [&](int64_t in_off, int64_t out_off) {
       for (int64_t j = 0; j < len; ++j) {
         const int64_t o = last_reduced ? out_off : out_off + j;
-        ys[in_off + j] = FromCompute<T>((ToCompute(xs[in_off + j]) - mean[o]) * var[o]);
+        ys[in_off + j] =
+            FromCompute<T>((ToCompute(xs[in_off + j]) - mean[o]) * var[o]);
       }
     });
     return Status::Ok();
@@ -376,19 +414,20 @@ Status MeanVarianceNormalization(KernelContext& ctx) {
 }  // namespace
 
 void RegisterReductionOps(OpRegistry& r) {
-  r.Register("ReduceSum", RunReduce<SumOp>);
-  r.Register("ReduceMean", RunReduce<MeanOp>);
-  r.Register("ReduceMax", RunReduce<MaxOp>);
-  r.Register("ReduceMin", RunReduce<MinOp>);
-  r.Register("ReduceProd", RunReduce<ProdOp>);
-  r.Register("ReduceL1", RunReduce<L1Op>);
-  r.Register("ReduceL2", RunReduce<L2Op>);
-  r.Register("ReduceLogSum", RunReduce<LogSumOp>);
-  r.Register("ReduceLogSumExp", RunReduce<LogSumExpOp>);
-  r.Register("ReduceSumSquare", RunReduce<SumSquareOp>);
-  r.Register("ArgMax", ArgReduce<true>);
-  r.Register("ArgMin", ArgReduce<false>);
-  r.Register("MeanVarianceNormalization", MeanVarianceNormalization);
+  r.Register("ReduceSum", NamedKernel<RunReduce<SumOp>>);
+  r.Register("ReduceMean", NamedKernel<RunReduce<MeanOp>>);
+  r.Register("ReduceMax", NamedKernel<RunReduce<MaxOp>>);
+  r.Register("ReduceMin", NamedKernel<RunReduce<MinOp>>);
+  r.Register("ReduceProd", NamedKernel<RunReduce<ProdOp>>);
+  r.Register("ReduceL1", NamedKernel<RunReduce<L1Op>>);
+  r.Register("ReduceL2", NamedKernel<RunReduce<L2Op>>);
+  r.Register("ReduceLogSum", NamedKernel<RunReduce<LogSumOp>>);
+  r.Register("ReduceLogSumExp", NamedKernel<RunReduce<LogSumExpOp>>);
+  r.Register("ReduceSumSquare", NamedKernel<RunReduce<SumSquareOp>>);
+  r.Register("ArgMax", NamedKernel<ArgReduce<true>>);
+  r.Register("ArgMin", NamedKernel<ArgReduce<false>>);
+  r.Register("MeanVarianceNormalization",
+             NamedKernel<MeanVarianceNormalization>);
   RegisterSoftmaxFamilyOps(r);
   RegisterNormalizationOps(r);
   RegisterLossOps(r);

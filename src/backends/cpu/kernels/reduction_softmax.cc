@@ -22,7 +22,8 @@ enum class SoftKind { kSoftmax, kLogSoftmax, kHardmax };
 Result<int> AxisOf(const KernelContext& ctx, int64_t axis, const Shape& shape) {
   const int rank = static_cast<int>(shape.size());
   if (axis < -rank || axis >= rank)
-    return ctx.Error("axis " + std::to_string(axis) + " is out of range for input shape " +
+    return ctx.Error("axis " + std::to_string(axis) +
+                     " is out of range for input shape " +
                      ShapeToString(shape));
   return static_cast<int>(axis < 0 ? axis + rank : axis);
 }
@@ -77,7 +78,8 @@ void SoftBlock(const C* x, C* y, int64_t n, int64_t inner, C* m, C* s) {
   }
   if constexpr (K == SoftKind::kHardmax) {
     for (int64_t r = 0; r < n; ++r)
-      for (int64_t i = 0; i < inner; ++i) y[r * inner + i] = s[i] == C(r) ? C(1) : C(0);
+      for (int64_t i = 0; i < inner; ++i)
+        y[r * inner + i] = s[i] == C(r) ? C(1) : C(0);
     return;
   }
   for (int64_t r = 0; r < n; ++r) {
@@ -94,7 +96,8 @@ void SoftBlock(const C* x, C* y, int64_t n, int64_t inner, C* m, C* s) {
   } else {
     for (int64_t i = 0; i < inner; ++i) s[i] = m[i] + std::log(s[i]);
     for (int64_t r = 0; r < n; ++r)
-      for (int64_t i = 0; i < inner; ++i) y[r * inner + i] = x[r * inner + i] - s[i];
+      for (int64_t i = 0; i < inner; ++i)
+        y[r * inner + i] = x[r * inner + i] - s[i];
   }
 }
 
@@ -104,9 +107,11 @@ template <SoftKind K>
 Status SoftKernel(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
   const bool legacy = ctx.opset() < 13;
-  if (x.rank() == 0) return ctx.Error("input must have rank >= 1, got a scalar");
-  PX_ASSIGN_OR_RETURN(int axis,
-                      AxisOf(ctx, ctx.node().attr_int("axis", legacy ? 1 : -1), x.shape()));
+  if (x.rank() == 0)
+    return ctx.Error("input must have rank >= 1, got a scalar");
+  PX_ASSIGN_OR_RETURN(
+      int axis,
+      AxisOf(ctx, ctx.node().attr_int("axis", legacy ? 1 : -1), x.shape()));
   const AxisView v = MakeAxisView(x.shape(), axis, legacy);
   PX_ASSIGN_OR_RETURN(Tensor * out, ctx.Output(0, x.dtype(), x.shape()));
   if (x.numel() == 0) return Status::Ok();
@@ -127,11 +132,14 @@ Status SoftKernel(KernelContext& ctx) {
     std::vector<C> m(static_cast<size_t>(v.inner)), s(m.size());
     for (int64_t o = 0; o < v.outer; ++o) {
       const int64_t off = o * v.n * v.inner;
-      if (v.inner == 1) SoftRow<K>(xs + off, ys + off, v.n);
-      else SoftBlock<K>(xs + off, ys + off, v.n, v.inner, m.data(), s.data());
+      if (v.inner == 1)
+        SoftRow<K>(xs + off, ys + off, v.n);
+      else
+        SoftBlock<K>(xs + off, ys + off, v.n, v.inner, m.data(), s.data());
     }
     if constexpr (std::is_same_v<T, Half>) {
-      for (size_t i = 0; i < ybuf.size(); ++i) out->data<Half>()[i] = FloatToHalf(ybuf[i]);
+      for (size_t i = 0; i < ybuf.size(); ++i)
+        out->data<Half>()[i] = FloatToHalf(ybuf[i]);
     }
     return Status::Ok();
   });
@@ -149,8 +157,10 @@ Status CumSum(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
   PX_ASSIGN_OR_RETURN(std::vector<int64_t> axis_v, ReadInt64s(ctx.input(1)));
   if (axis_v.size() != 1)
-    return ctx.Error("axis must hold one value, got shape " + ShapeToString(ctx.input(1).shape()));
-  if (x.rank() == 0) return ctx.Error("input must have rank >= 1, got a scalar");
+    return ctx.Error("axis must hold one value, got shape " +
+                     ShapeToString(ctx.input(1).shape()));
+  if (x.rank() == 0)
+    return ctx.Error("input must have rank >= 1, got a scalar");
   PX_ASSIGN_OR_RETURN(int axis, AxisOf(ctx, axis_v[0], x.shape()));
   const bool exclusive = ctx.node().attr_int("exclusive", 0) != 0;
   const bool reverse = ctx.node().attr_int("reverse", 0) != 0;
@@ -181,7 +191,8 @@ Status CumSum(KernelContext& ctx) {
 // ties go to the lower index.
 template <typename C, bool kLargest>
 struct TopKOrder {
-  bool operator()(const std::pair<C, int64_t>& a, const std::pair<C, int64_t>& b) const {
+  bool operator()(const std::pair<C, int64_t>& a,
+                  const std::pair<C, int64_t>& b) const {
     if constexpr (std::is_floating_point_v<C>) {
       const bool an = std::isnan(a.first), bn = std::isnan(b.first);
       if (an || bn) {
@@ -189,7 +200,8 @@ struct TopKOrder {
         return kLargest ? an : bn;
       }
     }
-    if (a.first != b.first) return kLargest ? a.first > b.first : a.first < b.first;
+    if (a.first != b.first)
+      return kLargest ? a.first > b.first : a.first < b.first;
     return a.second < b.second;
   }
 };
@@ -203,23 +215,27 @@ Result<int64_t> TopKCount(const KernelContext& ctx) {
   auto k = ReadInt64s(ctx.input(1));
   if (!k.ok()) return ctx.Error("K: " + k.status().message());
   if (k->size() != 1)
-    return ctx.Error("K must hold one value, got shape " + ShapeToString(ctx.input(1).shape()));
+    return ctx.Error("K must hold one value, got shape " +
+                     ShapeToString(ctx.input(1).shape()));
   return (*k)[0];
 }
 
 template <typename T, bool kLargest>
-void TopKSlices(const T* x, T* vals, int64_t* idx, const AxisView& v, int64_t k) {
+void TopKSlices(const T* x, T* vals, int64_t* idx, const AxisView& v,
+                int64_t k) {
   using C = ComputeT<T>;
   std::vector<std::pair<C, int64_t>> buf(static_cast<size_t>(v.n));
   const TopKOrder<C, kLargest> order;
   for (int64_t o = 0; o < v.outer; ++o) {
     for (int64_t i = 0; i < v.inner; ++i) {
       const T* xs = x + o * v.n * v.inner + i;
-      for (int64_t r = 0; r < v.n; ++r) buf[static_cast<size_t>(r)] = {ToCompute(xs[r * v.inner]), r};
+      for (int64_t r = 0; r < v.n; ++r)
+        buf[static_cast<size_t>(r)] = {ToCompute(xs[r * v.inner]), r};
       std::partial_sort(buf.begin(), buf.begin() + k, buf.end(), order);
       const int64_t base = o * k * v.inner + i;
       for (int64_t r = 0; r < k; ++r) {
-        vals[base + r * v.inner] = FromCompute<T>(buf[static_cast<size_t>(r)].first);
+        vals[base + r * v.inner] =
+            FromCompute<T>(buf[static_cast<size_t>(r)].first);
         idx[base + r * v.inner] = buf[static_cast<size_t>(r)].second;
       }
     }
@@ -230,13 +246,16 @@ void TopKSlices(const T* x, T* vals, int64_t* idx, const AxisView& v, int64_t k)
 // `sorted` from opset 11. Results are always sorted.
 Status TopK(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
-  if (x.rank() == 0) return ctx.Error("input must have rank >= 1, got a scalar");
+  if (x.rank() == 0)
+    return ctx.Error("input must have rank >= 1, got a scalar");
   PX_ASSIGN_OR_RETURN(int64_t k, TopKCount(ctx));
-  PX_ASSIGN_OR_RETURN(int axis, AxisOf(ctx, ctx.node().attr_int("axis", -1), x.shape()));
+  PX_ASSIGN_OR_RETURN(int axis,
+                      AxisOf(ctx, ctx.node().attr_int("axis", -1), x.shape()));
   const bool largest = ctx.node().attr_int("largest", 1) != 0;
   if (k < 0 || k > x.dim(axis))
     return ctx.Error("k = " + std::to_string(k) + " is out of range for axis " +
-                     std::to_string(axis) + " of input shape " + ShapeToString(x.shape()));
+                     std::to_string(axis) + " of input shape " +
+                     ShapeToString(x.shape()));
   Shape out_shape = x.shape();
   out_shape[static_cast<size_t>(axis)] = k;
   PX_ASSIGN_OR_RETURN(Tensor * vals, ctx.Output(0, x.dtype(), out_shape));
@@ -244,8 +263,12 @@ Status TopK(KernelContext& ctx) {
   if (vals->numel() == 0) return Status::Ok();
   const AxisView v = MakeAxisView(x.shape(), axis);
   return DispatchNumericHalf(x.dtype(), [&]<typename T>() -> Status {
-    if (largest) TopKSlices<T, true>(x.data<T>(), vals->data<T>(), idx->data<int64_t>(), v, k);
-    else TopKSlices<T, false>(x.data<T>(), vals->data<T>(), idx->data<int64_t>(), v, k);
+    if (largest)
+      TopKSlices<T, true>(x.data<T>(), vals->data<T>(), idx->data<int64_t>(), v,
+                          k);
+    else
+      TopKSlices<T, false>(x.data<T>(), vals->data<T>(), idx->data<int64_t>(),
+                           v, k);
     return Status::Ok();
   });
 }
@@ -253,11 +276,11 @@ Status TopK(KernelContext& ctx) {
 }  // namespace
 
 void RegisterSoftmaxFamilyOps(OpRegistry& r) {
-  r.Register("Softmax", SoftKernel<SoftKind::kSoftmax>);
-  r.Register("LogSoftmax", SoftKernel<SoftKind::kLogSoftmax>);
-  r.Register("Hardmax", SoftKernel<SoftKind::kHardmax>);
-  r.Register("CumSum", CumSum);
-  r.Register("TopK", TopK);
+  r.Register("Softmax", NamedKernel<SoftKernel<SoftKind::kSoftmax>>);
+  r.Register("LogSoftmax", NamedKernel<SoftKernel<SoftKind::kLogSoftmax>>);
+  r.Register("Hardmax", NamedKernel<SoftKernel<SoftKind::kHardmax>>);
+  r.Register("CumSum", NamedKernel<CumSum>);
+  r.Register("TopK", NamedKernel<TopK>);
 }
 
 }  // namespace parallax

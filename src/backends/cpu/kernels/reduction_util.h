@@ -5,6 +5,7 @@
 #define PARALLAX_BACKENDS_CPU_KERNELS_REDUCTION_UTIL_H_
 
 #include <cstdint>
+#include <string>
 #include <type_traits>
 #include <vector>
 
@@ -13,6 +14,17 @@
 #include "parallax/tensor.h"
 
 namespace parallax {
+
+// Runs kernel F and names the node in errors that do not already (e.g. an
+// unsupported dtype reported by a Dispatch* helper).
+template <KernelFn F>
+Status NamedKernel(KernelContext& ctx) {
+  Status s = F(ctx);
+  if (s.ok()) return s;
+  const std::string who = ctx.node().Describe();
+  if (s.message().compare(0, who.size(), who) == 0) return s;
+  return s.WithContext(who);
+}
 
 // Registration of the family's files; RegisterReductionOps calls them all.
 void RegisterSoftmaxFamilyOps(OpRegistry& r);  // reduction_softmax.cc
@@ -27,13 +39,17 @@ struct AxisView {
   int64_t inner = 1;
 };
 
-inline AxisView MakeAxisView(const Shape& shape, int axis, bool coerce_2d = false) {
+inline AxisView MakeAxisView(const Shape& shape, int axis,
+                             bool coerce_2d = false) {
   AxisView v;
   for (int i = 0; i < static_cast<int>(shape.size()); ++i) {
     int64_t d = shape[static_cast<size_t>(i)];
-    if (i < axis) v.outer *= d;
-    else if (i == axis || coerce_2d) v.n *= d;
-    else v.inner *= d;
+    if (i < axis)
+      v.outer *= d;
+    else if (i == axis || coerce_2d)
+      v.n *= d;
+    else
+      v.inner *= d;
   }
   return v;
 }
@@ -44,14 +60,18 @@ using ComputeT = std::conditional_t<std::is_same_v<T, Half>, float, T>;
 
 template <typename T>
 inline ComputeT<T> ToCompute(T v) {
-  if constexpr (std::is_same_v<T, Half>) return HalfToFloat(v);
-  else return v;
+  if constexpr (std::is_same_v<T, Half>)
+    return HalfToFloat(v);
+  else
+    return v;
 }
 
 template <typename T>
 inline T FromCompute(ComputeT<T> v) {
-  if constexpr (std::is_same_v<T, Half>) return FloatToHalf(v);
-  else return v;
+  if constexpr (std::is_same_v<T, Half>)
+    return FloatToHalf(v);
+  else
+    return v;
 }
 
 // Reads a float/double/float16 tensor into a vector of C (float or double).
@@ -60,15 +80,19 @@ inline std::vector<C> ReadAsFloats(const Tensor& t) {
   std::vector<C> v(static_cast<size_t>(t.numel()));
   switch (t.dtype()) {
     case DType::kFloat32:
-      for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<C>(t.data<float>()[i]);
+      for (size_t i = 0; i < v.size(); ++i)
+        v[i] = static_cast<C>(t.data<float>()[i]);
       break;
     case DType::kFloat64:
-      for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<C>(t.data<double>()[i]);
+      for (size_t i = 0; i < v.size(); ++i)
+        v[i] = static_cast<C>(t.data<double>()[i]);
       break;
     case DType::kFloat16:
-      for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<C>(HalfToFloat(t.data<Half>()[i]));
+      for (size_t i = 0; i < v.size(); ++i)
+        v[i] = static_cast<C>(HalfToFloat(t.data<Half>()[i]));
       break;
-    default: break;
+    default:
+      break;
   }
   return v;
 }
