@@ -1,0 +1,286 @@
+// Softmax, LogSoftmax, Hardmax, CumSum and TopK: ops that reduce along one
+// axis and write a result per element (or per selected element).
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "backends/cpu/kernels/reduction_util.h"
+#include "ops/dispatch.h"
+#include "ops/shape_util.h"
+
+namespace parallax {
+namespace {
+
+enum class SoftKind { kSoftmax, kLogSoftmax, kHardmax };
+
+// Normalises an `axis` attribute against `rank`, or returns an error naming
+// the shape.
+Result<int> AxisOf(const KernelContext& ctx, int64_t axis, const Shape& shape) {
+  const int rank = static_cast<int>(shape.size());
+  if (axis < -rank || axis >= rank)
+    return ctx.Error("axis " + std::to_string(axis) +
+                     " is out of range for input shape " +
+                     ShapeToString(shape));
+  return static_cast<int>(axis < 0 ? axis + rank : axis);
+}
+
+// One contiguous row of n values (inner == 1).
+template <SoftKind K, typename C>
+void SoftRow(const C* x, C* y, int64_t n) {
+  if (n == 0) return;
+  C m = x[0];
+  int64_t arg = 0;
+  for (int64_t j = 1; j < n; ++j) {
+    if (x[j] > m) {
+      m = x[j];
+      arg = j;
+    }
+  }
+  if constexpr (K == SoftKind::kHardmax) {
+    for (int64_t j = 0; j < n; ++j) y[j] = C(0);
+    y[arg] = C(1);
+  } else if constexpr (K == SoftKind::kSoftmax) {
+    C s = 0;
+    for (int64_t j = 0; j < n; ++j) {
+      y[j] = std::exp(x[j] - m);
+      s += y[j];
+    }
+    const C inv = C(1) / s;
+    for (int64_t j = 0; j < n; ++j) y[j] *= inv;
+  } else {
+    C s = 0;
+    for (int64_t j = 0; j < n; ++j) s += std::exp(x[j] - m);
+    const C off = m + std::log(s);
+    for (int64_t j = 0; j < n; ++j) y[j] = x[j] - off;
+  }
+}
+
+// A [n, inner] block reduced along n, vectorised over inner. `m` and `s` are
+// scratch rows of `inner` values.
+template <SoftKind K, typename C>
+void SoftBlock(const C* x, C* y, int64_t n, int64_t inner, C* m, C* s) {
+  if (n == 0) return;
+  for (int64_t i = 0; i < inner; ++i) {
+    m[i] = x[i];
+    s[i] = 0;  // Hardmax: index of the max.
+  }
+  for (int64_t r = 1; r < n; ++r) {
+    const C* row = x + r * inner;
+    for (int64_t i = 0; i < inner; ++i) {
+      const bool take = row[i] > m[i];
+      m[i] = take ? row[i] : m[i];
+      if constexpr (K == SoftKind::kHardmax) s[i] = take ? C(r) : s[i];
+    }
+  }
+  if constexpr (K == SoftKind::kHardmax) {
+    for (int64_t r = 0; r < n; ++r)
+      for (int64_t i = 0; i < inner; ++i)
+        y[r * inner + i] = s[i] == C(r) ? C(1) : C(0);
+    return;
+  }
+  for (int64_t r = 0; r < n; ++r) {
+    for (int64_t i = 0; i < inner; ++i) {
+      const C e = std::exp(x[r * inner + i] - m[i]);
+      if constexpr (K == SoftKind::kSoftmax) y[r * inner + i] = e;
+      s[i] += e;
+    }
+  }
+  if constexpr (K == SoftKind::kSoftmax) {
+    for (int64_t i = 0; i < inner; ++i) s[i] = C(1) / s[i];
+    for (int64_t r = 0; r < n; ++r)
+      for (int64_t i = 0; i < inner; ++i) y[r * inner + i] *= s[i];
+  } else {
+    for (int64_t i = 0; i < inner; ++i) s[i] = m[i] + std::log(s[i]);
+    for (int64_t r = 0; r < n; ++r)
+      for (int64_t i = 0; i < inner; ++i)
+        y[r * inner + i] = x[r * inner + i] - s[i];
+  }
+}
+
+// Softmax-like ops. Opset < 13: input coerced to 2-D at `axis` (default 1);
+// opset >= 13: one axis (default -1).
+template <SoftKind K>
+Status SoftKernel(KernelContext& ctx) {
+  const Tensor& x = ctx.input(0);
+  const bool legacy = ctx.opset() < 13;
+  if (x.rank() == 0)
+    return ctx.Error("input must have rank >= 1, got a scalar");
+  PX_ASSIGN_OR_RETURN(
+      int axis,
+      AxisOf(ctx, ctx.node().attr_int("axis", legacy ? 1 : -1), x.shape()));
+  const AxisView v = MakeAxisView(x.shape(), axis, legacy);
+  PX_ASSIGN_OR_RETURN(Tensor * out, ctx.Output(0, x.dtype(), x.shape()));
+  if (x.numel() == 0) return Status::Ok();
+  return DispatchFloatHalf(x.dtype(), [&]<typename T>() -> Status {
+    using C = ComputeT<T>;
+    std::vector<C> xbuf, ybuf;
+    const C* xs;
+    C* ys;
+    if constexpr (std::is_same_v<T, Half>) {
+      xbuf = ReadAsFloats<C>(x);
+      ybuf.resize(xbuf.size());
+      xs = xbuf.data();
+      ys = ybuf.data();
+    } else {
+      xs = x.data<T>();
+      ys = out->data<T>();
+    }
+    std::vector<C> m(static_cast<size_t>(v.inner)), s(m.size());
+    for (int64_t o = 0; o < v.outer; ++o) {
+      const int64_t off = o * v.n * v.inner;
+      if (v.inner == 1)
+        SoftRow<K>(xs + off, ys + off, v.n);
+      else
+        SoftBlock<K>(xs + off, ys + off, v.n, v.inner, m.data(), s.data());
+    }
+    if constexpr (std::is_same_v<T, Half>) {
+      for (size_t i = 0; i < ybuf.size(); ++i)
+        out->data<Half>()[i] = FloatToHalf(ybuf[i]);
+    }
+    return Status::Ok();
+  });
+}
+
+template <typename F>
+Status DispatchNumericHalf(DType t, F&& f) {
+  if (t == DType::kFloat16) return f.template operator()<Half>();
+  return DispatchNumeric(t, f);
+}
+
+// CumSum(x, axis) with `exclusive` and `reverse` attributes.
+Status CumSum(KernelContext& ctx) {
+  if (!ctx.has_input(1)) return ctx.Error("missing input 'axis'");
+  const Tensor& x = ctx.input(0);
+  PX_ASSIGN_OR_RETURN(std::vector<int64_t> axis_v, ReadInt64s(ctx.input(1)));
+  if (axis_v.size() != 1)
+    return ctx.Error("axis must hold one value, got shape " +
+                     ShapeToString(ctx.input(1).shape()));
+  if (x.rank() == 0)
+    return ctx.Error("input must have rank >= 1, got a scalar");
+  PX_ASSIGN_OR_RETURN(int axis, AxisOf(ctx, axis_v[0], x.shape()));
+  const bool exclusive = ctx.node().attr_int("exclusive", 0) != 0;
+  const bool reverse = ctx.node().attr_int("reverse", 0) != 0;
+  const AxisView v = MakeAxisView(x.shape(), axis);
+  PX_ASSIGN_OR_RETURN(Tensor * out, ctx.Output(0, x.dtype(), x.shape()));
+  return DispatchNumericHalf(x.dtype(), [&]<typename T>() -> Status {
+    using C = ComputeT<T>;
+    std::vector<C> acc(static_cast<size_t>(v.inner));
+    for (int64_t o = 0; o < v.outer; ++o) {
+      std::fill(acc.begin(), acc.end(), C(0));
+      for (int64_t k = 0; k < v.n; ++k) {
+        const int64_t r = reverse ? v.n - 1 - k : k;
+        const T* xs = x.data<T>() + (o * v.n + r) * v.inner;
+        T* ys = out->data<T>() + (o * v.n + r) * v.inner;
+        for (int64_t i = 0; i < v.inner; ++i) {
+          const C prev = acc[static_cast<size_t>(i)];
+          const C next = static_cast<C>(prev + ToCompute(xs[i]));
+          acc[static_cast<size_t>(i)] = next;
+          ys[i] = FromCompute<T>(exclusive ? prev : next);
+        }
+      }
+    }
+    return Status::Ok();
+  });
+}
+
+// Orders (value, index) pairs for TopK: NaN counts as the largest value,
+// ties go to the lower index.
+template <typename C, bool kLargest>
+struct TopKOrder {
+  bool operator()(const std::pair<C, int64_t>& a,
+                  const std::pair<C, int64_t>& b) const {
+    if constexpr (std::is_floating_point_v<C>) {
+      const bool an = std::isnan(a.first), bn = std::isnan(b.first);
+      if (an || bn) {
+        if (an && bn) return a.second < b.second;
+        return kLargest ? an : bn;
+      }
+    }
+    if (a.first != b.first)
+      return kLargest ? a.first > b.first : a.first < b.first;
+    return a.second < b.second;
+  }
+};
+
+Result<int64_t> TopKCount(const KernelContext& ctx) {
+  if (ctx.opset() < 10) {
+    if (!ctx.node().has_attr("k")) return ctx.Error("missing attribute 'k'");
+    return ctx.node().attr_int("k", 0);
+  }
+  if (!ctx.has_input(1)) return ctx.Error("missing input 'K'");
+  auto k = ReadInt64s(ctx.input(1));
+  if (!k.ok()) return ctx.Error("K: " + k.status().message());
+  if (k->size() != 1)
+    return ctx.Error("K must hold one value, got shape " +
+                     ShapeToString(ctx.input(1).shape()));
+  return (*k)[0];
+}
+
+template <typename T, bool kLargest>
+void TopKSlices(const T* x, T* vals, int64_t* idx, const AxisView& v,
+                int64_t k) {
+  using C = ComputeT<T>;
+  std::vector<std::pair<C, int64_t>> buf(static_cast<size_t>(v.n));
+  const TopKOrder<C, kLargest> order;
+  for (int64_t o = 0; o < v.outer; ++o) {
+    for (int64_t i = 0; i < v.inner; ++i) {
+      const T* xs = x + o * v.n * v.inner + i;
+      for (int64_t r = 0; r < v.n; ++r)
+        buf[static_cast<size_t>(r)] = {ToCompute(xs[r * v.inner]), r};
+      std::partial_sort(buf.begin(), buf.begin() + k, buf.end(), order);
+      const int64_t base = o * k * v.inner + i;
+      for (int64_t r = 0; r < k; ++r) {
+        vals[base + r * v.inner] =
+            FromCompute<T>(buf[static_cast<size_t>(r)].first);
+        idx[base + r * v.inner] = buf[static_cast<size_t>(r)].second;
+      }
+    }
+  }
+}
+
+// TopK: k as attribute (opset 1) or input (opset >= 10); `largest` and
+// `sorted` from opset 11. Results are always sorted.
+Status TopK(KernelContext& ctx) {
+  const Tensor& x = ctx.input(0);
+  if (x.rank() == 0)
+    return ctx.Error("input must have rank >= 1, got a scalar");
+  PX_ASSIGN_OR_RETURN(int64_t k, TopKCount(ctx));
+  PX_ASSIGN_OR_RETURN(int axis,
+                      AxisOf(ctx, ctx.node().attr_int("axis", -1), x.shape()));
+  const bool largest = ctx.node().attr_int("largest", 1) != 0;
+  if (k < 0 || k > x.dim(axis))
+    return ctx.Error("k = " + std::to_string(k) + " is out of range for axis " +
+                     std::to_string(axis) + " of input shape " +
+                     ShapeToString(x.shape()));
+  Shape out_shape = x.shape();
+  out_shape[static_cast<size_t>(axis)] = k;
+  PX_ASSIGN_OR_RETURN(Tensor * vals, ctx.Output(0, x.dtype(), out_shape));
+  PX_ASSIGN_OR_RETURN(Tensor * idx, ctx.Output(1, DType::kInt64, out_shape));
+  if (vals->numel() == 0) return Status::Ok();
+  const AxisView v = MakeAxisView(x.shape(), axis);
+  return DispatchNumericHalf(x.dtype(), [&]<typename T>() -> Status {
+    if (largest)
+      TopKSlices<T, true>(x.data<T>(), vals->data<T>(), idx->data<int64_t>(), v,
+                          k);
+    else
+      TopKSlices<T, false>(x.data<T>(), vals->data<T>(), idx->data<int64_t>(),
+                           v, k);
+    return Status::Ok();
+  });
+}
+
+}  // namespace
+
+void RegisterSoftmaxFamilyOps(OpRegistry& r) {
+  r.Register("Softmax", NamedKernel<SoftKernel<SoftKind::kSoftmax>>);
+  r.Register("LogSoftmax", NamedKernel<SoftKernel<SoftKind::kLogSoftmax>>);
+  r.Register("Hardmax", NamedKernel<SoftKernel<SoftKind::kHardmax>>);
+  r.Register("CumSum", NamedKernel<CumSum>);
+  r.Register("TopK", NamedKernel<TopK>);
+}
+
+}  // namespace parallax
