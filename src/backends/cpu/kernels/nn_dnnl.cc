@@ -11,6 +11,7 @@
 #include "backends/cpu/kernels/dnnl_util.h"
 #include "backends/cpu/kernels/families.h"
 #include "backends/cpu/kernels/nn_util.h"
+#include "ops/shape_util.h"
 
 namespace parallax {
 
@@ -169,6 +170,34 @@ Result<Window> ComputeWindow(const Node& node, const std::vector<int64_t>& in,
     if (ceil_mode && (w.out[i] - 1) * s >= in[i] + w.pad_begin[i]) --w.out[i];
   }
   return w;
+}
+
+Result<MatMulShapes> BroadcastMatMulShapes(Shape a, Shape b) {
+  if (a.empty() || b.empty()) return InvalidArgument("MatMul operands must have rank >= 1");
+  std::string what = "A " + ShapeToString(a) + ", B " + ShapeToString(b);
+  bool a_vec = a.size() == 1, b_vec = b.size() == 1;
+  if (a_vec) a.insert(a.begin(), 1);
+  if (b_vec) b.push_back(1);
+  MatMulShapes s;
+  s.m = a[a.size() - 2];
+  s.k = a.back();
+  s.n = b.back();
+  if (b[b.size() - 2] != s.k) return InvalidArgument("inner dimensions differ: " + what);
+  Shape ba(a.begin(), a.end() - 2), bb(b.begin(), b.end() - 2);
+  Result<Shape> batch = BroadcastShapes(ba, bb);
+  if (!batch.ok()) return InvalidArgument("batch dimensions do not broadcast: " + what);
+  size_t r = batch->size() + 2;
+  s.a = a;
+  s.b = b;
+  s.a.insert(s.a.begin(), r - a.size(), 1);
+  s.b.insert(s.b.begin(), r - b.size(), 1);
+  s.y = *batch;
+  s.y.push_back(s.m);
+  s.y.push_back(s.n);
+  s.out = *batch;
+  if (!a_vec) s.out.push_back(s.m);
+  if (!b_vec) s.out.push_back(s.n);
+  return s;
 }
 
 }  // namespace nn

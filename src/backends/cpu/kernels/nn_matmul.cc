@@ -78,69 +78,6 @@ void RunMatMulPlan(MatMulPlan& p, const float* a, const float* b, const float* b
   s.wait();
 }
 
-// Shapes of one numpy matmul: both operands padded to the output rank.
-struct MatMulShapes {
-  Shape a, b, y;   // Padded to equal rank >= 2 (dnnl dims).
-  Shape out;       // The ONNX output shape (1-D operands' dims dropped).
-  int64_t m = 0, k = 0, n = 0;
-};
-
-Result<MatMulShapes> MatMulShapesFor(const KernelContext& ctx, Shape a, Shape b) {
-  if (a.empty() || b.empty()) return ctx.Error("MatMul operands must have rank >= 1");
-  bool a_vec = a.size() == 1, b_vec = b.size() == 1;
-  if (a_vec) a.insert(a.begin(), 1);
-  if (b_vec) b.push_back(1);
-  MatMulShapes s;
-  s.m = a[a.size() - 2];
-  s.k = a.back();
-  s.n = b.back();
-  if (b[b.size() - 2] != s.k)
-    return ctx.Error("inner dimensions differ: A " + ShapeToString(ctx.input(0).shape()) +
-                     ", B " + ShapeToString(ctx.input(1).shape()));
-  Shape ba(a.begin(), a.end() - 2), bb(b.begin(), b.end() - 2);
-  Result<Shape> batch = BroadcastShapes(ba, bb);
-  if (!batch.ok()) return ctx.Error(batch.status().message());
-  size_t r = batch->size() + 2;
-  s.a = a;
-  s.b = b;
-  s.a.insert(s.a.begin(), r - a.size(), 1);
-  s.b.insert(s.b.begin(), r - b.size(), 1);
-  s.y = *batch;
-  s.y.push_back(s.m);
-  s.y.push_back(s.n);
-  s.out = *batch;
-  if (!a_vec) s.out.push_back(s.m);
-  if (!b_vec) s.out.push_back(s.n);
-  return s;
-}
-
-// Integer MatMul: plain C++ with broadcast batches.
-template <typename T>
-void IntMatMul(const MatMulShapes& s, const T* a, const T* b, T* y) {
-  size_t r = s.y.size();
-  Shape batch(s.y.begin(), s.y.end() - 2);
-  std::vector<int64_t> sa = BroadcastStrides(Shape(s.a.begin(), s.a.end() - 2), batch);
-  std::vector<int64_t> sb = BroadcastStrides(Shape(s.b.begin(), s.b.end() - 2), batch);
-  int64_t nb = NumElements(batch), mk = s.m * s.k, kn = s.k * s.n, mn = s.m * s.n;
-  StridedIndex it(batch.empty() ? Shape{1} : batch,
-                  {batch.empty() ? std::vector<int64_t>{0} : sa,
-                   batch.empty() ? std::vector<int64_t>{0} : sb});
-  (void)r;
-  for (int64_t bi = 0; bi < nb; ++bi, it.Next()) {
-    const T* pa = a + it.offset(0) * mk;
-    const T* pb = b + it.offset(1) * kn;
-    T* py = y + bi * mn;
-    std::fill_n(py, mn, T(0));
-    for (int64_t i = 0; i < s.m; ++i)
-      for (int64_t kk = 0; kk < s.k; ++kk) {
-        T av = pa[i * s.k + kk];
-        const T* rb = pb + kk * s.n;
-        T* ry = py + i * s.n;
-        for (int64_t j = 0; j < s.n; ++j) ry[j] += av * rb[j];
-      }
-  }
-}
-
 class MatMulKernel final : public Kernel {
  public:
   static Result<std::unique_ptr<Kernel>> Create(const KernelInit& init) {
@@ -170,11 +107,13 @@ Status MatMulKernel::RunImpl(KernelContext& ctx) {
   if (bin.dtype() != dtype)
     return ctx.Error("A and B types differ: " + std::string(DTypeName(dtype)) + " vs " +
                      std::string(DTypeName(bin.dtype())));
-  PX_ASSIGN_OR_RETURN(MatMulShapes s, MatMulShapesFor(ctx, ain.shape(), bin.shape()));
+  Result<MatMulShapes> shapes = BroadcastMatMulShapes(ain.shape(), bin.shape());
+  if (!shapes.ok()) return ctx.Error(shapes.status().message());
+  const MatMulShapes& s = *shapes;
   PX_ASSIGN_OR_RETURN(Tensor * out, ctx.Output(0, dtype, s.out));
   if (!IsFloatLike(dtype)) {
     return DispatchInt(dtype, [&]<typename T>() -> Status {
-      IntMatMul<T>(s, ain.data<T>(), bin.data<T>(), out->data<T>());
+      BatchedMatMul<T>(s, ain.data<T>(), bin.data<T>(), out->data<T>());
       return Status::Ok();
     });
   }

@@ -46,6 +46,45 @@ Result<Window> ComputeWindow(const Node& node, const std::vector<int64_t>& in,
 // Reads the optional `kernel_shape` attribute, checking its rank.
 Result<std::vector<int64_t>> KernelShapeAttr(const Node& node, int spatial_rank);
 
+// Shapes of one numpy matmul: both operands padded to the output rank.
+struct MatMulShapes {
+  Shape a, b, y;  // Padded to equal rank >= 2 (1-D operands become [1,K] / [K,1]).
+  Shape out;      // The ONNX output shape (1-D operands' dims dropped).
+  int64_t m = 0, k = 0, n = 0;
+};
+Result<MatMulShapes> BroadcastMatMulShapes(Shape a, Shape b);
+
+// Batched matmul with broadcast batch dims, plain C++: y = a x b in T.
+template <typename T>
+void BatchedMatMul(const MatMulShapes& s, const T* a, const T* b, T* y) {
+  Shape batch(s.y.begin(), s.y.end() - 2);
+  Shape ab(s.a.begin(), s.a.end() - 2), bb(s.b.begin(), s.b.end() - 2);
+  std::vector<int64_t> bi(batch.size(), 0);
+  int64_t nb = NumElements(batch), mk = s.m * s.k, kn = s.k * s.n, mn = s.m * s.n;
+  for (int64_t t = 0; t < nb; ++t) {
+    int64_t oa = 0, ob = 0;  // Broadcast offsets of this batch index.
+    for (size_t d = 0; d < batch.size(); ++d) {
+      oa = oa * ab[d] + (ab[d] == 1 ? 0 : bi[d]);
+      ob = ob * bb[d] + (bb[d] == 1 ? 0 : bi[d]);
+    }
+    const T* pa = a + oa * mk;
+    const T* pb = b + ob * kn;
+    T* py = y + t * mn;
+    for (int64_t i = 0; i < mn; ++i) py[i] = T(0);
+    for (int64_t i = 0; i < s.m; ++i)
+      for (int64_t kk = 0; kk < s.k; ++kk) {
+        T av = pa[i * s.k + kk];
+        const T* rb = pb + kk * s.n;
+        T* ry = py + i * s.n;
+        for (int64_t j = 0; j < s.n; ++j) ry[j] += av * rb[j];
+      }
+    for (size_t d = batch.size(); d-- > 0;) {  // Next batch index.
+      if (++bi[d] < batch[d]) break;
+      bi[d] = 0;
+    }
+  }
+}
+
 }  // namespace parallax::nn
 
 #endif  // PARALLAX_BACKENDS_CPU_KERNELS_NN_UTIL_H_
