@@ -15,11 +15,11 @@
 
 namespace parallax::nn {
 
-void RegisterConvOps(OpRegistry& r);     // nn_conv.cc
-void RegisterMatMulOps(OpRegistry& r);   // nn_matmul.cc
-void RegisterPoolOps(OpRegistry& r);     // nn_pool.cc
-void RegisterNormOps(OpRegistry& r);     // nn_norm.cc
-void RegisterQuantOps(OpRegistry& r);    // nn_quant.cc
+void RegisterConvOps(OpRegistry& r);    // nn_conv.cc
+void RegisterMatMulOps(OpRegistry& r);  // nn_matmul.cc
+void RegisterPoolOps(OpRegistry& r);    // nn_pool.cc
+void RegisterNormOps(OpRegistry& r);    // nn_norm.cc
+void RegisterQuantOps(OpRegistry& r);   // nn_quant.cc
 
 // A float32 tensor with t's values (t itself, shared, when already float32).
 // Supports float32/float64/float16.
@@ -44,12 +44,14 @@ Result<Window> ComputeWindow(const Node& node, const std::vector<int64_t>& in,
                              bool use_dilations);
 
 // Reads the optional `kernel_shape` attribute, checking its rank.
-Result<std::vector<int64_t>> KernelShapeAttr(const Node& node, int spatial_rank);
+Result<std::vector<int64_t>> KernelShapeAttr(const Node& node,
+                                             int spatial_rank);
 
 // Shapes of one numpy matmul: both operands padded to the output rank.
 struct MatMulShapes {
-  Shape a, b, y;  // Padded to equal rank >= 2 (1-D operands become [1,K] / [K,1]).
-  Shape out;      // The ONNX output shape (1-D operands' dims dropped).
+  Shape a, b,
+      y;      // Padded to equal rank >= 2 (1-D operands become [1,K] / [K,1]).
+  Shape out;  // The ONNX output shape (1-D operands' dims dropped).
   int64_t m = 0, k = 0, n = 0;
 };
 Result<MatMulShapes> BroadcastMatMulShapes(Shape a, Shape b);
@@ -60,7 +62,8 @@ void BatchedMatMul(const MatMulShapes& s, const T* a, const T* b, T* y) {
   Shape batch(s.y.begin(), s.y.end() - 2);
   Shape ab(s.a.begin(), s.a.end() - 2), bb(s.b.begin(), s.b.end() - 2);
   std::vector<int64_t> bi(batch.size(), 0);
-  int64_t nb = NumElements(batch), mk = s.m * s.k, kn = s.k * s.n, mn = s.m * s.n;
+  int64_t nb = NumElements(batch), mk = s.m * s.k, kn = s.k * s.n,
+          mn = s.m * s.n;
   for (int64_t t = 0; t < nb; ++t) {
     int64_t oa = 0, ob = 0;  // Broadcast offsets of this batch index.
     for (size_t d = 0; d < batch.size(); ++d) {
