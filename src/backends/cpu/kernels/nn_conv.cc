@@ -37,6 +37,11 @@ struct ConvGeometry {
   std::vector<int64_t>
       pad_end;  // oneDNN padding_r (deconv: minus output_padding).
   Shape y;      // Output shape.
+  // What oneDNN computes: y less `deficit` trailing cells per spatial dim that
+  // need a negative padding_r (ConvTranspose output beyond the natural size,
+  // which gets the bias only).
+  std::vector<int64_t> deficit;
+  Shape y_dnnl;
 };
 
 struct ConvPlan {
@@ -50,6 +55,28 @@ struct ConvPlan {
 
 std::vector<int64_t> Spatial(const Shape& s) {
   return {s.begin() + 2, s.end()};
+}
+
+// Copies `part` (N, M, spatial...) into the leading corner of `full`, whose
+// other cells get the bias (or 0).
+void EmbedWithBias(const Tensor& part, const float* bias, Tensor* full) {
+  int64_t ps[3] = {1, 1, 1}, fs[3] = {1, 1, 1};
+  int off = 3 - (part.rank() - 2);
+  for (int i = 2; i < part.rank(); ++i) {
+    ps[off + i - 2] = part.dim(i);
+    fs[off + i - 2] = full->dim(i);
+  }
+  int64_t m = part.dim(1), planes = part.dim(0) * m;
+  int64_t pplane = ps[0] * ps[1] * ps[2], fplane = fs[0] * fs[1] * fs[2];
+  for (int64_t p = 0; p < planes; ++p) {
+    float* dst = full->data<float>() + p * fplane;
+    std::fill_n(dst, fplane, bias != nullptr ? bias[p % m] : 0.f);
+    const float* src = part.data<float>() + p * pplane;
+    for (int64_t z = 0; z < ps[0]; ++z)
+      for (int64_t y = 0; y < ps[1]; ++y)
+        std::copy_n(src + (z * ps[1] + y) * ps[2], ps[2],
+                    dst + (z * fs[1] + y) * fs[2]);
+  }
 }
 
 Status ConvTransposeWindow(const Node& node, const Shape& x, const Shape& k,
@@ -67,6 +94,7 @@ Status ConvTransposeWindow(const Node& node, const Shape& x, const Shape& k,
   std::string auto_pad = node.attr_string("auto_pad", "NOTSET");
   bool same = auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER";
   g->pad_end.assign(r, 0);
+  g->deficit.assign(r, 0);
   w.out.assign(r, 0);
   for (size_t i = 0; i < r; ++i) {
     int64_t ext = (k[i] - 1) * w.dilation[i] + 1;
@@ -92,7 +120,8 @@ Status ConvTransposeWindow(const Node& node, const Shape& x, const Shape& k,
       return InvalidArgument(node.Describe() + ": output size " +
                              std::to_string(w.out[i]) + " in spatial dim " +
                              std::to_string(i));
-    g->pad_end[i] = w.pad_end[i] - adj[i];
+    g->pad_end[i] = std::max<int64_t>(0, w.pad_end[i] - adj[i]);
+    g->deficit[i] = g->pad_end[i] - (w.pad_end[i] - adj[i]);
   }
   return Status::Ok();
 }
@@ -134,9 +163,12 @@ Result<ConvGeometry> MakeGeometry(const Node& node, bool transpose,
   } else {
     PX_ASSIGN_OR_RETURN(g.win, ComputeWindow(node, Spatial(x), k, false, true));
     g.pad_end = g.win.pad_end;
+    g.deficit.assign(k.size(), 0);
   }
   g.y = {x[0], g.out_channels};
   g.y.insert(g.y.end(), g.win.out.begin(), g.win.out.end());
+  g.y_dnnl = g.y;
+  for (size_t i = 0; i < k.size(); ++i) g.y_dnnl[i + 2] -= g.deficit[i];
   // oneDNN weights: [g,] OC/g, IC/g, k... over the ONNX bytes.
   int64_t oc = g.out_channels / g.group, ic = g.in_channels / g.group;
   int64_t ksize = NumElements(k);
@@ -175,7 +207,7 @@ void FinishPlan(const PD& pd, const ConvGeometry& g, const float* const_w,
                 ConvPlan* p) {
   const dnnl::engine& eng = Engine();
   dnnl::stream& s = ThreadStream();
-  memory::desc src_plain = PlainDesc(g.x), dst_plain = PlainDesc(g.y);
+  memory::desc src_plain = PlainDesc(g.x), dst_plain = PlainDesc(g.y_dnnl);
   memory::desc wei_user = StridedDesc(g.dnnl_w, g.dnnl_w_strides);
   p->user_src = memory(src_plain, eng, nullptr);
   p->user_dst = memory(dst_plain, eng, nullptr);
@@ -218,8 +250,8 @@ ConvPlan MakePlan(const ConvGeometry& g, bool transpose, bool has_bias,
   bool blocked = PreferBlocked(g);
   memory::desc src =
       blocked ? memory::desc(Dims(g.x), dt::f32, tag::any) : PlainDesc(g.x);
-  memory::desc dst =
-      blocked ? memory::desc(Dims(g.y), dt::f32, tag::any) : PlainDesc(g.y);
+  memory::desc dst = blocked ? memory::desc(Dims(g.y_dnnl), dt::f32, tag::any)
+                             : PlainDesc(g.y_dnnl);
   memory::desc wei(Dims(g.dnnl_w), dt::f32, tag::any);
   memory::desc bias = has_bias ? PlainDesc({g.out_channels}) : memory::desc();
   dnnl::primitive_attr attr;
@@ -363,11 +395,19 @@ Status ConvKernel::RunImpl(KernelContext& ctx) {
     plan = cache_.Insert(
         key, MakePlan(g, transpose_, has_bias,
                       const_w_.defined() ? const_w_.data<float>() : nullptr));
-  Tensor y = dtype == DType::kFloat32
+  bool embed = g.y_dnnl != g.y;
+  Tensor y = dtype == DType::kFloat32 && !embed
                  ? *out
-                 : Tensor::Uninitialized(DType::kFloat32, g.y);
+                 : Tensor::Uninitialized(DType::kFloat32, g.y_dnnl);
   Execute(*plan, x.data<float>(), w.data<float>(),
           has_bias ? b.data<float>() : nullptr, y.data<float>());
+  if (embed) {
+    Tensor full = dtype == DType::kFloat32
+                      ? *out
+                      : Tensor::Uninitialized(DType::kFloat32, g.y);
+    EmbedWithBias(y, has_bias ? b.data<float>() : nullptr, &full);
+    y = full;
+  }
   if (dtype != DType::kFloat32) StoreFromFloat32(y.data<float>(), out);
   return Status::Ok();
 }
