@@ -1,0 +1,86 @@
+// Internal helpers for the oneDNN-backed NN kernels (nn_*.cc only).
+//
+// This is the only header that includes dnnl.hpp: the oneDNN dependency stays
+// behind the nn_* kernel files. oneDNN here uses the OpenMP runtime; every
+// primitive must run single-threaded on the calling thread, so each thread
+// calls PrepareThread() (omp_set_num_threads(1), once per thread) before it
+// creates or executes a primitive.
+#ifndef PARALLAX_BACKENDS_CPU_KERNELS_DNNL_UTIL_H_
+#define PARALLAX_BACKENDS_CPU_KERNELS_DNNL_UTIL_H_
+
+#include <exception>
+#include <oneapi/dnnl/dnnl.hpp>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "graph/graph.h"
+#include "parallax/status.h"
+#include "parallax/tensor.h"
+
+namespace parallax::dnnl_util {
+
+using dt = dnnl::memory::data_type;
+using tag = dnnl::memory::format_tag;
+
+// Limits the calling thread's OpenMP team to one thread (once per thread).
+void PrepareThread();
+// The process-wide CPU engine (created on first use, thread-safe).
+const dnnl::engine& Engine();
+// A stream for the calling thread (in-order, CPU: executes synchronously).
+dnnl::stream& ThreadStream();
+
+inline dnnl::memory::dims Dims(const Shape& s) {
+  return dnnl::memory::dims(s.begin(), s.end());
+}
+// Dense row-major memory descriptor of `shape`.
+dnnl::memory::desc PlainDesc(const Shape& shape, dt type = dt::f32);
+// A descriptor with explicit element strides (transposed views etc.).
+dnnl::memory::desc StridedDesc(const Shape& dims,
+                               const std::vector<int64_t>& strides,
+                               dt type = dt::f32);
+// Wraps external bytes (no copy). `data` must outlive the memory object.
+dnnl::memory Wrap(const dnnl::memory::desc& md, const void* data);
+
+// Runs `f` (returning Status), converting oneDNN / std exceptions into a
+// Status naming `node`. Nothing escapes.
+template <typename F>
+Status Guard(const Node& node, F&& f) {
+  try {
+    return f();
+  } catch (const dnnl::error& e) {
+    return Internal(node.Describe() + ": oneDNN error: " + e.what());
+  } catch (const std::exception& e) {
+    return Internal(node.Describe() + ": " + e.what());
+  } catch (...) {
+    return Internal(node.Describe() + ": unknown exception");
+  }
+}
+
+// A small shape-keyed cache of per-shape plans (primitives, packed weights).
+// Kernels never run concurrently on one object, so no locking is needed.
+template <typename Plan>
+class PlanCache {
+ public:
+  Plan* Find(const std::vector<int64_t>& key) {
+    auto it = map_.find(Key(key));
+    return it == map_.end() ? nullptr : &it->second;
+  }
+  Plan* Insert(const std::vector<int64_t>& key, Plan plan) {
+    if (map_.size() >= kMaxEntries) map_.clear();  // Pathological shape churn.
+    return &map_.insert_or_assign(Key(key), std::move(plan)).first->second;
+  }
+
+ private:
+  static constexpr size_t kMaxEntries = 64;
+  static std::string Key(const std::vector<int64_t>& k) {
+    return std::string(reinterpret_cast<const char*>(k.data()),
+                       k.size() * sizeof(int64_t));
+  }
+  std::unordered_map<std::string, Plan> map_;
+};
+
+}  // namespace parallax::dnnl_util
+
+#endif  // PARALLAX_BACKENDS_CPU_KERNELS_DNNL_UTIL_H_
