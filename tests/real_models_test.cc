@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <random>
@@ -55,6 +56,8 @@ void ExpectClose(const Tensor& got, const Tensor& want, const std::string& what)
       ++bad;
     }
   }
+  std::printf("%s: %lld elements, max abs error vs ONNX Runtime %.3g\n", what.c_str(),
+              static_cast<long long>(want.numel()), worst);
   EXPECT_EQ(bad, 0) << what << ": " << bad << " of " << want.numel() << " elements differ; first at " << first_bad
                     << ", max abs error " << worst;
 }
