@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "backends/cpu/kernels/elementwise_util.h"
 #include "backends/cpu/kernels/families.h"
 #include "ops/kernel.h"
 #include "ops/registry.h"
@@ -253,6 +254,42 @@ TEST(Elementwise, VariadicBroadcast) {
   auto m = RunOp({"Mean", 13, {}, {F32({2}, {1, 2}), F32({2}, {3, 6})}});
   ASSERT_TRUE(m.ok());
   EXPECT_EQ(Values<float>((*m)[0]), (std::vector<float>{2, 4}));
+}
+
+TEST(Elementwise, FastFloatMathMatchesLibm) {
+  double max_exp = 0, max_tanh = 0, max_erf = 0;
+  for (float x = -95.0f; x < 95.0f; x += 0.000731f) {
+    const double e = std::exp(static_cast<double>(x));
+    if (e > 1.2e-38 && e < 3.4e38)
+      max_exp = std::max(max_exp, std::fabs(elementwise::ExpF(x) - e) / e);
+    const double t = std::tanh(static_cast<double>(x));
+    if (t != 0) max_tanh = std::max(max_tanh, std::fabs(elementwise::TanhF(x) - t) / std::fabs(t));
+    const double r = std::erf(static_cast<double>(x));
+    if (r != 0) max_erf = std::max(max_erf, std::fabs(elementwise::ErfF(x) - r) / std::fabs(r));
+  }
+  EXPECT_LT(max_exp, 1e-6);
+  EXPECT_LT(max_tanh, 1e-6);
+  EXPECT_LT(max_erf, 1e-6);
+  const float inf = std::numeric_limits<float>::infinity();
+  EXPECT_EQ(elementwise::ExpF(inf), inf);
+  EXPECT_EQ(elementwise::ExpF(-inf), 0.0f);
+  EXPECT_EQ(elementwise::ExpF(100.0f), inf);
+  EXPECT_TRUE(std::isnan(elementwise::ExpF(std::nanf(""))));
+  EXPECT_EQ(elementwise::TanhF(inf), 1.0f);
+  EXPECT_EQ(elementwise::TanhF(-inf), -1.0f);
+  EXPECT_TRUE(std::isnan(elementwise::TanhF(std::nanf(""))));
+  EXPECT_EQ(elementwise::ErfF(-inf), -1.0f);
+  EXPECT_TRUE(std::isnan(elementwise::ErfF(std::nanf(""))));
+}
+
+TEST(Elementwise, SigmoidSaturates) {
+  auto r = RunOp({"Sigmoid", 13, {}, {F32({4}, {-200, -20, 0, 200})}});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  std::vector<float> v = Values<float>((*r)[0]);
+  EXPECT_EQ(v[0], 0.0f);
+  EXPECT_NEAR(v[1], 2.0611537e-9f, 1e-15f);
+  EXPECT_EQ(v[2], 0.5f);
+  EXPECT_EQ(v[3], 1.0f);
 }
 
 }  // namespace

@@ -146,7 +146,7 @@ Status Elu(KernelContext& c) {
   const float alpha = Attr(c, "alpha", 1.0f);
   return UnaryFloat(c, [alpha](auto x) {
     using T = decltype(x);
-    return x >= T(0) ? x : static_cast<T>(alpha) * (std::exp(x) - T(1));
+    return x >= T(0) ? x : static_cast<T>(alpha) * (Exp(x) - T(1));
   });
 }
 Status Selu(KernelContext& c) {
@@ -155,7 +155,7 @@ Status Selu(KernelContext& c) {
   return UnaryFloat(c, [alpha, gamma](auto x) {
     using T = decltype(x);
     const T g = static_cast<T>(gamma);
-    return x > T(0) ? g * x : g * static_cast<T>(alpha) * (std::exp(x) - T(1));
+    return x > T(0) ? g * x : g * static_cast<T>(alpha) * (Exp(x) - T(1));
   });
 }
 Status Celu(KernelContext& c) {
@@ -164,16 +164,12 @@ Status Celu(KernelContext& c) {
   return UnaryFloat(c, [alpha](auto x) {
     using T = decltype(x);
     const T a = static_cast<T>(alpha);
-    return x > T(0) ? x : a * (std::exp(x / a) - T(1));
+    return x > T(0) ? x : a * (Exp(x / a) - T(1));
   });
 }
 Status Sigmoid(KernelContext& c) {
-  return UnaryFloat(c, [](auto x) {
-    using T = decltype(x);
-    if (x >= T(0)) return T(1) / (T(1) + std::exp(-x));
-    const T e = std::exp(x);
-    return e / (T(1) + e);
-  });
+  // exp(-x) overflows to inf for very negative x, giving exactly 0.
+  return UnaryFloat(c, [](auto x) { return decltype(x)(1) / (decltype(x)(1) + Exp(-x)); });
 }
 Status HardSigmoid(KernelContext& c) {
   const float alpha = Attr(c, "alpha", 0.2f), beta = Attr(c, "beta", 0.5f);
@@ -192,7 +188,7 @@ Status HardSwish(KernelContext& c) {
 }
 template <typename T>
 inline T SoftplusValue(T x) {
-  return x > T(0) ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x));
+  return x > T(0) ? x + std::log1p(Exp(-x)) : std::log1p(Exp(x));
 }
 Status Softplus(KernelContext& c) {
   return UnaryFloat(c, [](auto x) { return SoftplusValue(x); });
@@ -218,7 +214,14 @@ Status Shrink(KernelContext& c) {
   });
 }
 Status Mish(KernelContext& c) {
-  return UnaryFloat(c, [](auto x) { return x * std::tanh(SoftplusValue(x)); });
+  // tanh(log(1 + e^x)) = n / (n + 2) with n = e^x (e^x + 2); x is capped at
+  // 20, where the ratio is 1 in both float and double.
+  return UnaryFloat(c, [](auto x) {
+    using T = decltype(x);
+    const T e = Exp(std::min(x, T(20)));
+    const T n = e * (e + T(2));
+    return x * n / (n + T(2));
+  });
 }
 Status Gelu(KernelContext& c) {
   const std::string approx = c.node().attr_string("approximate", "none");
@@ -226,13 +229,13 @@ Status Gelu(KernelContext& c) {
     return UnaryFloat(c, [](auto x) {
       using T = decltype(x);
       const T k = static_cast<T>(0.7978845608028654);  // sqrt(2 / pi)
-      return T(0.5) * x * (T(1) + std::tanh(k * (x + T(0.044715) * x * x * x)));
+      return T(0.5) * x * (T(1) + Tanh(k * (x + T(0.044715) * x * x * x)));
     });
   }
   if (approx != "none") return c.Error("unknown approximate mode '" + approx + "'");
   return UnaryFloat(c, [](auto x) {
     using T = decltype(x);
-    return T(0.5) * x * (T(1) + std::erf(x * static_cast<T>(0.7071067811865476)));
+    return T(0.5) * x * (T(1) + Erf(x * static_cast<T>(0.7071067811865476)));
   });
 }
 
@@ -250,7 +253,7 @@ void RegisterUnaryOps(OpRegistry& r) {
   r.Register("IsInf", IsInf);
   r.Register("Not", Not);
   r.Register("BitwiseNot", BitwiseNot);
-  PX_UNARY_FLOAT("Exp", std::exp(x));
+  PX_UNARY_FLOAT("Exp", Exp(x));
   PX_UNARY_FLOAT("Log", std::log(x));
   PX_UNARY_FLOAT("Sqrt", std::sqrt(x));
   PX_UNARY_FLOAT("Reciprocal", decltype(x)(1) / x);
@@ -267,8 +270,8 @@ void RegisterUnaryOps(OpRegistry& r) {
   PX_UNARY_FLOAT("Asinh", std::asinh(x));
   PX_UNARY_FLOAT("Acosh", std::acosh(x));
   PX_UNARY_FLOAT("Atanh", std::atanh(x));
-  PX_UNARY_FLOAT("Erf", std::erf(x));
-  PX_UNARY_FLOAT("Tanh", std::tanh(x));
+  PX_UNARY_FLOAT("Erf", Erf(x));
+  PX_UNARY_FLOAT("Tanh", Tanh(x));
 }
 
 #undef PX_UNARY_FLOAT
