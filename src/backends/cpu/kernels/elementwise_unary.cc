@@ -57,11 +57,14 @@ Status Unary(KernelContext& ctx, F f) {
   if constexpr ((kTypes & kFloats) != 0) {
     if (dt == DType::kFloat16) {
       PX_ASSIGN_OR_RETURN(Tensor * out, ctx.Output(0, out_dt, x.shape()));
-      if constexpr (kBoolOut) MapHalf(x.data<Half>(), out->data<bool>(), n, f);
-      else MapHalf(x.data<Half>(), out->data<Half>(), n, f);
+      if constexpr (kBoolOut)
+        MapHalf(x.data<Half>(), out->data<bool>(), n, f);
+      else
+        MapHalf(x.data<Half>(), out->data<Half>(), n, f);
       return Status::Ok();
     }
-    if (dt == DType::kFloat32 || dt == DType::kFloat64) return DispatchFloat(dt, run);
+    if (dt == DType::kFloat32 || dt == DType::kFloat64)
+      return DispatchFloat(dt, run);
   }
   if constexpr ((kTypes & kInts) != 0) {
     if (dt != DType::kBool && dt != DType::kFloat16 && dt != DType::kFloat32 &&
@@ -71,7 +74,8 @@ Status Unary(KernelContext& ctx, F f) {
   if constexpr ((kTypes & kBools) != 0) {
     if (dt == DType::kBool) return run.template operator()<bool>();
   }
-  return ctx.Error("does not support input dtype " + std::string(DTypeName(dt)));
+  return ctx.Error("does not support input dtype " +
+                   std::string(DTypeName(dt)));
 }
 
 template <typename F>
@@ -92,8 +96,12 @@ float Attr(const KernelContext& ctx, const char* name, float def) {
 Status Abs(KernelContext& c) {
   return UnaryNumeric(c, [](auto x) {
     using T = decltype(x);
-    if constexpr (std::is_unsigned_v<T>) return x;
-    else return static_cast<T>(x < 0 ? -x : x);
+    if constexpr (std::is_unsigned_v<T>)
+      return x;
+    else if constexpr (std::is_integral_v<T>)
+      return x < 0 ? WrapSub(T(0), x) : x;
+    else
+      return std::abs(x);
   });
 }
 Status Neg(KernelContext& c) {
@@ -101,7 +109,8 @@ Status Neg(KernelContext& c) {
     using T = decltype(x);
     if constexpr (std::is_integral_v<T>)  // Wraps like two's complement.
       return static_cast<T>(0 - static_cast<std::make_unsigned_t<T>>(x));
-    else return -x;
+    else
+      return -x;
   });
 }
 Status Sign(KernelContext& c) {
@@ -111,7 +120,8 @@ Status Sign(KernelContext& c) {
   });
 }
 Status Round(KernelContext& c) {
-  return UnaryFloat(c, [](auto x) { return std::nearbyint(x); });  // Ties to even.
+  return UnaryFloat(c,
+                    [](auto x) { return std::nearbyint(x); });  // Ties to even.
 }
 Status IsNaN(KernelContext& c) {
   return Unary<kFloats, true>(c, [](auto x) { return std::isnan(x); });
@@ -133,7 +143,8 @@ Status BitwiseNot(KernelContext& c) {
 // Activations -------------------------------------------------------------
 
 Status Relu(KernelContext& c) {
-  return UnaryNumeric(c, [](auto x) { return x > decltype(x)(0) ? x : decltype(x)(0); });
+  return UnaryNumeric(
+      c, [](auto x) { return x > decltype(x)(0) ? x : decltype(x)(0); });
 }
 Status LeakyRelu(KernelContext& c) {
   const float alpha = Attr(c, "alpha", 0.01f);
@@ -169,7 +180,8 @@ Status Celu(KernelContext& c) {
 }
 Status Sigmoid(KernelContext& c) {
   // exp(-x) overflows to inf for very negative x, giving exactly 0.
-  return UnaryFloat(c, [](auto x) { return decltype(x)(1) / (decltype(x)(1) + Exp(-x)); });
+  return UnaryFloat(
+      c, [](auto x) { return decltype(x)(1) / (decltype(x)(1) + Exp(-x)); });
 }
 Status HardSigmoid(KernelContext& c) {
   const float alpha = Attr(c, "alpha", 0.2f), beta = Attr(c, "beta", 0.5f);
@@ -194,7 +206,8 @@ Status Softplus(KernelContext& c) {
   return UnaryFloat(c, [](auto x) { return SoftplusValue(x); });
 }
 Status Softsign(KernelContext& c) {
-  return UnaryFloat(c, [](auto x) { return x / (decltype(x)(1) + std::abs(x)); });
+  return UnaryFloat(c,
+                    [](auto x) { return x / (decltype(x)(1) + std::abs(x)); });
 }
 Status ThresholdedRelu(KernelContext& c) {
   const float alpha = Attr(c, "alpha", 1.0f);
@@ -232,7 +245,8 @@ Status Gelu(KernelContext& c) {
       return T(0.5) * x * (T(1) + Tanh(k * (x + T(0.044715) * x * x * x)));
     });
   }
-  if (approx != "none") return c.Error("unknown approximate mode '" + approx + "'");
+  if (approx != "none")
+    return c.Error("unknown approximate mode '" + approx + "'");
   return UnaryFloat(c, [](auto x) {
     using T = decltype(x);
     return T(0.5) * x * (T(1) + Erf(x * static_cast<T>(0.7071067811865476)));
@@ -241,8 +255,10 @@ Status Gelu(KernelContext& c) {
 
 }  // namespace
 
-#define PX_UNARY_FLOAT(NAME, EXPR) \
-  r.Register(NAME, [](KernelContext& c) { return UnaryFloat(c, [](auto x) { return EXPR; }); })
+#define PX_UNARY_FLOAT(NAME, EXPR)                     \
+  r.Register(NAME, [](KernelContext& c) {              \
+    return UnaryFloat(c, [](auto x) { return EXPR; }); \
+  })
 
 void RegisterUnaryOps(OpRegistry& r) {
   r.Register("Abs", Abs);
