@@ -320,5 +320,39 @@ TEST(Elementwise, SigmoidSaturates) {
   EXPECT_EQ(v[3], 1.0f);
 }
 
+TEST(Elementwise, OpsWithoutConformanceData) {
+  // Mish, Gelu and the Bitwise ops have no tests in the installed ONNX data.
+  const std::vector<float> xs = {-30, -3, -0.5f, 0, 0.25f, 2, 40};
+  auto mish = RunOp({"Mish", 18, {}, {F32({7}, xs)}});
+  auto gelu = RunOp({"Gelu", 20, {}, {F32({7}, xs)}});
+  auto gelu_t =
+      RunOp({"Gelu", 20, {{"approximate", StrAttr("tanh")}}, {F32({7}, xs)}});
+  ASSERT_TRUE(mish.ok() && gelu.ok() && gelu_t.ok());
+  for (size_t i = 0; i < xs.size(); ++i) {
+    const double x = xs[i];
+    const double m = x * std::tanh(std::log1p(std::exp(x)));
+    const double g = 0.5 * x * (1 + std::erf(x / std::sqrt(2.0)));
+    const double gt =
+        0.5 * x *
+        (1 + std::tanh(std::sqrt(2 / M_PI) * (x + 0.044715 * x * x * x)));
+    EXPECT_NEAR((*mish)[0].data<float>()[i], m, 1e-6 + 1e-6 * std::fabs(m));
+    EXPECT_NEAR((*gelu)[0].data<float>()[i], g, 1e-6 + 1e-6 * std::fabs(g));
+    EXPECT_NEAR((*gelu_t)[0].data<float>()[i], gt, 1e-6 + 1e-6 * std::fabs(gt));
+  }
+  Tensor a = I32({3}, {0b1100, -1, 7});
+  Tensor b = I32({1}, {0b1010});
+  auto band = RunOp({"BitwiseAnd", 18, {}, {a, b}});
+  auto bor = RunOp({"BitwiseOr", 18, {}, {a, b}});
+  auto bxor = RunOp({"BitwiseXor", 18, {}, {a, b}});
+  auto bnot = RunOp({"BitwiseNot", 18, {}, {a}});
+  ASSERT_TRUE(band.ok() && bor.ok() && bxor.ok() && bnot.ok());
+  EXPECT_EQ(Values<int32_t>((*band)[0]), (std::vector<int32_t>{8, 10, 2}));
+  EXPECT_EQ(Values<int32_t>((*bor)[0]), (std::vector<int32_t>{14, -1, 15}));
+  EXPECT_EQ(Values<int32_t>((*bxor)[0]), (std::vector<int32_t>{6, -11, 13}));
+  EXPECT_EQ(Values<int32_t>((*bnot)[0]), (std::vector<int32_t>{~12, 0, ~7}));
+  auto bad = RunOp({"BitwiseAnd", 18, {}, {F32({1}, {1}), F32({1}, {1})}});
+  EXPECT_FALSE(bad.ok());
+}
+
 }  // namespace
 }  // namespace parallax
