@@ -15,8 +15,8 @@ namespace elementwise {
 Status RequireInputs(const KernelContext& ctx, int n) {
   for (int i = 0; i < n; ++i)
     if (!ctx.has_input(i))
-      return ctx.Error("needs " + std::to_string(n) + " input(s), input " + std::to_string(i) +
-                       " is missing");
+      return ctx.Error("needs " + std::to_string(n) + " input(s), input " +
+                       std::to_string(i) + " is missing");
   return Status::Ok();
 }
 
@@ -80,17 +80,20 @@ Result<Tensor> CastTo(const Tensor& in, DType dtype) {
 }
 
 Shape LegacyBroadcastShape(const Node& node, const Shape& a, const Shape& b) {
-  if (node.opset >= 7 || node.attr_int("broadcast", 0) == 0 || !node.has_attr("axis"))
+  if (node.opset >= 7 || node.attr_int("broadcast", 0) == 0 ||
+      !node.has_attr("axis"))
     return b;
   int64_t axis = node.attr_int("axis", 0);
-  const int64_t ra = static_cast<int64_t>(a.size()), rb = static_cast<int64_t>(b.size());
+  const int64_t ra = static_cast<int64_t>(a.size()),
+                rb = static_cast<int64_t>(b.size());
   if (axis < 0) axis += ra;
   Shape s = b;
   for (int64_t i = axis + rb; i < ra; ++i) s.push_back(1);
   return s;
 }
 
-BroadcastPlan MakeBroadcastPlan(const Shape& out, const std::vector<Shape>& inputs) {
+BroadcastPlan MakeBroadcastPlan(const Shape& out,
+                                const std::vector<Shape>& inputs) {
   BroadcastPlan p;
   p.num_operands = static_cast<int>(inputs.size());
   std::vector<std::vector<int64_t>> strides;
@@ -100,7 +103,8 @@ BroadcastPlan MakeBroadcastPlan(const Shape& out, const std::vector<Shape>& inpu
   for (size_t d = 0; d < out.size(); ++d) {
     if (out[d] == 1) continue;
     std::array<int64_t, 3> cur{};
-    for (int k = 0; k < p.num_operands; ++k) cur[k] = strides[static_cast<size_t>(k)][d];
+    for (int k = 0; k < p.num_operands; ++k)
+      cur[k] = strides[static_cast<size_t>(k)][d];
     bool merge = !dims.empty();
     for (int k = 0; merge && k < p.num_operands; ++k)
       merge = (st.back()[k] == 0) == (cur[k] == 0);

@@ -57,11 +57,14 @@ Status Unary(KernelContext& ctx, F f) {
   if constexpr ((kTypes & kFloats) != 0) {
     if (dt == DType::kFloat16) {
       PX_ASSIGN_OR_RETURN(Tensor * out, ctx.Output(0, out_dt, x.shape()));
-      if constexpr (kBoolOut) MapHalf(x.data<Half>(), out->data<bool>(), n, f);
-      else MapHalf(x.data<Half>(), out->data<Half>(), n, f);
+      if constexpr (kBoolOut)
+        MapHalf(x.data<Half>(), out->data<bool>(), n, f);
+      else
+        MapHalf(x.data<Half>(), out->data<Half>(), n, f);
       return Status::Ok();
     }
-    if (dt == DType::kFloat32 || dt == DType::kFloat64) return DispatchFloat(dt, run);
+    if (dt == DType::kFloat32 || dt == DType::kFloat64)
+      return DispatchFloat(dt, run);
   }
   if constexpr ((kTypes & kInts) != 0) {
     if (dt != DType::kBool && dt != DType::kFloat16 && dt != DType::kFloat32 &&
@@ -71,7 +74,8 @@ Status Unary(KernelContext& ctx, F f) {
   if constexpr ((kTypes & kBools) != 0) {
     if (dt == DType::kBool) return run.template operator()<bool>();
   }
-  return ctx.Error("does not support input dtype " + std::string(DTypeName(dt)));
+  return ctx.Error("does not support input dtype " +
+                   std::string(DTypeName(dt)));
 }
 
 template <typename F>
@@ -92,8 +96,12 @@ float Attr(const KernelContext& ctx, const char* name, float def) {
 Status Abs(KernelContext& c) {
   return UnaryNumeric(c, [](auto x) {
     using T = decltype(x);
-    if constexpr (std::is_unsigned_v<T>) return x;
-    else return static_cast<T>(x < 0 ? -x : x);
+    if constexpr (std::is_unsigned_v<T>)
+      return x;
+    else if constexpr (std::is_integral_v<T>)
+      return x < 0 ? WrapSub(T(0), x) : x;
+    else
+      return std::abs(x);
   });
 }
 Status Neg(KernelContext& c) {
@@ -101,7 +109,8 @@ Status Neg(KernelContext& c) {
     using T = decltype(x);
     if constexpr (std::is_integral_v<T>)  // Wraps like two's complement.
       return static_cast<T>(0 - static_cast<std::make_unsigned_t<T>>(x));
-    else return -x;
+    else
+      return -x;
   });
 }
 Status Sign(KernelContext& c) {
@@ -111,7 +120,8 @@ Status Sign(KernelContext& c) {
   });
 }
 Status Round(KernelContext& c) {
-  return UnaryFloat(c, [](auto x) { return std::nearbyint(x); });  // Ties to even.
+  return UnaryFloat(c,
+                    [](auto x) { return std::nearbyint(x); });  // Ties to even.
 }
 Status IsNaN(KernelContext& c) {
   return Unary<kFloats, true>(c, [](auto x) { return std::isnan(x); });
@@ -133,7 +143,8 @@ Status BitwiseNot(KernelContext& c) {
 // Activations -------------------------------------------------------------
 
 Status Relu(KernelContext& c) {
-  return UnaryNumeric(c, [](auto x) { return x > decltype(x)(0) ? x : decltype(x)(0); });
+  return UnaryNumeric(
+      c, [](auto x) { return x > decltype(x)(0) ? x : decltype(x)(0); });
 }
 Status LeakyRelu(KernelContext& c) {
   const float alpha = Attr(c, "alpha", 0.01f);
@@ -146,7 +157,7 @@ Status Elu(KernelContext& c) {
   const float alpha = Attr(c, "alpha", 1.0f);
   return UnaryFloat(c, [alpha](auto x) {
     using T = decltype(x);
-    return x >= T(0) ? x : static_cast<T>(alpha) * (std::exp(x) - T(1));
+    return x >= T(0) ? x : static_cast<T>(alpha) * (Exp(x) - T(1));
   });
 }
 Status Selu(KernelContext& c) {
@@ -155,7 +166,7 @@ Status Selu(KernelContext& c) {
   return UnaryFloat(c, [alpha, gamma](auto x) {
     using T = decltype(x);
     const T g = static_cast<T>(gamma);
-    return x > T(0) ? g * x : g * static_cast<T>(alpha) * (std::exp(x) - T(1));
+    return x > T(0) ? g * x : g * static_cast<T>(alpha) * (Exp(x) - T(1));
   });
 }
 Status Celu(KernelContext& c) {
@@ -164,16 +175,13 @@ Status Celu(KernelContext& c) {
   return UnaryFloat(c, [alpha](auto x) {
     using T = decltype(x);
     const T a = static_cast<T>(alpha);
-    return x > T(0) ? x : a * (std::exp(x / a) - T(1));
+    return x > T(0) ? x : a * (Exp(x / a) - T(1));
   });
 }
 Status Sigmoid(KernelContext& c) {
-  return UnaryFloat(c, [](auto x) {
-    using T = decltype(x);
-    if (x >= T(0)) return T(1) / (T(1) + std::exp(-x));
-    const T e = std::exp(x);
-    return e / (T(1) + e);
-  });
+  // exp(-x) overflows to inf for very negative x, giving exactly 0.
+  return UnaryFloat(
+      c, [](auto x) { return decltype(x)(1) / (decltype(x)(1) + Exp(-x)); });
 }
 Status HardSigmoid(KernelContext& c) {
   const float alpha = Attr(c, "alpha", 0.2f), beta = Attr(c, "beta", 0.5f);
@@ -192,13 +200,14 @@ Status HardSwish(KernelContext& c) {
 }
 template <typename T>
 inline T SoftplusValue(T x) {
-  return x > T(0) ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x));
+  return x > T(0) ? x + std::log1p(Exp(-x)) : std::log1p(Exp(x));
 }
 Status Softplus(KernelContext& c) {
   return UnaryFloat(c, [](auto x) { return SoftplusValue(x); });
 }
 Status Softsign(KernelContext& c) {
-  return UnaryFloat(c, [](auto x) { return x / (decltype(x)(1) + std::abs(x)); });
+  return UnaryFloat(c,
+                    [](auto x) { return x / (decltype(x)(1) + std::abs(x)); });
 }
 Status ThresholdedRelu(KernelContext& c) {
   const float alpha = Attr(c, "alpha", 1.0f);
@@ -218,7 +227,14 @@ Status Shrink(KernelContext& c) {
   });
 }
 Status Mish(KernelContext& c) {
-  return UnaryFloat(c, [](auto x) { return x * std::tanh(SoftplusValue(x)); });
+  // tanh(log(1 + e^x)) = n / (n + 2) with n = e^x (e^x + 2); x is capped at
+  // 20, where the ratio is 1 in both float and double.
+  return UnaryFloat(c, [](auto x) {
+    using T = decltype(x);
+    const T e = Exp(std::min(x, T(20)));
+    const T n = e * (e + T(2));
+    return x * n / (n + T(2));
+  });
 }
 Status Gelu(KernelContext& c) {
   const std::string approx = c.node().attr_string("approximate", "none");
@@ -226,20 +242,23 @@ Status Gelu(KernelContext& c) {
     return UnaryFloat(c, [](auto x) {
       using T = decltype(x);
       const T k = static_cast<T>(0.7978845608028654);  // sqrt(2 / pi)
-      return T(0.5) * x * (T(1) + std::tanh(k * (x + T(0.044715) * x * x * x)));
+      return T(0.5) * x * (T(1) + Tanh(k * (x + T(0.044715) * x * x * x)));
     });
   }
-  if (approx != "none") return c.Error("unknown approximate mode '" + approx + "'");
+  if (approx != "none")
+    return c.Error("unknown approximate mode '" + approx + "'");
   return UnaryFloat(c, [](auto x) {
     using T = decltype(x);
-    return T(0.5) * x * (T(1) + std::erf(x * static_cast<T>(0.7071067811865476)));
+    return T(0.5) * x * (T(1) + Erf(x * static_cast<T>(0.7071067811865476)));
   });
 }
 
 }  // namespace
 
-#define PX_UNARY_FLOAT(NAME, EXPR) \
-  r.Register(NAME, [](KernelContext& c) { return UnaryFloat(c, [](auto x) { return EXPR; }); })
+#define PX_UNARY_FLOAT(NAME, EXPR)                     \
+  r.Register(NAME, [](KernelContext& c) {              \
+    return UnaryFloat(c, [](auto x) { return EXPR; }); \
+  })
 
 void RegisterUnaryOps(OpRegistry& r) {
   r.Register("Abs", Abs);
@@ -250,7 +269,7 @@ void RegisterUnaryOps(OpRegistry& r) {
   r.Register("IsInf", IsInf);
   r.Register("Not", Not);
   r.Register("BitwiseNot", BitwiseNot);
-  PX_UNARY_FLOAT("Exp", std::exp(x));
+  PX_UNARY_FLOAT("Exp", Exp(x));
   PX_UNARY_FLOAT("Log", std::log(x));
   PX_UNARY_FLOAT("Sqrt", std::sqrt(x));
   PX_UNARY_FLOAT("Reciprocal", decltype(x)(1) / x);
@@ -267,8 +286,8 @@ void RegisterUnaryOps(OpRegistry& r) {
   PX_UNARY_FLOAT("Asinh", std::asinh(x));
   PX_UNARY_FLOAT("Acosh", std::acosh(x));
   PX_UNARY_FLOAT("Atanh", std::atanh(x));
-  PX_UNARY_FLOAT("Erf", std::erf(x));
-  PX_UNARY_FLOAT("Tanh", std::tanh(x));
+  PX_UNARY_FLOAT("Erf", Erf(x));
+  PX_UNARY_FLOAT("Tanh", Tanh(x));
 }
 
 #undef PX_UNARY_FLOAT
