@@ -429,49 +429,70 @@ void FillOutside(T* out, const Shape& out_shape, const std::vector<AxisPlan>& pl
   }
 }
 
-template <typename T>
-void FilterResize(const Tensor& x, Tensor* out, const std::vector<AxisPlan>& plans, double ev) {
-  using C = ComputeOf<T>;
+// Resizes one slice below the leading identity axes: `cur` has shape
+// `shape` (the slice's axes), passes run over `active` (last axis first).
+template <typename T, typename C>
+void FilterSlice(const C* cur, Shape shape, const std::vector<AxisPlan>& plans, size_t lead,
+                 const std::vector<size_t>& active, const std::vector<std::vector<C>>& weights,
+                 std::vector<C> (&bufs)[2], T* dst_out) {
   constexpr bool kDirect = std::is_same_v<T, C>;
-  T* final_out = out->data<T>();
-  std::vector<C> converted;
-  const C* cur = nullptr;
-  if constexpr (kDirect) {
-    cur = x.data<T>();
-  } else {
-    converted.resize(static_cast<size_t>(x.numel()));
-    const T* xs = x.data<T>();
-    for (size_t i = 0; i < converted.size(); ++i) converted[i] = ToCompute<C>(xs[i]);
-    cur = converted.data();
-  }
-  std::vector<int> active;
-  for (int d = x.rank() - 1; d >= 0; --d) {
-    if (!plans[static_cast<size_t>(d)].identity) active.push_back(d);
-  }
-  Shape shape = x.shape();
-  std::vector<C> bufs[2];
   int which = 0;
   for (size_t k = 0; k < active.size(); ++k) {
-    const size_t d = static_cast<size_t>(active[k]);
+    const size_t d = active[k];
     int64_t outer = 1, inner = 1;
-    for (size_t j = 0; j < d; ++j) outer *= shape[j];
-    for (size_t j = d + 1; j < shape.size(); ++j) inner *= shape[j];
-    shape[d] = plans[d].out;
+    for (size_t j = 0; j < d - lead; ++j) outer *= shape[j];
+    for (size_t j = d - lead + 1; j < shape.size(); ++j) inner *= shape[j];
+    shape[d - lead] = plans[d].out;
     C* dst = nullptr;
-    if (kDirect && k + 1 == active.size()) {
-      dst = reinterpret_cast<C*>(final_out);
-    } else {
+    if constexpr (kDirect) {
+      if (k + 1 == active.size()) dst = dst_out;
+    }
+    if (dst == nullptr) {
       bufs[which].resize(static_cast<size_t>(NumElements(shape)));
       dst = bufs[which].data();
       which ^= 1;
     }
-    std::vector<C> w(plans[d].weight.begin(), plans[d].weight.end());
-    FilterAxis(cur, dst, outer, inner, plans[d], w);
+    FilterAxis(cur, dst, outer, inner, plans[d], weights[k]);
     cur = dst;
   }
   if (!kDirect || active.empty()) {
-    const int64_t n = out->numel();
-    for (int64_t i = 0; i < n; ++i) final_out[i] = FromCompute<T>(cur[i]);
+    const int64_t n = NumElements(shape);
+    for (int64_t i = 0; i < n; ++i) dst_out[i] = FromCompute<T>(cur[i]);
+  }
+}
+
+template <typename T>
+void FilterResize(const Tensor& x, Tensor* out, const std::vector<AxisPlan>& plans, double ev) {
+  using C = ComputeOf<T>;
+  const size_t rank = static_cast<size_t>(x.rank());
+  std::vector<size_t> active;  // Resized axes, last first.
+  for (size_t d = rank; d-- > 0;) {
+    if (!plans[d].identity) active.push_back(d);
+  }
+  // Leading identity axes are independent slices: resize slice by slice so
+  // intermediates stay in cache.
+  const size_t lead = active.empty() ? rank : active.back();
+  int64_t slices = 1;
+  for (size_t d = 0; d < lead; ++d) slices *= x.shape()[d];
+  const Shape slice_shape(x.shape().begin() + static_cast<std::ptrdiff_t>(lead), x.shape().end());
+  const int64_t in_size = NumElements(slice_shape);
+  const int64_t out_size = slices > 0 ? out->numel() / slices : 0;
+  std::vector<std::vector<C>> weights;
+  for (size_t d : active) weights.emplace_back(plans[d].weight.begin(), plans[d].weight.end());
+  std::vector<C> bufs[2];
+  std::vector<C> converted;
+  T* final_out = out->data<T>();
+  for (int64_t s = 0; s < slices; ++s) {
+    const T* src = x.data<T>() + s * in_size;
+    const C* cur = nullptr;
+    if constexpr (std::is_same_v<T, C>) {
+      cur = src;
+    } else {
+      converted.resize(static_cast<size_t>(in_size));
+      for (int64_t i = 0; i < in_size; ++i) converted[static_cast<size_t>(i)] = ToCompute<C>(src[i]);
+      cur = converted.data();
+    }
+    FilterSlice<T, C>(cur, slice_shape, plans, lead, active, weights, bufs, final_out + s * out_size);
   }
   FillOutside(final_out, out->shape(), plans, FromCompute<T>(ev));
 }
