@@ -9,9 +9,11 @@
 // axis, last axis first, with contiguous inner loops.
 #include <algorithm>
 #include <cmath>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "backends/cpu/kernels/image_util.h"
@@ -35,7 +37,13 @@ enum class Coord {
 };
 // kLegacy: Upsample and Resize-10 (floor when upsampling, ceil when
 // downsampling, as onnxruntime does for these versions).
-enum class Nearest { kRoundPreferFloor, kRoundPreferCeil, kFloor, kCeil, kLegacy };
+enum class Nearest {
+  kRoundPreferFloor,
+  kRoundPreferCeil,
+  kFloor,
+  kCeil,
+  kLegacy
+};
 enum class Policy { kStretch, kNotLarger, kNotSmaller };
 
 struct Attrs {
@@ -71,61 +79,77 @@ struct Geometry {
   std::vector<double> roi;     // 2 * rank (starts then ends), or empty.
 };
 
+// Looks `attr` (default `def`) up in `names`; an error names unknown values.
+template <typename E>
+Status ParseEnum(const KernelInit& init, const std::string& attr,
+                 const std::string& def,
+                 std::initializer_list<std::pair<const char*, E>> names,
+                 E* out) {
+  const std::string v = init.node.attr_string(attr, def);
+  for (const auto& [name, value] : names) {
+    if (v == name) {
+      *out = value;
+      return Status::Ok();
+    }
+  }
+  return init.Error("unsupported " + attr + " '" + v + "'");
+}
+
+// Upsample-1/7/9 and Resize-10: asymmetric coordinates, legacy nearest.
+Status ParseLegacyAttrs(const KernelInit& init, Attrs& a) {
+  const Node& n = init.node;
+  a.coord = Coord::kAsymmetric;
+  a.nearest = Nearest::kLegacy;
+  if (a.upsample && init.opset() < 7) {
+    a.attr_scales = {1.0, 1.0, n.attr_float("height_scale", 1.0f),
+                     n.attr_float("width_scale", 1.0f)};
+  } else if (a.upsample && init.opset() < 9) {
+    if (!n.has_attr("scales"))
+      return init.Error("missing required attribute 'scales'");
+    for (float s : n.attr_floats("scales")) a.attr_scales.push_back(s);
+  }
+  return Status::Ok();
+}
+
 Result<Attrs> ParseAttrs(const KernelInit& init, bool upsample) {
   const Node& n = init.node;
   Attrs a;
   a.upsample = upsample;
-  const std::string mode = n.attr_string("mode", "nearest");
-  if (mode == "nearest") {
-    a.mode = Mode::kNearest;
-  } else if (mode == "linear" || mode == "bilinear") {
-    a.mode = Mode::kLinear;
-  } else if (mode == "cubic" && !upsample) {
-    a.mode = Mode::kCubic;
-  } else {
-    return init.Error("unsupported mode '" + mode + "'");
-  }
+  PX_RETURN_IF_ERROR(ParseEnum<Mode>(init, "mode", "nearest",
+                                     {{"nearest", Mode::kNearest},
+                                      {"linear", Mode::kLinear},
+                                      {"bilinear", Mode::kLinear},
+                                      {"cubic", Mode::kCubic}},
+                                     &a.mode));
+  if (upsample && a.mode == Mode::kCubic)
+    return init.Error("Upsample does not support cubic mode");
   if (upsample || init.opset() < 11) {
-    a.coord = Coord::kAsymmetric;
-    a.nearest = Nearest::kLegacy;
-    if (upsample && init.opset() < 7) {
-      a.attr_scales = {1.0, 1.0, n.attr_float("height_scale", 1.0f), n.attr_float("width_scale", 1.0f)};
-    } else if (upsample && init.opset() < 9) {
-      if (!n.has_attr("scales")) return init.Error("missing required attribute 'scales'");
-      for (float s : n.attr_floats("scales")) a.attr_scales.push_back(s);
-    }
+    PX_RETURN_IF_ERROR(ParseLegacyAttrs(init, a));
     return a;
   }
-  const std::string coord = n.attr_string("coordinate_transformation_mode", "half_pixel");
-  if (coord == "half_pixel") {
-    a.coord = Coord::kHalfPixel;
-  } else if (coord == "half_pixel_symmetric") {
-    a.coord = Coord::kHalfPixelSymmetric;
-  } else if (coord == "pytorch_half_pixel") {
-    a.coord = Coord::kPytorchHalfPixel;
-  } else if (coord == "align_corners") {
-    a.coord = Coord::kAlignCorners;
-  } else if (coord == "asymmetric") {
-    a.coord = Coord::kAsymmetric;
-  } else if (coord == "tf_half_pixel_for_nn") {
-    a.coord = Coord::kTfHalfPixelForNn;
-  } else if (coord == "tf_crop_and_resize") {
-    a.coord = Coord::kTfCropAndResize;
-  } else {
-    return init.Error("unsupported coordinate_transformation_mode '" + coord + "'");
-  }
-  const std::string nearest = n.attr_string("nearest_mode", "round_prefer_floor");
-  if (nearest == "round_prefer_floor") {
-    a.nearest = Nearest::kRoundPreferFloor;
-  } else if (nearest == "round_prefer_ceil") {
-    a.nearest = Nearest::kRoundPreferCeil;
-  } else if (nearest == "floor") {
-    a.nearest = Nearest::kFloor;
-  } else if (nearest == "ceil") {
-    a.nearest = Nearest::kCeil;
-  } else {
-    return init.Error("unsupported nearest_mode '" + nearest + "'");
-  }
+  PX_RETURN_IF_ERROR(
+      ParseEnum<Coord>(init, "coordinate_transformation_mode", "half_pixel",
+                       {{"half_pixel", Coord::kHalfPixel},
+                        {"half_pixel_symmetric", Coord::kHalfPixelSymmetric},
+                        {"pytorch_half_pixel", Coord::kPytorchHalfPixel},
+                        {"align_corners", Coord::kAlignCorners},
+                        {"asymmetric", Coord::kAsymmetric},
+                        {"tf_half_pixel_for_nn", Coord::kTfHalfPixelForNn},
+                        {"tf_crop_and_resize", Coord::kTfCropAndResize}},
+                       &a.coord));
+  PX_RETURN_IF_ERROR(
+      ParseEnum<Nearest>(init, "nearest_mode", "round_prefer_floor",
+                         {{"round_prefer_floor", Nearest::kRoundPreferFloor},
+                          {"round_prefer_ceil", Nearest::kRoundPreferCeil},
+                          {"floor", Nearest::kFloor},
+                          {"ceil", Nearest::kCeil}},
+                         &a.nearest));
+  PX_RETURN_IF_ERROR(ParseEnum<Policy>(init, "keep_aspect_ratio_policy",
+                                       "stretch",
+                                       {{"stretch", Policy::kStretch},
+                                        {"not_larger", Policy::kNotLarger},
+                                        {"not_smaller", Policy::kNotSmaller}},
+                                       &a.policy));
   a.cubic_a = n.attr_float("cubic_coeff_a", -0.75f);
   a.exclude_outside = n.attr_int("exclude_outside", 0) != 0;
   a.extrapolation = n.attr_float("extrapolation_value", 0.0f);
@@ -133,25 +157,16 @@ Result<Attrs> ParseAttrs(const KernelInit& init, bool upsample) {
   if (a.antialias && a.mode == Mode::kNearest) {
     return init.Error("antialias is only defined for linear and cubic modes");
   }
-  const std::string policy = n.attr_string("keep_aspect_ratio_policy", "stretch");
-  if (policy == "stretch") {
-    a.policy = Policy::kStretch;
-  } else if (policy == "not_larger") {
-    a.policy = Policy::kNotLarger;
-  } else if (policy == "not_smaller") {
-    a.policy = Policy::kNotSmaller;
-  } else {
-    return init.Error("unsupported keep_aspect_ratio_policy '" + policy + "'");
-  }
   if (n.has_attr("axes")) a.axes = n.attr_ints("axes");
   return a;
 }
 
 // Maps output coordinate x to a coordinate in the input (ONNX formulas).
-double SourceCoord(Coord coord, double x, double scale, int64_t in, int64_t out, double roi_start,
-                   double roi_end) {
+double SourceCoord(Coord coord, double x, double scale, int64_t in, int64_t out,
+                   double roi_start, double roi_end) {
   const double in_d = static_cast<double>(in);
-  const double out_f = scale * in_d;  // The reference's (fractional) output length.
+  const double out_f =
+      scale * in_d;  // The reference's (fractional) output length.
   switch (coord) {
     case Coord::kHalfPixel:
       return (x + 0.5) / scale - 0.5;
@@ -169,7 +184,9 @@ double SourceCoord(Coord coord, double x, double scale, int64_t in, int64_t out,
     case Coord::kTfHalfPixelForNn:
       return (x + 0.5) / scale;
     case Coord::kTfCropAndResize:
-      if (out > 1) return roi_start * (in_d - 1) + x * (roi_end - roi_start) * (in_d - 1) / (out_f - 1);
+      if (out > 1)
+        return roi_start * (in_d - 1) +
+               x * (roi_end - roi_start) * (in_d - 1) / (out_f - 1);
       return 0.5 * (roi_start + roi_end) * (in_d - 1);
   }
   return 0.0;
@@ -184,10 +201,14 @@ int64_t NearestIndex(Nearest mode, double xo, double scale) {
   const int64_t i = static_cast<int64_t>(f);
   if (r == 0.0) return i;
   switch (mode) {
-    case Nearest::kRoundPreferFloor: return r <= 0.5 ? i : i + 1;
-    case Nearest::kRoundPreferCeil: return r < 0.5 ? i : i + 1;
-    case Nearest::kFloor: return i;
-    default: return i + 1;
+    case Nearest::kRoundPreferFloor:
+      return r <= 0.5 ? i : i + 1;
+    case Nearest::kRoundPreferCeil:
+      return r < 0.5 ? i : i + 1;
+    case Nearest::kFloor:
+      return i;
+    default:
+      return i + 1;
   }
 }
 
@@ -200,10 +221,12 @@ double SaneCoord(double x, double lo, double hi) {
 }
 
 bool IsOutside(const Attrs& a, double xo, int64_t in) {
-  return a.coord == Coord::kTfCropAndResize && (xo < 0 || xo > static_cast<double>(in - 1));
+  return a.coord == Coord::kTfCropAndResize &&
+         (xo < 0 || xo > static_cast<double>(in - 1));
 }
 
-AxisPlan NearestPlan(const Attrs& a, int64_t in, int64_t out, double scale, double r0, double r1) {
+AxisPlan NearestPlan(const Attrs& a, int64_t in, int64_t out, double scale,
+                     double r0, double r1) {
   AxisPlan p;
   p.in = in;
   p.out = out;
@@ -211,7 +234,8 @@ AxisPlan NearestPlan(const Attrs& a, int64_t in, int64_t out, double scale, doub
   p.outside.assign(static_cast<size_t>(out), 0);
   bool identity = in == out;
   for (int64_t x = 0; x < out; ++x) {
-    double xo = SourceCoord(a.coord, static_cast<double>(x), scale, in, out, r0, r1);
+    double xo =
+        SourceCoord(a.coord, static_cast<double>(x), scale, in, out, r0, r1);
     int64_t i = -1;
     if (IsOutside(a, xo, in)) {
       p.outside[static_cast<size_t>(x)] = 1;
@@ -236,9 +260,11 @@ double KernelWeight(Mode mode, double d, double a) {
   return 0.0;
 }
 
-void FillFilterTaps(const Attrs& a, AxisPlan& p, int64_t x, double xo, double s, int64_t first) {
+void FillFilterTaps(const Attrs& a, AxisPlan& p, int64_t x, double xo, double s,
+                    int64_t first) {
   const size_t base = static_cast<size_t>(x) * static_cast<size_t>(p.taps);
-  xo = SaneCoord(xo, -static_cast<double>(p.taps) - 2, static_cast<double>(p.in + p.taps) + 2);
+  xo = SaneCoord(xo, -static_cast<double>(p.taps) - 2,
+                 static_cast<double>(p.in + p.taps) + 2);
   double f = std::floor(xo);
   double ratio = xo - f;
   if (ratio == 0.0) {  // Prefer the left neighbour: ratio in (0, 1].
@@ -249,19 +275,23 @@ void FillFilterTaps(const Attrs& a, AxisPlan& p, int64_t x, double xo, double s,
   double sum = 0.0;
   for (int t = 0; t < p.taps; ++t) {
     const int64_t off = first + t;
-    double w = KernelWeight(a.mode, s * (static_cast<double>(off) - ratio), a.cubic_a);
+    double w =
+        KernelWeight(a.mode, s * (static_cast<double>(off) - ratio), a.cubic_a);
     const int64_t src = xi + off;
     if (a.exclude_outside && (src < 0 || src >= p.in)) w = 0.0;
-    p.index[base + static_cast<size_t>(t)] = std::clamp<int64_t>(src, 0, p.in - 1);
+    p.index[base + static_cast<size_t>(t)] =
+        std::clamp<int64_t>(src, 0, p.in - 1);
     p.weight[base + static_cast<size_t>(t)] = w;
     sum += w;
   }
   if ((a.antialias || a.exclude_outside) && sum != 0.0) {
-    for (int t = 0; t < p.taps; ++t) p.weight[base + static_cast<size_t>(t)] /= sum;
+    for (int t = 0; t < p.taps; ++t)
+      p.weight[base + static_cast<size_t>(t)] /= sum;
   }
 }
 
-AxisPlan FilterPlan(const Attrs& a, int64_t in, int64_t out, double scale, double r0, double r1) {
+AxisPlan FilterPlan(const Attrs& a, int64_t in, int64_t out, double scale,
+                    double r0, double r1) {
   AxisPlan p;
   p.in = in;
   p.out = out;
@@ -276,7 +306,8 @@ AxisPlan FilterPlan(const Attrs& a, int64_t in, int64_t out, double scale, doubl
   p.outside.assign(static_cast<size_t>(out), 0);
   bool identity = in == out;
   for (int64_t x = 0; x < out; ++x) {
-    const double xo = SourceCoord(a.coord, static_cast<double>(x), scale, in, out, r0, r1);
+    const double xo =
+        SourceCoord(a.coord, static_cast<double>(x), scale, in, out, r0, r1);
     if (IsOutside(a, xo, in)) {
       p.outside[static_cast<size_t>(x)] = 1;
       p.has_outside = true;
@@ -285,7 +316,8 @@ AxisPlan FilterPlan(const Attrs& a, int64_t in, int64_t out, double scale, doubl
     }
     FillFilterTaps(a, p, x, xo, s, first);
     for (int t = 0; t < p.taps && identity; ++t) {
-      const size_t k = static_cast<size_t>(x) * static_cast<size_t>(p.taps) + static_cast<size_t>(t);
+      const size_t k = static_cast<size_t>(x) * static_cast<size_t>(p.taps) +
+                       static_cast<size_t>(t);
       const double w = p.weight[k];
       identity = w == 0.0 || (w == 1.0 && p.index[k] == x);
     }
@@ -324,8 +356,9 @@ int64_t ReplicationFactor(const AxisPlan& pw) {
 }
 
 template <typename T>
-void NearestResize(const T* in, T* out, const Shape& in_shape, const Shape& out_shape,
-                   const std::vector<AxisPlan>& plans, T ev) {
+void NearestResize(const T* in, T* out, const Shape& in_shape,
+                   const Shape& out_shape, const std::vector<AxisPlan>& plans,
+                   T ev) {
   const int rank = static_cast<int>(in_shape.size());
   if (rank == 0) {
     out[0] = in[0];
@@ -342,7 +375,9 @@ void NearestResize(const T* in, T* out, const Shape& in_shape, const Shape& out_
   for (int64_t r = 0; r < rows; ++r) {
     int64_t src = 0;
     for (int d = 0; d < last; ++d) {
-      const int64_t ix = plans[static_cast<size_t>(d)].index[static_cast<size_t>(oi[static_cast<size_t>(d)])];
+      const int64_t ix =
+          plans[static_cast<size_t>(d)]
+              .index[static_cast<size_t>(oi[static_cast<size_t>(d)])];
       if (ix < 0) {
         src = -1;
         break;
@@ -359,7 +394,8 @@ void NearestResize(const T* in, T* out, const Shape& in_shape, const Shape& out_
     }
     prev_src = src;
     for (int d = last - 1; d >= 0; --d) {
-      if (++oi[static_cast<size_t>(d)] < out_shape[static_cast<size_t>(d)]) break;
+      if (++oi[static_cast<size_t>(d)] < out_shape[static_cast<size_t>(d)])
+        break;
       oi[static_cast<size_t>(d)] = 0;
     }
   }
@@ -367,8 +403,8 @@ void NearestResize(const T* in, T* out, const Shape& in_shape, const Shape& out_
 
 // One separable pass: [outer, in_n, inner] -> [outer, p.out, inner].
 template <typename C>
-void FilterAxis(const C* src, C* dst, int64_t outer, int64_t inner, const AxisPlan& p,
-                const std::vector<C>& w) {
+void FilterAxis(const C* src, C* dst, int64_t outer, int64_t inner,
+                const AxisPlan& p, const std::vector<C>& w) {
   const int taps = p.taps;
   const int64_t in_n = p.in;
   const int64_t out_n = p.out;
@@ -378,11 +414,13 @@ void FilterAxis(const C* src, C* dst, int64_t outer, int64_t inner, const AxisPl
     C* d = dst + o * out_n * inner;
     if (inner == 1) {
       if (taps == 2) {
-        for (int64_t x = 0; x < out_n; ++x) d[x] = w[2 * x] * s[idx[2 * x]] + w[2 * x + 1] * s[idx[2 * x + 1]];
+        for (int64_t x = 0; x < out_n; ++x)
+          d[x] = w[2 * x] * s[idx[2 * x]] + w[2 * x + 1] * s[idx[2 * x + 1]];
       } else {
         for (int64_t x = 0; x < out_n; ++x) {
           C acc = 0;
-          for (int t = 0; t < taps; ++t) acc += w[x * taps + t] * s[idx[x * taps + t]];
+          for (int t = 0; t < taps; ++t)
+            acc += w[x * taps + t] * s[idx[x * taps + t]];
           d[x] = acc;
         }
       }
@@ -414,7 +452,8 @@ void FilterAxis(const C* src, C* dst, int64_t outer, int64_t inner, const AxisPl
 
 // Writes the extrapolation value wherever any axis sampled outside the roi.
 template <typename T>
-void FillOutside(T* out, const Shape& out_shape, const std::vector<AxisPlan>& plans, T ev) {
+void FillOutside(T* out, const Shape& out_shape,
+                 const std::vector<AxisPlan>& plans, T ev) {
   for (size_t d = 0; d < plans.size(); ++d) {
     if (!plans[d].has_outside) continue;
     int64_t outer = 1, inner = 1;
@@ -423,55 +462,83 @@ void FillOutside(T* out, const Shape& out_shape, const std::vector<AxisPlan>& pl
     const int64_t n = out_shape[d];
     for (int64_t o = 0; o < outer; ++o) {
       for (int64_t x = 0; x < n; ++x) {
-        if (plans[d].outside[static_cast<size_t>(x)]) std::fill_n(out + (o * n + x) * inner, inner, ev);
+        if (plans[d].outside[static_cast<size_t>(x)])
+          std::fill_n(out + (o * n + x) * inner, inner, ev);
       }
     }
   }
 }
 
-template <typename T>
-void FilterResize(const Tensor& x, Tensor* out, const std::vector<AxisPlan>& plans, double ev) {
-  using C = ComputeOf<T>;
+// Resizes one slice below the leading identity axes: `cur` has shape
+// `shape` (the slice's axes), passes run over `active` (last axis first).
+template <typename T, typename C>
+void FilterSlice(const C* cur, Shape shape, const std::vector<AxisPlan>& plans,
+                 size_t lead, const std::vector<size_t>& active,
+                 const std::vector<std::vector<C>>& weights,
+                 std::vector<C> (&bufs)[2], T* dst_out) {
   constexpr bool kDirect = std::is_same_v<T, C>;
-  T* final_out = out->data<T>();
-  std::vector<C> converted;
-  const C* cur = nullptr;
-  if constexpr (kDirect) {
-    cur = x.data<T>();
-  } else {
-    converted.resize(static_cast<size_t>(x.numel()));
-    const T* xs = x.data<T>();
-    for (size_t i = 0; i < converted.size(); ++i) converted[i] = ToCompute<C>(xs[i]);
-    cur = converted.data();
-  }
-  std::vector<int> active;
-  for (int d = x.rank() - 1; d >= 0; --d) {
-    if (!plans[static_cast<size_t>(d)].identity) active.push_back(d);
-  }
-  Shape shape = x.shape();
-  std::vector<C> bufs[2];
   int which = 0;
   for (size_t k = 0; k < active.size(); ++k) {
-    const size_t d = static_cast<size_t>(active[k]);
+    const size_t d = active[k];
     int64_t outer = 1, inner = 1;
-    for (size_t j = 0; j < d; ++j) outer *= shape[j];
-    for (size_t j = d + 1; j < shape.size(); ++j) inner *= shape[j];
-    shape[d] = plans[d].out;
+    for (size_t j = 0; j < d - lead; ++j) outer *= shape[j];
+    for (size_t j = d - lead + 1; j < shape.size(); ++j) inner *= shape[j];
+    shape[d - lead] = plans[d].out;
     C* dst = nullptr;
-    if (kDirect && k + 1 == active.size()) {
-      dst = reinterpret_cast<C*>(final_out);
-    } else {
+    if constexpr (kDirect) {
+      if (k + 1 == active.size()) dst = dst_out;
+    }
+    if (dst == nullptr) {
       bufs[which].resize(static_cast<size_t>(NumElements(shape)));
       dst = bufs[which].data();
       which ^= 1;
     }
-    std::vector<C> w(plans[d].weight.begin(), plans[d].weight.end());
-    FilterAxis(cur, dst, outer, inner, plans[d], w);
+    FilterAxis(cur, dst, outer, inner, plans[d], weights[k]);
     cur = dst;
   }
   if (!kDirect || active.empty()) {
-    const int64_t n = out->numel();
-    for (int64_t i = 0; i < n; ++i) final_out[i] = FromCompute<T>(cur[i]);
+    const int64_t n = NumElements(shape);
+    for (int64_t i = 0; i < n; ++i) dst_out[i] = FromCompute<T>(cur[i]);
+  }
+}
+
+template <typename T>
+void FilterResize(const Tensor& x, Tensor* out,
+                  const std::vector<AxisPlan>& plans, double ev) {
+  using C = ComputeOf<T>;
+  const size_t rank = static_cast<size_t>(x.rank());
+  std::vector<size_t> active;  // Resized axes, last first.
+  for (size_t d = rank; d-- > 0;) {
+    if (!plans[d].identity) active.push_back(d);
+  }
+  // Leading identity axes are independent slices: resize slice by slice so
+  // intermediates stay in cache.
+  const size_t lead = active.empty() ? rank : active.back();
+  int64_t slices = 1;
+  for (size_t d = 0; d < lead; ++d) slices *= x.shape()[d];
+  const Shape slice_shape(x.shape().begin() + static_cast<std::ptrdiff_t>(lead),
+                          x.shape().end());
+  const int64_t in_size = NumElements(slice_shape);
+  const int64_t out_size = slices > 0 ? out->numel() / slices : 0;
+  std::vector<std::vector<C>> weights;
+  for (size_t d : active)
+    weights.emplace_back(plans[d].weight.begin(), plans[d].weight.end());
+  std::vector<C> bufs[2];
+  std::vector<C> converted;
+  T* final_out = out->data<T>();
+  for (int64_t s = 0; s < slices; ++s) {
+    const T* src = x.data<T>() + s * in_size;
+    const C* cur = nullptr;
+    if constexpr (std::is_same_v<T, C>) {
+      cur = src;
+    } else {
+      converted.resize(static_cast<size_t>(in_size));
+      for (int64_t i = 0; i < in_size; ++i)
+        converted[static_cast<size_t>(i)] = ToCompute<C>(src[i]);
+      cur = converted.data();
+    }
+    FilterSlice<T, C>(cur, slice_shape, plans, lead, active, weights, bufs,
+                      final_out + s * out_size);
   }
   FillOutside(final_out, out->shape(), plans, FromCompute<T>(ev));
 }
@@ -486,23 +553,26 @@ class ResizeKernel : public Kernel {
     PX_ASSIGN_OR_RETURN(Tensor * out, ctx.Output(0, x.dtype(), g.out_shape));
     if (out->numel() == 0) return Status::Ok();
     if (x.numel() == 0) {
-      return ctx.Error("cannot resize empty input " + ShapeToString(x.shape()) + " to " +
-                       ShapeToString(g.out_shape));
+      return ctx.Error("cannot resize empty input " + ShapeToString(x.shape()) +
+                       " to " + ShapeToString(g.out_shape));
     }
     const int rank = x.rank();
     std::vector<AxisPlan> plans(static_cast<size_t>(rank));
     for (int d = 0; d < rank; ++d) {
       const size_t k = static_cast<size_t>(d);
       const double r0 = g.roi.empty() ? 0.0 : g.roi[k];
-      const double r1 = g.roi.empty() ? 1.0 : g.roi[k + static_cast<size_t>(rank)];
-      plans[k] = a_.mode == Mode::kNearest
-                     ? NearestPlan(a_, x.dim(d), g.out_shape[k], g.scales[k], r0, r1)
-                     : FilterPlan(a_, x.dim(d), g.out_shape[k], g.scales[k], r0, r1);
+      const double r1 =
+          g.roi.empty() ? 1.0 : g.roi[k + static_cast<size_t>(rank)];
+      plans[k] =
+          a_.mode == Mode::kNearest
+              ? NearestPlan(a_, x.dim(d), g.out_shape[k], g.scales[k], r0, r1)
+              : FilterPlan(a_, x.dim(d), g.out_shape[k], g.scales[k], r0, r1);
     }
     const double ev = a_.extrapolation;
     return DispatchAll(x.dtype(), [&]<typename T>() -> Status {
       if (a_.mode == Mode::kNearest) {
-        NearestResize(x.data<T>(), out->data<T>(), x.shape(), g.out_shape, plans, FromCompute<T>(ev));
+        NearestResize(x.data<T>(), out->data<T>(), x.shape(), g.out_shape,
+                      plans, FromCompute<T>(ev));
       } else {
         FilterResize<T>(x, out, plans, ev);
       }
@@ -513,7 +583,8 @@ class ResizeKernel : public Kernel {
  private:
   // The tensor at input i when present and non-empty (empty means absent).
   static const Tensor* Present(const KernelContext& ctx, int i) {
-    return ctx.has_input(i) && ctx.input(i).numel() > 0 ? &ctx.input(i) : nullptr;
+    return ctx.has_input(i) && ctx.input(i).numel() > 0 ? &ctx.input(i)
+                                                        : nullptr;
   }
 
   Result<std::vector<int>> Axes(const KernelContext& ctx, int rank) const {
@@ -526,7 +597,8 @@ class ResizeKernel : public Kernel {
     for (int64_t v : a_.axes) {
       Result<int> ax = NormalizeAxis(v, rank);
       if (!ax.ok()) return ctx.Error("axes: " + ax.status().message());
-      if (seen[static_cast<size_t>(*ax)]) return ctx.Error("axes contains " + std::to_string(v) + " twice");
+      if (seen[static_cast<size_t>(*ax)])
+        return ctx.Error("axes contains " + std::to_string(v) + " twice");
       seen[static_cast<size_t>(*ax)] = true;
       axes.push_back(*ax);
     }
@@ -534,8 +606,9 @@ class ResizeKernel : public Kernel {
   }
 
   Result<Geometry> ComputeGeometry(const KernelContext& ctx) const;
-  Status ApplySizes(const KernelContext& ctx, const Tensor& sizes_t, const std::vector<int>& axes,
-                    const Shape& in_shape, Geometry& g) const;
+  Status ApplySizes(const KernelContext& ctx, const Tensor& sizes_t,
+                    const std::vector<int>& axes, const Shape& in_shape,
+                    Geometry& g) const;
 
   Attrs a_;
 };
@@ -561,8 +634,10 @@ Result<Geometry> ResizeKernel::ComputeGeometry(const KernelContext& ctx) const {
     if (!s.ok()) return ctx.Error("scales: " + s.status().message());
     scales = std::move(*s);
   }
-  if (!scales.empty() && sizes_t != nullptr) return ctx.Error("only one of scales and sizes may be given");
-  if (scales.empty() && sizes_t == nullptr) return ctx.Error("needs a non-empty scales or sizes input");
+  if (!scales.empty() && sizes_t != nullptr)
+    return ctx.Error("only one of scales and sizes may be given");
+  if (scales.empty() && sizes_t == nullptr)
+    return ctx.Error("needs a non-empty scales or sizes input");
   Geometry g;
   g.scales.assign(static_cast<size_t>(rank), 1.0);
   g.out_shape = x.shape();
@@ -570,7 +645,8 @@ Result<Geometry> ResizeKernel::ComputeGeometry(const KernelContext& ctx) const {
     Result<std::vector<double>> roi = ReadDoubles(*roi_t);
     if (!roi.ok()) return ctx.Error("roi: " + roi.status().message());
     if (roi->size() != 2 * na) {
-      return ctx.Error("roi has " + std::to_string(roi->size()) + " values, expected " + std::to_string(2 * na));
+      return ctx.Error("roi has " + std::to_string(roi->size()) +
+                       " values, expected " + std::to_string(2 * na));
     }
     g.roi.assign(2 * static_cast<size_t>(rank), 0.0);
     std::fill(g.roi.begin() + rank, g.roi.end(), 1.0);
@@ -584,34 +660,44 @@ Result<Geometry> ResizeKernel::ComputeGeometry(const KernelContext& ctx) const {
     return g;
   }
   if (scales.size() != na) {
-    return ctx.Error("scales has " + std::to_string(scales.size()) + " values for " + std::to_string(na) +
-                     " axes of input " + ShapeToString(x.shape()));
+    return ctx.Error("scales has " + std::to_string(scales.size()) +
+                     " values for " + std::to_string(na) + " axes of input " +
+                     ShapeToString(x.shape()));
   }
   for (size_t i = 0; i < na; ++i) {
     const size_t d = static_cast<size_t>(axes[i]);
     const double s = scales[i];
-    if (!(s > 0) || !std::isfinite(s)) return ctx.Error("scales must be positive, got " + std::to_string(s));
+    if (!(s > 0) || !std::isfinite(s))
+      return ctx.Error("scales must be positive, got " + std::to_string(s));
     const double len = std::floor(s * static_cast<double>(x.shape()[d]));
-    if (len > 9.2e18) return ctx.Error("scale " + std::to_string(s) + " gives an output that is too large");
+    if (len > 9.2e18)
+      return ctx.Error("scale " + std::to_string(s) +
+                       " gives an output that is too large");
     g.scales[d] = s;
     g.out_shape[d] = static_cast<int64_t>(len);
   }
   return g;
 }
 
-Status ResizeKernel::ApplySizes(const KernelContext& ctx, const Tensor& sizes_t, const std::vector<int>& axes,
+Status ResizeKernel::ApplySizes(const KernelContext& ctx, const Tensor& sizes_t,
+                                const std::vector<int>& axes,
                                 const Shape& in_shape, Geometry& g) const {
   Result<std::vector<int64_t>> sizes = ReadInt64s(sizes_t);
   if (!sizes.ok()) return ctx.Error("sizes: " + sizes.status().message());
   if (sizes->size() != axes.size()) {
-    return ctx.Error("sizes has " + std::to_string(sizes->size()) + " values for " +
-                     std::to_string(axes.size()) + " axes of input " + ShapeToString(in_shape));
+    return ctx.Error("sizes has " + std::to_string(sizes->size()) +
+                     " values for " + std::to_string(axes.size()) +
+                     " axes of input " + ShapeToString(in_shape));
   }
   std::vector<double> ratios(axes.size());
   for (size_t i = 0; i < axes.size(); ++i) {
     const int64_t in = in_shape[static_cast<size_t>(axes[i])];
-    if ((*sizes)[i] < 0) return ctx.Error("sizes must be >= 0, got " + std::to_string((*sizes)[i]));
-    ratios[i] = in > 0 ? static_cast<double>((*sizes)[i]) / static_cast<double>(in) : 1.0;
+    if ((*sizes)[i] < 0)
+      return ctx.Error("sizes must be >= 0, got " +
+                       std::to_string((*sizes)[i]));
+    ratios[i] = in > 0
+                    ? static_cast<double>((*sizes)[i]) / static_cast<double>(in)
+                    : 1.0;
   }
   if (a_.policy == Policy::kStretch) {
     for (size_t i = 0; i < axes.size(); ++i) {
@@ -620,12 +706,14 @@ Status ResizeKernel::ApplySizes(const KernelContext& ctx, const Tensor& sizes_t,
     }
     return Status::Ok();
   }
-  const double s = a_.policy == Policy::kNotLarger ? *std::min_element(ratios.begin(), ratios.end())
-                                                   : *std::max_element(ratios.begin(), ratios.end());
+  const double s = a_.policy == Policy::kNotLarger
+                       ? *std::min_element(ratios.begin(), ratios.end())
+                       : *std::max_element(ratios.begin(), ratios.end());
   for (int axis : axes) {
     const size_t d = static_cast<size_t>(axis);
     g.scales[d] = s;
-    g.out_shape[d] = static_cast<int64_t>(s * static_cast<double>(in_shape[d]) + 0.5);
+    g.out_shape[d] =
+        static_cast<int64_t>(s * static_cast<double>(in_shape[d]) + 0.5);
   }
   return Status::Ok();
 }
@@ -633,7 +721,8 @@ Status ResizeKernel::ApplySizes(const KernelContext& ctx, const Tensor& sizes_t,
 KernelFactory ResizeFactory(bool upsample) {
   return [upsample](const KernelInit& init) -> Result<std::unique_ptr<Kernel>> {
     PX_ASSIGN_OR_RETURN(Attrs a, ParseAttrs(init, upsample));
-    return std::unique_ptr<Kernel>(std::make_unique<ResizeKernel>(std::move(a)));
+    return std::unique_ptr<Kernel>(
+        std::make_unique<ResizeKernel>(std::move(a)));
   };
 }
 
