@@ -67,6 +67,8 @@ class Tensor {
   bool is_view() const { return owner_ == nullptr; }
   // Same bytes, new shape with the same element count (caller checks).
   Tensor Reshaped(Shape shape) const;
+  // Same bytes read as another dtype of the same size (caller checks).
+  Tensor Reinterpreted(DType dtype) const;
 
  private:
   DType dtype_ = DType::kUndefined;

@@ -193,6 +193,12 @@ Tensor Tensor::Copy(const Tensor& other) {
   return t;
 }
 
+Tensor Tensor::Reinterpreted(DType dtype) const {
+  Tensor t = *this;
+  t.dtype_ = dtype;
+  return t;
+}
+
 Tensor Tensor::Reshaped(Shape shape) const {
   Tensor t = *this;
   t.shape_ = std::move(shape);

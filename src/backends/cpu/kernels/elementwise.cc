@@ -5,6 +5,8 @@
 #include <string>
 #include <type_traits>
 
+#include <cstring>
+
 #include "backends/cpu/kernels/elementwise_util.h"
 #include "backends/cpu/kernels/families.h"
 #include "ops/dispatch.h"
@@ -62,6 +64,22 @@ inline To ConvertValue(From v) {
 Status CastInto(const Tensor& in, Tensor* out) {
   const int64_t n = in.numel();
   if (out->numel() != n) return Internal("CastInto: element counts differ");
+  // bfloat16 is storage only: stage through float32.
+  if (in.dtype() == DType::kBFloat16) {
+    if (out->dtype() == DType::kBFloat16) {
+      std::memcpy(out->raw_data(), in.raw_data(), in.nbytes());
+      return Status::Ok();
+    }
+    Tensor f = Tensor::Uninitialized(DType::kFloat32, in.shape());
+    for (int64_t i = 0; i < n; ++i) f.data<float>()[i] = BFloat16ToFloat(in.data<BFloat16>()[i]);
+    return CastInto(f, out);
+  }
+  if (out->dtype() == DType::kBFloat16) {
+    Tensor f = Tensor::Uninitialized(DType::kFloat32, in.shape());
+    PX_RETURN_IF_ERROR(CastInto(in, &f));
+    for (int64_t i = 0; i < n; ++i) out->data<BFloat16>()[i] = FloatToBFloat16(f.data<float>()[i]);
+    return Status::Ok();
+  }
   return DispatchAll(in.dtype(), [&]<typename From>() -> Status {
     const From* src = in.data<From>();
     return DispatchAll(out->dtype(), [&]<typename To>() -> Status {
