@@ -3,6 +3,7 @@
 // Softmax coercion, TopK ties, loss ignore_index, and error reporting.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <memory>
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "backends/cpu/kernels/families.h"
+#include "backends/cpu/kernels/reduction_util.h"
 #include "ops/kernel.h"
 #include "ops/registry.h"
 
@@ -201,6 +203,20 @@ TEST(Reduction, ErrorsNameTheNodeAndValues) {
   EXPECT_NE(r.status.message().find("Softmax"), std::string::npos);
   r = RunOp("ReduceMax", 11, {F32({}, {1})}, 1, {{"axes", IntsAttr({0})}});
   ASSERT_FALSE(r.status.ok());
+}
+
+TEST(Reduction, FastExpAccuracyAndSpecialValues) {
+  double worst = 0;
+  for (float x = -87.0f; x < 88.5f; x += 0.01f) {
+    const double want = std::exp(static_cast<double>(x));
+    worst = std::max(worst, std::fabs(FastExp(x) - want) / want);
+  }
+  EXPECT_LT(worst, 1e-6);
+  EXPECT_EQ(FastExp(0.0f), 1.0f);
+  EXPECT_EQ(FastExp(-std::numeric_limits<float>::infinity()), 0.0f);
+  EXPECT_EQ(FastExp(-1000.0f), 0.0f);
+  EXPECT_TRUE(std::isinf(FastExp(1000.0f)));
+  EXPECT_TRUE(std::isnan(FastExp(std::nanf(""))));
 }
 
 }  // namespace

@@ -133,7 +133,7 @@ struct MaxOp : SumOp<A> {
       return static_cast<A>(std::numeric_limits<T>::lowest());
   }
   static A Combine(A a, A b) {
-    return (a >= b || a != a) ? a : b;
+    return ((a >= b) | (a != a)) ? a : b;
   }  // NaN sticks.
 };
 
@@ -146,7 +146,7 @@ struct MinOp : SumOp<A> {
     else
       return static_cast<A>(std::numeric_limits<T>::max());
   }
-  static A Combine(A a, A b) { return (a <= b || a != a) ? a : b; }
+  static A Combine(A a, A b) { return ((a <= b) | (a != a)) ? a : b; }
 };
 
 template <typename A>
@@ -179,7 +179,7 @@ struct LogSumOp : SumOp<A> {
 // Run with a shift (the max): log(sum(exp(x - s))) + s is added by the caller.
 template <typename A>
 struct LogSumExpOp : LogSumOp<A> {
-  static A Map(A x) { return std::exp(x); }
+  static A Map(A x) { return Exp(x); }
 };
 
 // The accumulator for element type T under op family Op.
@@ -349,6 +349,19 @@ Status ArgReduce(KernelContext& ctx) {
     for (int64_t o = 0; o < v.outer; ++o) {
       const T* xs = x.data<T>() + o * v.n * v.inner;
       int64_t* oi = out->data<int64_t>() + o * v.inner;
+      if (v.inner == 1) {  // Contiguous row: a plain scan.
+        C b = ToCompute(xs[0]);
+        int64_t arg = 0;
+        for (int64_t r = 1; r < v.n; ++r) {
+          const C val = ToCompute(xs[r]);
+          const bool take =
+              kMax ? (last ? val >= b : val > b) : (last ? val <= b : val < b);
+          b = take ? val : b;
+          arg = take ? r : arg;
+        }
+        *oi = arg;
+        continue;
+      }
       for (int64_t i = 0; i < v.inner; ++i) {
         best[static_cast<size_t>(i)] = ToCompute(xs[i]);
         oi[i] = 0;

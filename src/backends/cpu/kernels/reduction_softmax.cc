@@ -28,32 +28,49 @@ Result<int> AxisOf(const KernelContext& ctx, int64_t axis, const Shape& shape) {
   return static_cast<int>(axis < 0 ? axis + rank : axis);
 }
 
+// Max / sum of n contiguous values with 8 independent lanes, so the loops
+// vectorise without reassociation flags.
+template <typename C>
+C RowMax(const C* x, int64_t n) {
+  C acc[8];
+  for (C& a : acc) a = x[0];
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8)
+    for (int k = 0; k < 8; ++k) acc[k] = x[j + k] > acc[k] ? x[j + k] : acc[k];
+  for (; j < n; ++j) acc[0] = x[j] > acc[0] ? x[j] : acc[0];
+  for (int k = 1; k < 8; ++k) acc[0] = acc[k] > acc[0] ? acc[k] : acc[0];
+  return acc[0];
+}
+
+template <typename C>
+C RowSum(const C* x, int64_t n) {
+  C acc[8] = {};
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8)
+    for (int k = 0; k < 8; ++k) acc[k] += x[j + k];
+  for (; j < n; ++j) acc[0] += x[j];
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) +
+         ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
 // One contiguous row of n values (inner == 1).
 template <SoftKind K, typename C>
 void SoftRow(const C* x, C* y, int64_t n) {
   if (n == 0) return;
-  C m = x[0];
-  int64_t arg = 0;
-  for (int64_t j = 1; j < n; ++j) {
-    if (x[j] > m) {
-      m = x[j];
-      arg = j;
-    }
-  }
   if constexpr (K == SoftKind::kHardmax) {
+    int64_t arg = 0;
+    for (int64_t j = 1; j < n; ++j) arg = x[j] > x[arg] ? j : arg;
     for (int64_t j = 0; j < n; ++j) y[j] = C(0);
     y[arg] = C(1);
-  } else if constexpr (K == SoftKind::kSoftmax) {
-    C s = 0;
-    for (int64_t j = 0; j < n; ++j) {
-      y[j] = std::exp(x[j] - m);
-      s += y[j];
-    }
+    return;
+  }
+  const C m = RowMax(x, n);
+  for (int64_t j = 0; j < n; ++j) y[j] = Exp(x[j] - m);
+  const C s = RowSum(y, n);
+  if constexpr (K == SoftKind::kSoftmax) {
     const C inv = C(1) / s;
     for (int64_t j = 0; j < n; ++j) y[j] *= inv;
   } else {
-    C s = 0;
-    for (int64_t j = 0; j < n; ++j) s += std::exp(x[j] - m);
     const C off = m + std::log(s);
     for (int64_t j = 0; j < n; ++j) y[j] = x[j] - off;
   }
@@ -84,7 +101,7 @@ void SoftBlock(const C* x, C* y, int64_t n, int64_t inner, C* m, C* s) {
   }
   for (int64_t r = 0; r < n; ++r) {
     for (int64_t i = 0; i < inner; ++i) {
-      const C e = std::exp(x[r * inner + i] - m[i]);
+      const C e = Exp(x[r * inner + i] - m[i]);
       if constexpr (K == SoftKind::kSoftmax) y[r * inner + i] = e;
       s[i] += e;
     }
