@@ -49,6 +49,7 @@ Status Gather(KernelContext& ctx) {
   Shape out_shape(x.shape().begin(), x.shape().begin() + axis);
   out_shape.insert(out_shape.end(), it.shape().begin(), it.shape().end());
   out_shape.insert(out_shape.end(), x.shape().begin() + axis + 1, x.shape().end());
+  PX_RETURN_IF_ERROR(CheckOutputSize(ctx, out_shape));
   PX_ASSIGN_OR_RETURN(Tensor * out, ctx.Output(0, x.dtype(), out_shape));
   if (out->numel() == 0) return Status::Ok();
   int64_t outer = 1, inner = 1;
@@ -265,6 +266,7 @@ Status GatherND(KernelContext& ctx) {
   out_shape.insert(out_shape.end(), x.shape().begin() + b + k, x.shape().end());
   int64_t slice = 1;
   for (int d = static_cast<int>(b + k); d < x.rank(); ++d) slice *= x.dim(d);
+  PX_RETURN_IF_ERROR(CheckOutputSize(ctx, out_shape));
   PX_ASSIGN_OR_RETURN(Tensor * out, ctx.Output(0, x.dtype(), out_shape));
   if (out->numel() == 0) return Status::Ok();
   return DispatchBySize(x.dtype(), [&]<typename T>() -> Status {
@@ -341,6 +343,7 @@ Status OneHot(KernelContext& ctx) {
   if (axis < 0) axis += out_rank;
   Shape out_shape = it.shape();
   out_shape.insert(out_shape.begin() + axis, depth);
+  PX_RETURN_IF_ERROR(CheckOutputSize(ctx, out_shape));
   int64_t outer = 1, inner = 1;
   for (int d = 0; d < it.rank(); ++d) (d < axis ? outer : inner) *= it.dim(d);
   PX_ASSIGN_OR_RETURN(Tensor * out, ctx.Output(0, values.dtype(), out_shape));

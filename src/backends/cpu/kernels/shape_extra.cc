@@ -241,20 +241,24 @@ Status Pad(KernelContext& ctx) {
     std::memcpy(&bits, c.raw_data(), DTypeSize(c.dtype()));
   }
   Shape out_shape(static_cast<size_t>(r));
-  std::vector<std::vector<int64_t>> maps(static_cast<size_t>(r));
   for (int d = 0; d < r; ++d) {
     const size_t u = static_cast<size_t>(d);
+    const int64_t limit = int64_t{1} << 56;
+    if (begin[u] > limit || begin[u] < -limit || end[u] > limit || end[u] < -limit)
+      return ctx.Error("pads on axis " + std::to_string(d) + " are too large");
     out_shape[u] = x.dim(d) + begin[u] + end[u];
     if (out_shape[u] < 0)
       return ctx.Error("pads make axis " + std::to_string(d) + " of size " +
                        std::to_string(x.dim(d)) + " negative");
-    if (mode == "reflect" && x.dim(d) > 1 && (begin[u] >= x.dim(d) || end[u] >= x.dim(d)))
-      return ctx.Error("reflect pads on axis " + std::to_string(d) +
-                       " must be smaller than its size " + std::to_string(x.dim(d)));
-    PX_RETURN_IF_ERROR(PadMap(ctx, mode, x.dim(d), begin[u], out_shape[u], &maps[u]));
   }
+  PX_RETURN_IF_ERROR(CheckOutputSize(ctx, out_shape));
   PX_ASSIGN_OR_RETURN(Tensor * out, ctx.Output(0, x.dtype(), out_shape));
   if (out->numel() == 0) return Status::Ok();
+  std::vector<std::vector<int64_t>> maps(static_cast<size_t>(r));
+  for (int d = 0; d < r; ++d) {
+    const size_t u = static_cast<size_t>(d);
+    PX_RETURN_IF_ERROR(PadMap(ctx, mode, x.dim(d), begin[u], out_shape[u], &maps[u]));
+  }
   if (r == 0) {
     std::memcpy(out->raw_data(), x.raw_data(), x.nbytes());
     return Status::Ok();
@@ -297,12 +301,15 @@ Status Tile(KernelContext& ctx) {
   for (int d = 0; d < r; ++d) {
     const int64_t rep = repeats[static_cast<size_t>(d)];
     if (rep < 0) return ctx.Error("negative repeat " + std::to_string(rep));
+    if (x.dim(d) > 0 && rep > (int64_t{1} << 56) / x.dim(d))
+      return ctx.Error("repeat " + std::to_string(rep) + " is too large");
     out_shape[static_cast<size_t>(d)] = rep * x.dim(d);
     view.push_back(rep);
     view.push_back(x.dim(d));
     strides.push_back(0);
     strides.push_back(st[static_cast<size_t>(d)]);
   }
+  PX_RETURN_IF_ERROR(CheckOutputSize(ctx, out_shape));
   PX_ASSIGN_OR_RETURN(Tensor * out, ctx.Output(0, x.dtype(), out_shape));
   if (out->numel() == 0) return Status::Ok();
   StridedCopy(x.raw_data(), out->raw_data(), DTypeSize(x.dtype()), view, strides);
@@ -319,6 +326,7 @@ Status Expand(KernelContext& ctx) {
     if (d < 0) return ctx.Error("negative dimension in shape " + ShapeToString(shape));
   auto out_shape = BroadcastShapes(x.shape(), shape);
   if (!out_shape.ok()) return ctx.Error(out_shape.status().message());
+  PX_RETURN_IF_ERROR(CheckOutputSize(ctx, *out_shape));
   PX_ASSIGN_OR_RETURN(Tensor * out, ctx.Output(0, x.dtype(), *out_shape));
   if (out->numel() == 0) return Status::Ok();
   StridedCopy(x.raw_data(), out->raw_data(), DTypeSize(x.dtype()), *out_shape,
@@ -409,6 +417,7 @@ Status ConstantOfShape(KernelContext& ctx) {
   PX_RETURN_IF_ERROR(ReadIndices(ctx, ctx.input(0), "shape", &shape));
   for (int64_t d : shape)
     if (d < 0) return ctx.Error("negative dimension in shape " + ShapeToString(shape));
+  PX_RETURN_IF_ERROR(CheckOutputSize(ctx, shape));
   DType dtype = DType::kFloat32;
   uint64_t bits = 0;
   const Attribute* value = ctx.node().attr("value");
@@ -451,6 +460,7 @@ Status Range(KernelContext& ctx) {
                                       static_cast<long double>(d));
       n = c > 0 ? static_cast<int64_t>(c) : 0;
     }
+    PX_RETURN_IF_ERROR(CheckOutputSize(ctx, {n}));
     PX_ASSIGN_OR_RETURN(Tensor * out, ctx.Output(0, start.dtype(), {n}));
     T* o = out->data<T>();
     for (int64_t i = 0; i < n; ++i) o[i] = static_cast<T>(s + static_cast<T>(i) * d);

@@ -3,6 +3,7 @@
 // Tile, Expand, ...) lives in shape_extra.cc.
 #include <algorithm>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -64,6 +65,8 @@ Status Reshape(KernelContext& ctx) {
                        std::to_string(v));
     }
     if (spec[i] == 0) has_zero = true;
+    if (v > 0 && known > std::numeric_limits<int64_t>::max() / v)
+      return ctx.Error("shape " + ShapeToString(spec) + " is too large");
     out[i] = v;
     known *= v;
   }

@@ -150,6 +150,21 @@ void TransposeCopy(const void* in, void* out, size_t elem_size, const Shape& in_
   });
 }
 
+Status CheckOutputSize(const KernelContext& ctx, const Shape& shape) {
+  constexpr int64_t kMaxElements = int64_t{1} << 56;
+  int64_t n = 1;
+  for (int64_t d : shape) {
+    if (d < 0) return ctx.Error("negative output dimension in " + ShapeToString(shape));
+    if (d == 0) return Status::Ok();
+  }
+  for (int64_t d : shape) {
+    if (d > kMaxElements / n)
+      return ctx.Error("output shape " + ShapeToString(shape) + " is too large");
+    n *= d;
+  }
+  return Status::Ok();
+}
+
 Status ReadIndices(const KernelContext& ctx, const Tensor& t, const char* what,
                    std::vector<int64_t>* out) {
   if (t.dtype() != DType::kInt64 && t.dtype() != DType::kInt32)

@@ -43,6 +43,10 @@ inline std::string IndexRangeError(int64_t idx, int axis, int64_t dim) {
          std::to_string(dim - 1) + "])";
 }
 
+// Fails unless every dim of `shape` is >= 0 and its element count (and byte
+// size) fits comfortably in int64, so NumElements() cannot wrap around.
+Status CheckOutputSize(const KernelContext& ctx, const Shape& shape);
+
 // Reads an int32/int64 index tensor as int64 values into `out`.
 Status ReadIndices(const KernelContext& ctx, const Tensor& t, const char* what,
                    std::vector<int64_t>* out);
