@@ -4,9 +4,9 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 #include <map>
 #include <numeric>
-#include <limits>
 #include <random>
 
 #include "backends/cpu/kernels/families.h"
@@ -49,8 +49,12 @@ Attribute Str(std::string v) {
   return a;
 }
 
-Tensor F32(Shape shape, std::vector<float> v) { return Tensor::FromVector(DType::kFloat32, shape, v); }
-Tensor I64(Shape shape, std::vector<int64_t> v) { return Tensor::FromVector(DType::kInt64, shape, v); }
+Tensor F32(Shape shape, std::vector<float> v) {
+  return Tensor::FromVector(DType::kFloat32, shape, v);
+}
+Tensor I64(Shape shape, std::vector<int64_t> v) {
+  return Tensor::FromVector(DType::kInt64, shape, v);
+}
 
 template <typename T>
 std::vector<T> Values(const Tensor& t) {
@@ -139,11 +143,12 @@ TEST(ShapeOps, SliceOpset1AndExtremes) {
   EXPECT_EQ(Values<float>((*a)[0]), (std::vector<float>{1, 2, 3, 5, 6, 7}));
   const int64_t lo = std::numeric_limits<int64_t>::min();
   const int64_t hi = std::numeric_limits<int64_t>::max();
-  auto b = RunOp({"Slice", 13, {}}, {x, I64({2}, {hi, -1}), I64({2}, {lo, lo}), I64({2}, {0, 1}),
-                                     I64({2}, {-1, -2})});
+  auto b = RunOp({"Slice", 13, {}},
+                 {x, I64({2}, {hi, -1}), I64({2}, {lo, lo}), I64({2}, {0, 1}), I64({2}, {-1, -2})});
   ASSERT_TRUE(b.ok()) << b.status().ToString();
   EXPECT_EQ(Values<float>((*b)[0]), (std::vector<float>{7, 5, 3, 1}));
-  auto c = RunOp({"Slice", 13, {}}, {x, I64({1}, {0}), I64({1}, {2}), I64({1}, {0}), I64({1}, {0})});
+  auto c =
+      RunOp({"Slice", 13, {}}, {x, I64({1}, {0}), I64({1}, {2}), I64({1}, {0}), I64({1}, {0})});
   EXPECT_FALSE(c.ok());  // step 0
 }
 
@@ -172,7 +177,8 @@ TEST(ShapeOps, TransposeMatchesNaive) {
   for (int trial = 0; trial < 60; ++trial) {
     const int r = 2 + trial % 4;
     Shape shape;
-    for (int d = 0; d < r; ++d) shape.push_back(1 + static_cast<int64_t>(rng() % (r == 2 ? 100 : 40 / r)));
+    for (int d = 0; d < r; ++d)
+      shape.push_back(1 + static_cast<int64_t>(rng() % (r == 2 ? 100 : 40 / r)));
     std::vector<int64_t> perm(static_cast<size_t>(r));
     std::iota(perm.begin(), perm.end(), 0);
     std::shuffle(perm.begin(), perm.end(), rng);

@@ -148,11 +148,16 @@ T Combine(Reduction red, T a, T b) {
     return (red == Reduction::kAdd || red == Reduction::kMax) ? (a || b) : (a && b);
   } else {
     switch (red) {
-      case Reduction::kAdd: return static_cast<T>(a + b);
-      case Reduction::kMul: return static_cast<T>(a * b);
-      case Reduction::kMax: return std::max(a, b);
-      case Reduction::kMin: return std::min(a, b);
-      default: return b;
+      case Reduction::kAdd:
+        return static_cast<T>(a + b);
+      case Reduction::kMul:
+        return static_cast<T>(a * b);
+      case Reduction::kMax:
+        return std::max(a, b);
+      case Reduction::kMin:
+        return std::min(a, b);
+      default:
+        return b;
     }
   }
 }
@@ -222,8 +227,7 @@ Status TupleOffsets(const KernelContext& ctx, const Shape& data_shape, const Ten
   const int64_t k = it.dim(q - 1);
   if (batch_dims < 0 || batch_dims >= q || batch_dims >= r || batch_dims + k > r)
     return ctx.Error("indices " + ShapeToString(it.shape()) + " with batch_dims=" +
-                     std::to_string(batch_dims) + " do not fit data " +
-                     ShapeToString(data_shape));
+                     std::to_string(batch_dims) + " do not fit data " + ShapeToString(data_shape));
   int64_t batch = 1, tuples = 1;
   for (int64_t d = 0; d < batch_dims; ++d) {
     if (it.dim(static_cast<int>(d)) != data_shape[static_cast<size_t>(d)])
@@ -273,8 +277,10 @@ Status GatherND(KernelContext& ctx) {
     const T* in = x.data<T>();
     T* o = out->data<T>();
     for (size_t i = 0; i < offs.size(); ++i, o += slice) {
-      if (slice == 1) *o = in[offs[i]];
-      else std::memcpy(o, in + offs[i], sizeof(T) * slice);
+      if (slice == 1)
+        *o = in[offs[i]];
+      else
+        std::memcpy(o, in + offs[i], sizeof(T) * slice);
     }
     return Status::Ok();
   });
@@ -315,8 +321,10 @@ Status ReadAsInt64(const KernelContext& ctx, const Tensor& t, const char* what,
   return DispatchAll(t.dtype(), [&]<typename T>() -> Status {
     const T* p = t.data<T>();
     for (size_t i = 0; i < out->size(); ++i) {
-      if constexpr (std::is_same_v<T, Half>) (*out)[i] = static_cast<int64_t>(HalfToFloat(p[i]));
-      else (*out)[i] = static_cast<int64_t>(p[i]);
+      if constexpr (std::is_same_v<T, Half>)
+        (*out)[i] = static_cast<int64_t>(HalfToFloat(p[i]));
+      else
+        (*out)[i] = static_cast<int64_t>(p[i]);
     }
     return Status::Ok();
   });

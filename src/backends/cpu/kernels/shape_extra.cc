@@ -25,9 +25,12 @@ Status ValueBits(DType t, double v, uint64_t* bits) {
   *bits = 0;
   return DispatchAll(t, [&]<typename T>() -> Status {
     T val;
-    if constexpr (std::is_same_v<T, Half>) val = FloatToHalf(static_cast<float>(v));
-    else if constexpr (std::is_same_v<T, bool>) val = v != 0;
-    else val = static_cast<T>(v);
+    if constexpr (std::is_same_v<T, Half>)
+      val = FloatToHalf(static_cast<float>(v));
+    else if constexpr (std::is_same_v<T, bool>)
+      val = v != 0;
+    else
+      val = static_cast<T>(v);
     std::memcpy(bits, &val, sizeof(T));
     return Status::Ok();
   });
@@ -67,10 +70,9 @@ Status ReadSliceParams(const KernelContext& ctx, int rank, SliceParams* p) {
     for (size_t i = 0; i < n; ++i) p->axes.push_back(static_cast<int64_t>(i));
   if (p->steps.empty() && (ctx.opset() < 10 || !ctx.has_input(4))) p->steps.assign(n, 1);
   if (p->ends.size() != n || p->axes.size() != n || p->steps.size() != n)
-    return ctx.Error("starts/ends/axes/steps have different lengths (" + std::to_string(n) +
-                     ", " + std::to_string(p->ends.size()) + ", " +
-                     std::to_string(p->axes.size()) + ", " + std::to_string(p->steps.size()) +
-                     ")");
+    return ctx.Error("starts/ends/axes/steps have different lengths (" + std::to_string(n) + ", " +
+                     std::to_string(p->ends.size()) + ", " + std::to_string(p->axes.size()) + ", " +
+                     std::to_string(p->steps.size()) + ")");
   if (static_cast<int>(n) > rank)
     return ctx.Error("more slice axes than the input rank " + std::to_string(rank));
   return Status::Ok();
@@ -102,9 +104,8 @@ Status Slice(KernelContext& ctx) {
     } else {
       s = std::clamp<int64_t>(s, 0, dim - 1);
       e = std::clamp<int64_t>(e, -1, dim - 1);
-      const int64_t neg = step == std::numeric_limits<int64_t>::min()
-                              ? std::numeric_limits<int64_t>::max()
-                              : -step;
+      const int64_t neg =
+          step == std::numeric_limits<int64_t>::min() ? std::numeric_limits<int64_t>::max() : -step;
       n = s > e ? (s - e - 1) / neg + 1 : 0;
     }
     out_shape[a] = n;
@@ -210,8 +211,8 @@ Status ReadPads(KernelContext& ctx, int rank, std::vector<int64_t>* begin,
     for (int i = 0; i < rank; ++i) axes.push_back(i);
   }
   if (pads.size() != 2 * axes.size())
-    return ctx.Error("pads " + ShapeToString(pads) + " must have 2*" +
-                     std::to_string(axes.size()) + " values");
+    return ctx.Error("pads " + ShapeToString(pads) + " must have 2*" + std::to_string(axes.size()) +
+                     " values");
   begin->assign(static_cast<size_t>(rank), 0);
   end->assign(static_cast<size_t>(rank), 0);
   for (size_t k = 0; k < axes.size(); ++k) {
@@ -395,8 +396,8 @@ Status BlockRearrange(KernelContext& ctx, bool to_space) {
     out_shape = {n, c2, h * bs, w * bs};
   } else {
     if (h % bs != 0 || w % bs != 0)
-      return ctx.Error("spatial dims " + ShapeToString(x.shape()) +
-                       " not divisible by blocksize " + std::to_string(bs));
+      return ctx.Error("spatial dims " + ShapeToString(x.shape()) + " not divisible by blocksize " +
+                       std::to_string(bs));
     view = {n, c, h / bs, bs, w / bs, bs};
     perm = {0, 3, 5, 1, 2, 4};
     out_shape = {n, c * bs * bs, h / bs, w / bs};
@@ -451,8 +452,8 @@ Status Range(KernelContext& ctx) {
     if (d == T(0)) return ctx.Error("delta is 0");
     int64_t n = 0;
     if constexpr (std::is_floating_point_v<T>) {
-      const double c = std::ceil((static_cast<double>(l) - static_cast<double>(s)) /
-                                 static_cast<double>(d));
+      const double c =
+          std::ceil((static_cast<double>(l) - static_cast<double>(s)) / static_cast<double>(d));
       if (!(c < 9e18)) return ctx.Error("range is too long");
       n = c > 0 ? static_cast<int64_t>(c) : 0;
     } else {

@@ -18,7 +18,7 @@ namespace parallax {
 
 // Registered from RegisterShapeOps / RegisterIndexingOps.
 void RegisterShapeExtraOps(OpRegistry& r);  // shape_extra.cc
-void RegisterSelectionOps(OpRegistry& r);    // indexing_select.cc
+void RegisterSelectionOps(OpRegistry& r);   // indexing_select.cc
 
 // out (contiguous, shape `out_shape`) <- in[base + sum(i_d * in_strides[d])].
 // Strides are in elements and may be zero or negative; `in` points at the
@@ -52,8 +52,8 @@ Status ReadIndices(const KernelContext& ctx, const Tensor& t, const char* what,
                    std::vector<int64_t>* out);
 
 // Normalises a list of axes against `rank`, rejecting duplicates.
-Result<std::vector<int>> NormalizeAxes(const KernelContext& ctx,
-                                       const std::vector<int64_t>& axes, int rank);
+Result<std::vector<int>> NormalizeAxes(const KernelContext& ctx, const std::vector<int64_t>& axes,
+                                       int rank);
 
 }  // namespace parallax
 
