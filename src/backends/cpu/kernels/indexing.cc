@@ -49,6 +49,7 @@ Status Gather(KernelContext& ctx) {
   Shape out_shape(x.shape().begin(), x.shape().begin() + axis);
   out_shape.insert(out_shape.end(), it.shape().begin(), it.shape().end());
   out_shape.insert(out_shape.end(), x.shape().begin() + axis + 1, x.shape().end());
+  PX_RETURN_IF_ERROR(CheckOutputSize(ctx, out_shape));
   PX_ASSIGN_OR_RETURN(Tensor * out, ctx.Output(0, x.dtype(), out_shape));
   if (out->numel() == 0) return Status::Ok();
   int64_t outer = 1, inner = 1;
@@ -147,11 +148,16 @@ T Combine(Reduction red, T a, T b) {
     return (red == Reduction::kAdd || red == Reduction::kMax) ? (a || b) : (a && b);
   } else {
     switch (red) {
-      case Reduction::kAdd: return static_cast<T>(a + b);
-      case Reduction::kMul: return static_cast<T>(a * b);
-      case Reduction::kMax: return std::max(a, b);
-      case Reduction::kMin: return std::min(a, b);
-      default: return b;
+      case Reduction::kAdd:
+        return static_cast<T>(a + b);
+      case Reduction::kMul:
+        return static_cast<T>(a * b);
+      case Reduction::kMax:
+        return std::max(a, b);
+      case Reduction::kMin:
+        return std::min(a, b);
+      default:
+        return b;
     }
   }
 }
@@ -221,8 +227,7 @@ Status TupleOffsets(const KernelContext& ctx, const Shape& data_shape, const Ten
   const int64_t k = it.dim(q - 1);
   if (batch_dims < 0 || batch_dims >= q || batch_dims >= r || batch_dims + k > r)
     return ctx.Error("indices " + ShapeToString(it.shape()) + " with batch_dims=" +
-                     std::to_string(batch_dims) + " do not fit data " +
-                     ShapeToString(data_shape));
+                     std::to_string(batch_dims) + " do not fit data " + ShapeToString(data_shape));
   int64_t batch = 1, tuples = 1;
   for (int64_t d = 0; d < batch_dims; ++d) {
     if (it.dim(static_cast<int>(d)) != data_shape[static_cast<size_t>(d)])
@@ -265,14 +270,17 @@ Status GatherND(KernelContext& ctx) {
   out_shape.insert(out_shape.end(), x.shape().begin() + b + k, x.shape().end());
   int64_t slice = 1;
   for (int d = static_cast<int>(b + k); d < x.rank(); ++d) slice *= x.dim(d);
+  PX_RETURN_IF_ERROR(CheckOutputSize(ctx, out_shape));
   PX_ASSIGN_OR_RETURN(Tensor * out, ctx.Output(0, x.dtype(), out_shape));
   if (out->numel() == 0) return Status::Ok();
   return DispatchBySize(x.dtype(), [&]<typename T>() -> Status {
     const T* in = x.data<T>();
     T* o = out->data<T>();
     for (size_t i = 0; i < offs.size(); ++i, o += slice) {
-      if (slice == 1) *o = in[offs[i]];
-      else std::memcpy(o, in + offs[i], sizeof(T) * slice);
+      if (slice == 1)
+        *o = in[offs[i]];
+      else
+        std::memcpy(o, in + offs[i], sizeof(T) * slice);
     }
     return Status::Ok();
   });
@@ -313,8 +321,10 @@ Status ReadAsInt64(const KernelContext& ctx, const Tensor& t, const char* what,
   return DispatchAll(t.dtype(), [&]<typename T>() -> Status {
     const T* p = t.data<T>();
     for (size_t i = 0; i < out->size(); ++i) {
-      if constexpr (std::is_same_v<T, Half>) (*out)[i] = static_cast<int64_t>(HalfToFloat(p[i]));
-      else (*out)[i] = static_cast<int64_t>(p[i]);
+      if constexpr (std::is_same_v<T, Half>)
+        (*out)[i] = static_cast<int64_t>(HalfToFloat(p[i]));
+      else
+        (*out)[i] = static_cast<int64_t>(p[i]);
     }
     return Status::Ok();
   });
@@ -341,6 +351,7 @@ Status OneHot(KernelContext& ctx) {
   if (axis < 0) axis += out_rank;
   Shape out_shape = it.shape();
   out_shape.insert(out_shape.begin() + axis, depth);
+  PX_RETURN_IF_ERROR(CheckOutputSize(ctx, out_shape));
   int64_t outer = 1, inner = 1;
   for (int d = 0; d < it.rank(); ++d) (d < axis ? outer : inner) *= it.dim(d);
   PX_ASSIGN_OR_RETURN(Tensor * out, ctx.Output(0, values.dtype(), out_shape));

@@ -23,8 +23,10 @@ Status CheckMovable(const KernelContext& ctx, const Tensor& t) {
 
 template <typename T>
 bool IsNonZero(T v) {
-  if constexpr (std::is_same_v<T, Half>) return (v.bits & 0x7fff) != 0;
-  else return v != T(0);
+  if constexpr (std::is_same_v<T, Half>)
+    return (v.bits & 0x7fff) != 0;
+  else
+    return v != T(0);
 }
 
 // ---- NonZero ----
@@ -195,7 +197,8 @@ Status Unique(KernelContext& ctx) {
   int64_t outer = 1, n = x.numel(), inner = 1;
   if (has_axis) {
     auto a = NormalizeAxis(ctx.node().attr_int("axis", 0), x.rank());
-    if (!a.ok() || x.rank() < 1) return ctx.Error("invalid axis for input " + ShapeToString(x.shape()));
+    if (!a.ok() || x.rank() < 1)
+      return ctx.Error("invalid axis for input " + ShapeToString(x.shape()));
     axis = *a;
     n = x.dim(axis);
     for (int d = 0; d < axis; ++d) outer *= x.dim(d);
@@ -243,8 +246,8 @@ Status ReverseSequence(KernelContext& ctx) {
   const int64_t time_axis = ctx.node().attr_int("time_axis", 0);
   const int64_t batch_axis = ctx.node().attr_int("batch_axis", 1);
   if (!((time_axis == 0 && batch_axis == 1) || (time_axis == 1 && batch_axis == 0)))
-    return ctx.Error("time_axis/batch_axis must be 0/1 or 1/0, got " +
-                     std::to_string(time_axis) + "/" + std::to_string(batch_axis));
+    return ctx.Error("time_axis/batch_axis must be 0/1 or 1/0, got " + std::to_string(time_axis) +
+                     "/" + std::to_string(batch_axis));
   std::vector<int64_t> lens;
   PX_RETURN_IF_ERROR(ReadIndices(ctx, ctx.input(1), "sequence_lens", &lens));
   const int64_t steps = x.dim(static_cast<int>(time_axis));
@@ -254,8 +257,8 @@ Status ReverseSequence(KernelContext& ctx) {
                      " values for a batch of " + std::to_string(batch));
   for (int64_t b = 0; b < batch; ++b)
     if (lens[static_cast<size_t>(b)] < 0 || lens[static_cast<size_t>(b)] > steps)
-      return ctx.Error("sequence_lens[" + std::to_string(b) + "] = " +
-                       std::to_string(lens[static_cast<size_t>(b)]) + " is outside [0, " +
+      return ctx.Error("sequence_lens[" + std::to_string(b) +
+                       "] = " + std::to_string(lens[static_cast<size_t>(b)]) + " is outside [0, " +
                        std::to_string(steps) + "]");
   PX_ASSIGN_OR_RETURN(Tensor * out, ctx.Output(0, x.dtype(), x.shape()));
   int64_t inner = 1;

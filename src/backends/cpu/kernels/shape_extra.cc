@@ -25,9 +25,12 @@ Status ValueBits(DType t, double v, uint64_t* bits) {
   *bits = 0;
   return DispatchAll(t, [&]<typename T>() -> Status {
     T val;
-    if constexpr (std::is_same_v<T, Half>) val = FloatToHalf(static_cast<float>(v));
-    else if constexpr (std::is_same_v<T, bool>) val = v != 0;
-    else val = static_cast<T>(v);
+    if constexpr (std::is_same_v<T, Half>)
+      val = FloatToHalf(static_cast<float>(v));
+    else if constexpr (std::is_same_v<T, bool>)
+      val = v != 0;
+    else
+      val = static_cast<T>(v);
     std::memcpy(bits, &val, sizeof(T));
     return Status::Ok();
   });
@@ -67,10 +70,9 @@ Status ReadSliceParams(const KernelContext& ctx, int rank, SliceParams* p) {
     for (size_t i = 0; i < n; ++i) p->axes.push_back(static_cast<int64_t>(i));
   if (p->steps.empty() && (ctx.opset() < 10 || !ctx.has_input(4))) p->steps.assign(n, 1);
   if (p->ends.size() != n || p->axes.size() != n || p->steps.size() != n)
-    return ctx.Error("starts/ends/axes/steps have different lengths (" + std::to_string(n) +
-                     ", " + std::to_string(p->ends.size()) + ", " +
-                     std::to_string(p->axes.size()) + ", " + std::to_string(p->steps.size()) +
-                     ")");
+    return ctx.Error("starts/ends/axes/steps have different lengths (" + std::to_string(n) + ", " +
+                     std::to_string(p->ends.size()) + ", " + std::to_string(p->axes.size()) + ", " +
+                     std::to_string(p->steps.size()) + ")");
   if (static_cast<int>(n) > rank)
     return ctx.Error("more slice axes than the input rank " + std::to_string(rank));
   return Status::Ok();
@@ -102,9 +104,8 @@ Status Slice(KernelContext& ctx) {
     } else {
       s = std::clamp<int64_t>(s, 0, dim - 1);
       e = std::clamp<int64_t>(e, -1, dim - 1);
-      const int64_t neg = step == std::numeric_limits<int64_t>::min()
-                              ? std::numeric_limits<int64_t>::max()
-                              : -step;
+      const int64_t neg =
+          step == std::numeric_limits<int64_t>::min() ? std::numeric_limits<int64_t>::max() : -step;
       n = s > e ? (s - e - 1) / neg + 1 : 0;
     }
     out_shape[a] = n;
@@ -210,8 +211,8 @@ Status ReadPads(KernelContext& ctx, int rank, std::vector<int64_t>* begin,
     for (int i = 0; i < rank; ++i) axes.push_back(i);
   }
   if (pads.size() != 2 * axes.size())
-    return ctx.Error("pads " + ShapeToString(pads) + " must have 2*" +
-                     std::to_string(axes.size()) + " values");
+    return ctx.Error("pads " + ShapeToString(pads) + " must have 2*" + std::to_string(axes.size()) +
+                     " values");
   begin->assign(static_cast<size_t>(rank), 0);
   end->assign(static_cast<size_t>(rank), 0);
   for (size_t k = 0; k < axes.size(); ++k) {
@@ -241,20 +242,24 @@ Status Pad(KernelContext& ctx) {
     std::memcpy(&bits, c.raw_data(), DTypeSize(c.dtype()));
   }
   Shape out_shape(static_cast<size_t>(r));
-  std::vector<std::vector<int64_t>> maps(static_cast<size_t>(r));
   for (int d = 0; d < r; ++d) {
     const size_t u = static_cast<size_t>(d);
+    const int64_t limit = int64_t{1} << 56;
+    if (begin[u] > limit || begin[u] < -limit || end[u] > limit || end[u] < -limit)
+      return ctx.Error("pads on axis " + std::to_string(d) + " are too large");
     out_shape[u] = x.dim(d) + begin[u] + end[u];
     if (out_shape[u] < 0)
       return ctx.Error("pads make axis " + std::to_string(d) + " of size " +
                        std::to_string(x.dim(d)) + " negative");
-    if (mode == "reflect" && x.dim(d) > 1 && (begin[u] >= x.dim(d) || end[u] >= x.dim(d)))
-      return ctx.Error("reflect pads on axis " + std::to_string(d) +
-                       " must be smaller than its size " + std::to_string(x.dim(d)));
-    PX_RETURN_IF_ERROR(PadMap(ctx, mode, x.dim(d), begin[u], out_shape[u], &maps[u]));
   }
+  PX_RETURN_IF_ERROR(CheckOutputSize(ctx, out_shape));
   PX_ASSIGN_OR_RETURN(Tensor * out, ctx.Output(0, x.dtype(), out_shape));
   if (out->numel() == 0) return Status::Ok();
+  std::vector<std::vector<int64_t>> maps(static_cast<size_t>(r));
+  for (int d = 0; d < r; ++d) {
+    const size_t u = static_cast<size_t>(d);
+    PX_RETURN_IF_ERROR(PadMap(ctx, mode, x.dim(d), begin[u], out_shape[u], &maps[u]));
+  }
   if (r == 0) {
     std::memcpy(out->raw_data(), x.raw_data(), x.nbytes());
     return Status::Ok();
@@ -297,12 +302,15 @@ Status Tile(KernelContext& ctx) {
   for (int d = 0; d < r; ++d) {
     const int64_t rep = repeats[static_cast<size_t>(d)];
     if (rep < 0) return ctx.Error("negative repeat " + std::to_string(rep));
+    if (x.dim(d) > 0 && rep > (int64_t{1} << 56) / x.dim(d))
+      return ctx.Error("repeat " + std::to_string(rep) + " is too large");
     out_shape[static_cast<size_t>(d)] = rep * x.dim(d);
     view.push_back(rep);
     view.push_back(x.dim(d));
     strides.push_back(0);
     strides.push_back(st[static_cast<size_t>(d)]);
   }
+  PX_RETURN_IF_ERROR(CheckOutputSize(ctx, out_shape));
   PX_ASSIGN_OR_RETURN(Tensor * out, ctx.Output(0, x.dtype(), out_shape));
   if (out->numel() == 0) return Status::Ok();
   StridedCopy(x.raw_data(), out->raw_data(), DTypeSize(x.dtype()), view, strides);
@@ -319,6 +327,7 @@ Status Expand(KernelContext& ctx) {
     if (d < 0) return ctx.Error("negative dimension in shape " + ShapeToString(shape));
   auto out_shape = BroadcastShapes(x.shape(), shape);
   if (!out_shape.ok()) return ctx.Error(out_shape.status().message());
+  PX_RETURN_IF_ERROR(CheckOutputSize(ctx, *out_shape));
   PX_ASSIGN_OR_RETURN(Tensor * out, ctx.Output(0, x.dtype(), *out_shape));
   if (out->numel() == 0) return Status::Ok();
   StridedCopy(x.raw_data(), out->raw_data(), DTypeSize(x.dtype()), *out_shape,
@@ -387,8 +396,8 @@ Status BlockRearrange(KernelContext& ctx, bool to_space) {
     out_shape = {n, c2, h * bs, w * bs};
   } else {
     if (h % bs != 0 || w % bs != 0)
-      return ctx.Error("spatial dims " + ShapeToString(x.shape()) +
-                       " not divisible by blocksize " + std::to_string(bs));
+      return ctx.Error("spatial dims " + ShapeToString(x.shape()) + " not divisible by blocksize " +
+                       std::to_string(bs));
     view = {n, c, h / bs, bs, w / bs, bs};
     perm = {0, 3, 5, 1, 2, 4};
     out_shape = {n, c * bs * bs, h / bs, w / bs};
@@ -409,6 +418,7 @@ Status ConstantOfShape(KernelContext& ctx) {
   PX_RETURN_IF_ERROR(ReadIndices(ctx, ctx.input(0), "shape", &shape));
   for (int64_t d : shape)
     if (d < 0) return ctx.Error("negative dimension in shape " + ShapeToString(shape));
+  PX_RETURN_IF_ERROR(CheckOutputSize(ctx, shape));
   DType dtype = DType::kFloat32;
   uint64_t bits = 0;
   const Attribute* value = ctx.node().attr("value");
@@ -442,8 +452,8 @@ Status Range(KernelContext& ctx) {
     if (d == T(0)) return ctx.Error("delta is 0");
     int64_t n = 0;
     if constexpr (std::is_floating_point_v<T>) {
-      const double c = std::ceil((static_cast<double>(l) - static_cast<double>(s)) /
-                                 static_cast<double>(d));
+      const double c =
+          std::ceil((static_cast<double>(l) - static_cast<double>(s)) / static_cast<double>(d));
       if (!(c < 9e18)) return ctx.Error("range is too long");
       n = c > 0 ? static_cast<int64_t>(c) : 0;
     } else {
@@ -451,6 +461,7 @@ Status Range(KernelContext& ctx) {
                                       static_cast<long double>(d));
       n = c > 0 ? static_cast<int64_t>(c) : 0;
     }
+    PX_RETURN_IF_ERROR(CheckOutputSize(ctx, {n}));
     PX_ASSIGN_OR_RETURN(Tensor * out, ctx.Output(0, start.dtype(), {n}));
     T* o = out->data<T>();
     for (int64_t i = 0; i < n; ++i) o[i] = static_cast<T>(s + static_cast<T>(i) * d);

@@ -3,6 +3,7 @@
 // Tile, Expand, ...) lives in shape_extra.cc.
 #include <algorithm>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -64,6 +65,8 @@ Status Reshape(KernelContext& ctx) {
                        std::to_string(v));
     }
     if (spec[i] == 0) has_zero = true;
+    if (v > 0 && known > std::numeric_limits<int64_t>::max() / v)
+      return ctx.Error("shape " + ShapeToString(spec) + " is too large");
     out[i] = v;
     known *= v;
   }
@@ -162,7 +165,8 @@ Status Transpose(KernelContext& ctx) {
     for (int i = r - 1; i >= 0; --i) perm.push_back(i);
   }
   Shape out_shape(static_cast<size_t>(r));
-  for (int i = 0; i < r; ++i) out_shape[static_cast<size_t>(i)] = x.dim(perm[static_cast<size_t>(i)]);
+  for (int i = 0; i < r; ++i)
+    out_shape[static_cast<size_t>(i)] = x.dim(perm[static_cast<size_t>(i)]);
   PX_ASSIGN_OR_RETURN(Tensor * out, ctx.Output(0, x.dtype(), out_shape));
   if (x.numel() == 0) return Status::Ok();
   TransposeCopy(x.raw_data(), out->raw_data(), DTypeSize(x.dtype()), x.shape(), perm);
@@ -261,8 +265,8 @@ Status Split(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
   PX_RETURN_IF_ERROR(CheckMovable(ctx, x));
   auto axis_r = NormalizeAxis(ctx.node().attr_int("axis", 0), x.rank());
-  if (!axis_r.ok() || x.rank() == 0) return ctx.Error("invalid axis for input rank " +
-                                                      std::to_string(x.rank()));
+  if (!axis_r.ok() || x.rank() == 0)
+    return ctx.Error("invalid axis for input rank " + std::to_string(x.rank()));
   const int axis = *axis_r;
   std::vector<int64_t> split;
   PX_RETURN_IF_ERROR(SplitSizes(ctx, x.dim(axis), &split));
@@ -282,8 +286,8 @@ Status Split(KernelContext& ctx) {
       char* dst = static_cast<char*>(out->raw_data());
       if (chunk != 0)
         for (int64_t o = 0; o < outer; ++o)
-          std::memcpy(dst + static_cast<size_t>(o) * chunk, src + static_cast<size_t>(o) * row + col,
-                      chunk);
+          std::memcpy(dst + static_cast<size_t>(o) * chunk,
+                      src + static_cast<size_t>(o) * row + col, chunk);
     }
     col += chunk;
   }

@@ -106,11 +106,20 @@ void BlockedTransposeT(const T* in, T* out, const std::vector<int64_t>& dims,
 template <typename F>
 void BySize(size_t elem_size, F&& f) {
   switch (elem_size) {
-    case 1: f.template operator()<uint8_t>(); break;
-    case 2: f.template operator()<uint16_t>(); break;
-    case 4: f.template operator()<uint32_t>(); break;
-    case 8: f.template operator()<uint64_t>(); break;
-    default: break;
+    case 1:
+      f.template operator()<uint8_t>();
+      break;
+    case 2:
+      f.template operator()<uint16_t>();
+      break;
+    case 4:
+      f.template operator()<uint32_t>();
+      break;
+    case 8:
+      f.template operator()<uint64_t>();
+      break;
+    default:
+      break;
   }
 }
 
@@ -150,6 +159,21 @@ void TransposeCopy(const void* in, void* out, size_t elem_size, const Shape& in_
   });
 }
 
+Status CheckOutputSize(const KernelContext& ctx, const Shape& shape) {
+  constexpr int64_t kMaxElements = int64_t{1} << 56;
+  int64_t n = 1;
+  for (int64_t d : shape) {
+    if (d < 0) return ctx.Error("negative output dimension in " + ShapeToString(shape));
+    if (d == 0) return Status::Ok();
+  }
+  for (int64_t d : shape) {
+    if (d > kMaxElements / n)
+      return ctx.Error("output shape " + ShapeToString(shape) + " is too large");
+    n *= d;
+  }
+  return Status::Ok();
+}
+
 Status ReadIndices(const KernelContext& ctx, const Tensor& t, const char* what,
                    std::vector<int64_t>* out) {
   if (t.dtype() != DType::kInt64 && t.dtype() != DType::kInt32)
@@ -161,8 +185,8 @@ Status ReadIndices(const KernelContext& ctx, const Tensor& t, const char* what,
   return Status::Ok();
 }
 
-Result<std::vector<int>> NormalizeAxes(const KernelContext& ctx,
-                                       const std::vector<int64_t>& axes, int rank) {
+Result<std::vector<int>> NormalizeAxes(const KernelContext& ctx, const std::vector<int64_t>& axes,
+                                       int rank) {
   std::vector<int> out;
   std::vector<bool> seen(static_cast<size_t>(std::max(rank, 0)), false);
   for (int64_t a : axes) {

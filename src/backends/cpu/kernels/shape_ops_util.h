@@ -18,7 +18,7 @@ namespace parallax {
 
 // Registered from RegisterShapeOps / RegisterIndexingOps.
 void RegisterShapeExtraOps(OpRegistry& r);  // shape_extra.cc
-void RegisterSelectionOps(OpRegistry& r);    // indexing_select.cc
+void RegisterSelectionOps(OpRegistry& r);   // indexing_select.cc
 
 // out (contiguous, shape `out_shape`) <- in[base + sum(i_d * in_strides[d])].
 // Strides are in elements and may be zero or negative; `in` points at the
@@ -43,13 +43,17 @@ inline std::string IndexRangeError(int64_t idx, int axis, int64_t dim) {
          std::to_string(dim - 1) + "])";
 }
 
+// Fails unless every dim of `shape` is >= 0 and its element count (and byte
+// size) fits comfortably in int64, so NumElements() cannot wrap around.
+Status CheckOutputSize(const KernelContext& ctx, const Shape& shape);
+
 // Reads an int32/int64 index tensor as int64 values into `out`.
 Status ReadIndices(const KernelContext& ctx, const Tensor& t, const char* what,
                    std::vector<int64_t>* out);
 
 // Normalises a list of axes against `rank`, rejecting duplicates.
-Result<std::vector<int>> NormalizeAxes(const KernelContext& ctx,
-                                       const std::vector<int64_t>& axes, int rank);
+Result<std::vector<int>> NormalizeAxes(const KernelContext& ctx, const std::vector<int64_t>& axes,
+                                       int rank);
 
 }  // namespace parallax
 
