@@ -66,12 +66,8 @@ template <typename T>
 Tensor Make(DType dt, Shape shape, std::vector<T> v) {
   return Tensor::FromVector(dt, std::move(shape), v);
 }
-Tensor F32(Shape shape, std::vector<float> v) {
-  return Make(DType::kFloat32, shape, v);
-}
-Tensor I32(Shape shape, std::vector<int32_t> v) {
-  return Make(DType::kInt32, shape, v);
-}
+Tensor F32(Shape shape, std::vector<float> v) { return Make(DType::kFloat32, shape, v); }
+Tensor I32(Shape shape, std::vector<int32_t> v) { return Make(DType::kInt32, shape, v); }
 
 template <typename T>
 std::vector<T> Values(const Tensor& t) {
@@ -107,11 +103,9 @@ std::vector<float> Iota(int64_t n) {
 std::vector<float> NaiveAdd(const Tensor& a, const Tensor& b) {
   Shape so = *BroadcastShapes(a.shape(), b.shape());
   std::vector<float> out;
-  StridedIndex it(
-      so, {BroadcastStrides(a.shape(), so), BroadcastStrides(b.shape(), so)});
+  StridedIndex it(so, {BroadcastStrides(a.shape(), so), BroadcastStrides(b.shape(), so)});
   do {
-    out.push_back(a.data<float>()[it.offset(0)] +
-                  b.data<float>()[it.offset(1)]);
+    out.push_back(a.data<float>()[it.offset(0)] + b.data<float>()[it.offset(1)]);
   } while (it.Next());
   return out;
 }
@@ -142,10 +136,7 @@ TEST(Elementwise, BroadcastShapesMatchReference) {
 
 TEST(Elementwise, IntegerDivisionTruncatesAndNeverTraps) {
   int32_t mn = std::numeric_limits<int32_t>::min();
-  auto r = RunOp({"Div",
-                  14,
-                  {},
-                  {I32({5}, {7, -7, 7, 3, mn}), I32({5}, {2, 2, 0, -1, -1})}});
+  auto r = RunOp({"Div", 14, {}, {I32({5}, {7, -7, 7, 3, mn}), I32({5}, {2, 2, 0, -1, -1})}});
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(Values<int32_t>((*r)[0]), (std::vector<int32_t>{3, -3, 0, -3, mn}));
 }
@@ -185,17 +176,14 @@ TEST(Elementwise, LegacyAxisBroadcast) {
   // Opset 6: B of shape [3] aligned at axis 1 of A [2,3,2].
   Tensor a = F32({2, 3, 2}, Iota(12));
   Tensor b = F32({3}, {100, 200, 300});
-  auto r = RunOp(
-      {"Add", 6, {{"broadcast", IntAttr(1)}, {"axis", IntAttr(1)}}, {a, b}});
+  auto r = RunOp({"Add", 6, {{"broadcast", IntAttr(1)}, {"axis", IntAttr(1)}}, {a, b}});
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(Values<float>((*r)[0]),
-            (std::vector<float>{100, 101, 202, 203, 304, 305, 106, 107, 208,
-                                209, 310, 311}));
+            (std::vector<float>{100, 101, 202, 203, 304, 305, 106, 107, 208, 209, 310, 311}));
 }
 
 TEST(Elementwise, ErrorsNameTheProblem) {
-  auto shapes =
-      RunOp({"Add", 14, {}, {F32({2, 3}, Iota(6)), F32({4}, Iota(4))}});
+  auto shapes = RunOp({"Add", 14, {}, {F32({2, 3}, Iota(6)), F32({4}, Iota(4))}});
   ASSERT_FALSE(shapes.ok());
   EXPECT_NE(shapes.status().message().find("[2,3]"), std::string::npos);
   auto dtypes = RunOp({"Mul", 14, {}, {F32({1}, {1}), I32({1}, {1})}});
@@ -203,8 +191,7 @@ TEST(Elementwise, ErrorsNameTheProblem) {
   EXPECT_NE(dtypes.status().message().find("int32"), std::string::npos);
   auto missing = RunOp({"Sub", 14, {}, {F32({1}, {1})}});
   EXPECT_FALSE(missing.ok());
-  auto cond =
-      RunOp({"Where", 16, {}, {F32({1}, {1}), F32({1}, {1}), F32({1}, {1})}});
+  auto cond = RunOp({"Where", 16, {}, {F32({1}, {1}), F32({1}, {1}), F32({1}, {1})}});
   EXPECT_FALSE(cond.ok());
   auto unary = RunOp({"Exp", 13, {}, {I32({1}, {1})}});
   ASSERT_FALSE(unary.ok());
@@ -231,34 +218,28 @@ TEST(Elementwise, ClipIntegersAndLegacyAttributes) {
   auto r = RunOp({"Clip", 13, {}, {x, I32({}, {-1})}});
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(Values<int32_t>((*r)[0]), (std::vector<int32_t>{-1, 0, 5, 10}));
-  auto o = RunOp({"Clip",
-                  6,
-                  {{"min", FloatAttr(0)}, {"max", FloatAttr(6)}},
-                  {F32({3}, {-1, 3, 9})}});
+  auto o =
+      RunOp({"Clip", 6, {{"min", FloatAttr(0)}, {"max", FloatAttr(6)}}, {F32({3}, {-1, 3, 9})}});
   ASSERT_TRUE(o.ok()) << o.status().ToString();
   EXPECT_EQ(Values<float>((*o)[0]), (std::vector<float>{0, 3, 6}));
 }
 
 TEST(Elementwise, CastTruncatesAndHandlesHalfAndBool) {
-  auto r = RunOp(
-      {"Cast", 13, {{"to", IntAttr(6)}}, {F32({3}, {-1.7f, 2.9f, 0.0f})}});
+  auto r = RunOp({"Cast", 13, {{"to", IntAttr(6)}}, {F32({3}, {-1.7f, 2.9f, 0.0f})}});
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(Values<int32_t>((*r)[0]), (std::vector<int32_t>{-1, 2, 0}));
-  auto h =
-      RunOp({"Cast", 13, {{"to", IntAttr(10)}}, {F32({2}, {1.5f, -2.25f})}});
+  auto h = RunOp({"Cast", 13, {{"to", IntAttr(10)}}, {F32({2}, {1.5f, -2.25f})}});
   ASSERT_TRUE(h.ok());
   auto back = RunOp({"Cast", 13, {{"to", IntAttr(9)}}, {(*h)[0]}});
   ASSERT_TRUE(back.ok());
   EXPECT_EQ(Values<bool>((*back)[0]), (std::vector<bool>{true, true}));
-  auto old =
-      RunOp({"Cast", 1, {{"to", StrAttr("DOUBLE")}}, {F32({1}, {0.5f})}});
+  auto old = RunOp({"Cast", 1, {{"to", StrAttr("DOUBLE")}}, {F32({1}, {0.5f})}});
   ASSERT_TRUE(old.ok()) << old.status().ToString();
   EXPECT_EQ((*old)[0].dtype(), DType::kFloat64);
 }
 
 TEST(Elementwise, HalfArithmetic) {
-  auto h =
-      RunOp({"Cast", 13, {{"to", IntAttr(10)}}, {F32({2, 2}, {1, 2, 3, 4})}});
+  auto h = RunOp({"Cast", 13, {{"to", IntAttr(10)}}, {F32({2, 2}, {1, 2, 3, 4})}});
   ASSERT_TRUE(h.ok());
   auto s = RunOp({"Mul", 14, {}, {(*h)[0], (*h)[0]}});
   ASSERT_TRUE(s.ok()) << s.status().ToString();
@@ -269,10 +250,7 @@ TEST(Elementwise, HalfArithmetic) {
 }
 
 TEST(Elementwise, VariadicBroadcast) {
-  auto r = RunOp({"Max",
-                  13,
-                  {},
-                  {F32({3}, {1, 5, 2}), F32({2, 1}, {3, 0}), F32({}, {1})}});
+  auto r = RunOp({"Max", 13, {}, {F32({3}, {1, 5, 2}), F32({2, 1}, {3, 0}), F32({}, {1})}});
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(Values<float>((*r)[0]), (std::vector<float>{3, 5, 3, 1, 5, 2}));
   auto m = RunOp({"Mean", 13, {}, {F32({2}, {1, 2}), F32({2}, {3, 6})}});
@@ -287,13 +265,9 @@ TEST(Elementwise, FastFloatMathMatchesLibm) {
     if (e > 1.2e-38 && e < 3.4e38)
       max_exp = std::max(max_exp, std::fabs(elementwise::ExpF(x) - e) / e);
     const double t = std::tanh(static_cast<double>(x));
-    if (t != 0)
-      max_tanh = std::max(max_tanh,
-                          std::fabs(elementwise::TanhF(x) - t) / std::fabs(t));
+    if (t != 0) max_tanh = std::max(max_tanh, std::fabs(elementwise::TanhF(x) - t) / std::fabs(t));
     const double r = std::erf(static_cast<double>(x));
-    if (r != 0)
-      max_erf =
-          std::max(max_erf, std::fabs(elementwise::ErfF(x) - r) / std::fabs(r));
+    if (r != 0) max_erf = std::max(max_erf, std::fabs(elementwise::ErfF(x) - r) / std::fabs(r));
   }
   EXPECT_LT(max_exp, 1e-6);
   EXPECT_LT(max_tanh, 1e-6);
@@ -325,16 +299,13 @@ TEST(Elementwise, OpsWithoutConformanceData) {
   const std::vector<float> xs = {-30, -3, -0.5f, 0, 0.25f, 2, 40};
   auto mish = RunOp({"Mish", 18, {}, {F32({7}, xs)}});
   auto gelu = RunOp({"Gelu", 20, {}, {F32({7}, xs)}});
-  auto gelu_t =
-      RunOp({"Gelu", 20, {{"approximate", StrAttr("tanh")}}, {F32({7}, xs)}});
+  auto gelu_t = RunOp({"Gelu", 20, {{"approximate", StrAttr("tanh")}}, {F32({7}, xs)}});
   ASSERT_TRUE(mish.ok() && gelu.ok() && gelu_t.ok());
   for (size_t i = 0; i < xs.size(); ++i) {
     const double x = xs[i];
     const double m = x * std::tanh(std::log1p(std::exp(x)));
     const double g = 0.5 * x * (1 + std::erf(x / std::sqrt(2.0)));
-    const double gt =
-        0.5 * x *
-        (1 + std::tanh(std::sqrt(2 / M_PI) * (x + 0.044715 * x * x * x)));
+    const double gt = 0.5 * x * (1 + std::tanh(std::sqrt(2 / M_PI) * (x + 0.044715 * x * x * x)));
     EXPECT_NEAR((*mish)[0].data<float>()[i], m, 1e-6 + 1e-6 * std::fabs(m));
     EXPECT_NEAR((*gelu)[0].data<float>()[i], g, 1e-6 + 1e-6 * std::fabs(g));
     EXPECT_NEAR((*gelu_t)[0].data<float>()[i], gt, 1e-6 + 1e-6 * std::fabs(gt));

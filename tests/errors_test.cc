@@ -25,14 +25,15 @@ Result<Session> MakeSession(const std::string& path) {
   return Session::Create(*m);
 }
 
-#define SESSION_OR_FAIL(var, path)                        \
-  Result<Session> var##_result = MakeSession(path);       \
+#define SESSION_OR_FAIL(var, path)                                    \
+  Result<Session> var##_result = MakeSession(path);                   \
   ASSERT_TRUE(var##_result.ok()) << var##_result.status().ToString(); \
   Session& var = *var##_result
 
 void ExpectError(const Status& s, StatusCode code, const std::vector<std::string>& fragments) {
   EXPECT_EQ(s.code(), code) << s.ToString();
-  for (const auto& f : fragments) EXPECT_NE(s.message().find(f), std::string::npos) << "'" << f << "' not in: " << s.message();
+  for (const auto& f : fragments)
+    EXPECT_NE(s.message().find(f), std::string::npos) << "'" << f << "' not in: " << s.message();
 }
 
 TEST(Errors, RunsWhenInputsAreRight) {
@@ -80,7 +81,8 @@ TEST(Errors, TruncatedModel) {
   std::ifstream in(good, std::ios::binary);
   std::string bytes((std::istreambuf_iterator<char>(in)), {});
   std::string path = good + ".truncated.onnx";
-  std::ofstream(path, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size() / 2));
+  std::ofstream(path, std::ios::binary)
+      .write(bytes.data(), static_cast<std::streamsize>(bytes.size() / 2));
   auto m = Model::Load(path);
   ExpectError(m.status(), StatusCode::kInvalidModel, {path});
 }

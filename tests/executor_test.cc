@@ -26,7 +26,8 @@ std::string ChainModel() {
 }
 
 std::vector<float> RunChain(Session& s, const std::vector<float>& x) {
-  auto out = s.Run({{"x", Tensor::FromVector<float>(DType::kFloat32, {static_cast<int64_t>(x.size())}, x)}});
+  auto out = s.Run(
+      {{"x", Tensor::FromVector<float>(DType::kFloat32, {static_cast<int64_t>(x.size())}, x)}});
   EXPECT_TRUE(out.ok()) << out.status().ToString();
   if (!out.ok()) return {};
   const Tensor& y = (*out)[0];
@@ -59,7 +60,8 @@ TEST(Executor, ExternalDataInitializers) {
   auto dir = std::filesystem::temp_directory_path() / "parallax_external";
   std::filesystem::create_directories(dir);
   float w[4] = {1.5f, -2.f, 3.f, 0.25f};
-  std::ofstream(dir / "weights.bin", std::ios::binary).write(reinterpret_cast<const char*>(w), sizeof w);
+  std::ofstream(dir / "weights.bin", std::ios::binary)
+      .write(reinterpret_cast<const char*>(w), sizeof w);
   ModelBuilder b;
   b.Input("x", onnx::TensorProto::FLOAT, {4}).Output("y", onnx::TensorProto::FLOAT, {4});
   auto* t = b.proto().mutable_graph()->add_initializer();
@@ -103,7 +105,8 @@ TEST(Executor, LoopWithScanOutputs) {
   attr->set_type(onnx::AttributeProto::GRAPH);
   auto* g = attr->mutable_g();
   g->set_name("body");
-  auto add_io = [](google::protobuf::RepeatedPtrField<onnx::ValueInfoProto>* list, const char* name, int type) {
+  auto add_io = [](google::protobuf::RepeatedPtrField<onnx::ValueInfoProto>* list, const char* name,
+                   int type) {
     auto* v = list->Add();
     v->set_name(name);
     v->mutable_type()->mutable_tensor_type()->set_elem_type(type);

@@ -1,8 +1,9 @@
 // The IR and its passes on tiny hand-built graphs.
+#include "graph/graph.h"
+
 #include <gtest/gtest.h>
 
 #include "backends/cpu/cpu_backend.h"
-#include "graph/graph.h"
 #include "model_builder.h"
 #include "onnx/onnx_import.h"
 #include "plan/optimize.h"
@@ -74,7 +75,7 @@ TEST(Graph, ConstantsAreFolded) {
   g.values[k].constant = Tensor::FromVector<float>(DType::kFloat32, {2}, {-1.f, 2.f});
   g.inputs = {x};
   g.outputs = {y};
-  g.nodes.push_back(N("Relu", {k}, {k2}));   // Foldable: constant input.
+  g.nodes.push_back(N("Relu", {k}, {k2}));    // Foldable: constant input.
   g.nodes.push_back(N("Add", {x, k2}, {y}));  // Not foldable: runtime input.
   g.RebuildLinks();
   Result<int64_t> folded = FoldConstants(g, DefaultCpuBackend());
@@ -138,7 +139,8 @@ TEST(Import, ConstantNodesBecomeConstantValues) {
 
 TEST(Import, SymbolicDimsAreKept) {
   testing::ModelBuilder b(13);
-  b.Input("x", onnx::TensorProto::FLOAT, {-1, 3}, "batch").Output("y", onnx::TensorProto::FLOAT, {-1, 3}, "batch");
+  b.Input("x", onnx::TensorProto::FLOAT, {-1, 3}, "batch")
+      .Output("y", onnx::TensorProto::FLOAT, {-1, 3}, "batch");
   b.Node("Relu", {"x"}, {"y"});
   Result<ImportedModel> m = ImportOnnxFile(b.Write("symbolic"));
   ASSERT_TRUE(m.ok());

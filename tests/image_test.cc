@@ -43,8 +43,7 @@ Attribute IntsAttr(std::vector<int64_t> v) {
 // Runs one node; an undefined tensor in `inputs` is an omitted input.
 Result<std::vector<Tensor>> RunNode(const std::string& op, int opset,
                                     std::map<std::string, Attribute> attrs,
-                                    const std::vector<Tensor>& inputs,
-                                    int num_outputs = 1) {
+                                    const std::vector<Tensor>& inputs, int num_outputs = 1) {
   OpRegistry registry;
   RegisterImageOps(registry);
   Graph graph;
@@ -65,8 +64,7 @@ Result<std::vector<Tensor>> RunNode(const std::string& op, int opset,
     node.inputs.push_back(graph.AddValue(v));
     ptrs.push_back(&t);
   }
-  for (int i = 0; i < num_outputs; ++i)
-    node.outputs.push_back(graph.AddValue(Value{}));
+  for (int i = 0; i < num_outputs; ++i) node.outputs.push_back(graph.AddValue(Value{}));
   const OpRegistry::Entry* entry = registry.Find("", op, opset);
   if (entry == nullptr) return NotFound("no kernel for " + op);
   KernelInit init{node, graph, nullptr};
@@ -89,45 +87,35 @@ std::vector<float> Floats(const Tensor& t) {
 }
 
 TEST(Resize, ScalesAndSizesTogetherIsAnError) {
-  Result<std::vector<Tensor>> r =
-      RunNode("Resize", 13, {},
-              {F32({1, 1, 2, 2}, {1, 2, 3, 4}), Tensor(),
-               F32({4}, {1, 1, 2, 2}), I64({4}, {1, 1, 4, 4})});
+  Result<std::vector<Tensor>> r = RunNode(
+      "Resize", 13, {},
+      {F32({1, 1, 2, 2}, {1, 2, 3, 4}), Tensor(), F32({4}, {1, 1, 2, 2}), I64({4}, {1, 1, 4, 4})});
   ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.status().message().find("only one of scales and sizes"),
-            std::string::npos);
+  EXPECT_NE(r.status().message().find("only one of scales and sizes"), std::string::npos);
 }
 
 TEST(Resize, BadInputsAreErrors) {
   const Tensor x = F32({1, 1, 2, 2}, {1, 2, 3, 4});
-  EXPECT_FALSE(RunNode("Resize", 13, {}, {x}).ok());  // neither
-  EXPECT_FALSE(RunNode("Resize", 13, {}, {x, Tensor(), F32({3}, {1, 2, 2})})
-                   .ok());  // rank
-  EXPECT_FALSE(RunNode("Resize", 13, {}, {x, Tensor(), F32({4}, {1, 1, -2, 2})})
-                   .ok());  // sign
-  EXPECT_FALSE(RunNode("Resize", 13, {{"mode", StrAttr("quartic")}},
-                       {x, Tensor(), F32({4}, {1, 1, 2, 2})})
-                   .ok());
-  EXPECT_FALSE(RunNode("Resize", 18, {{"axes", IntsAttr({2, -2})}},
-                       {x, Tensor(), F32({2}, {2, 2})})
-                   .ok());
-  EXPECT_FALSE(RunNode("Resize", 18, {{"axes", IntsAttr({4})}},
-                       {x, Tensor(), F32({1}, {2})})
-                   .ok());
+  EXPECT_FALSE(RunNode("Resize", 13, {}, {x}).ok());                                     // neither
+  EXPECT_FALSE(RunNode("Resize", 13, {}, {x, Tensor(), F32({3}, {1, 2, 2})}).ok());      // rank
+  EXPECT_FALSE(RunNode("Resize", 13, {}, {x, Tensor(), F32({4}, {1, 1, -2, 2})}).ok());  // sign
+  EXPECT_FALSE(
+      RunNode("Resize", 13, {{"mode", StrAttr("quartic")}}, {x, Tensor(), F32({4}, {1, 1, 2, 2})})
+          .ok());
+  EXPECT_FALSE(
+      RunNode("Resize", 18, {{"axes", IntsAttr({2, -2})}}, {x, Tensor(), F32({2}, {2, 2})}).ok());
+  EXPECT_FALSE(RunNode("Resize", 18, {{"axes", IntsAttr({4})}}, {x, Tensor(), F32({1}, {2})}).ok());
 }
 
 TEST(Resize, Uint8LinearRoundsAndSaturates) {
-  Tensor x =
-      Tensor::FromVector(DType::kUInt8, {1, 2}, std::vector<uint8_t>{0, 255});
-  Result<std::vector<Tensor>> r =
-      RunNode("Resize", 13,
-              {{"mode", StrAttr("linear")},
-               {"coordinate_transformation_mode", StrAttr("asymmetric")}},
-              {x, Tensor(), F32({2}, {1, 2})});
+  Tensor x = Tensor::FromVector(DType::kUInt8, {1, 2}, std::vector<uint8_t>{0, 255});
+  Result<std::vector<Tensor>> r = RunNode(
+      "Resize", 13,
+      {{"mode", StrAttr("linear")}, {"coordinate_transformation_mode", StrAttr("asymmetric")}},
+      {x, Tensor(), F32({2}, {1, 2})});
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   const uint8_t* y = (*r)[0].data<uint8_t>();
-  EXPECT_EQ(std::vector<uint8_t>(y, y + 4),
-            (std::vector<uint8_t>{0, 128, 255, 255}));
+  EXPECT_EQ(std::vector<uint8_t>(y, y + 4), (std::vector<uint8_t>{0, 128, 255, 255}));
 }
 
 TEST(Resize, Float16MatchesFloat32) {
@@ -140,28 +128,23 @@ TEST(Resize, Float16MatchesFloat32) {
       RunNode("Resize", 13, attrs, {F32({1, 1, 2, 3}, xs), Tensor(), scales});
   Result<std::vector<Tensor>> rh =
       RunNode("Resize", 13, attrs,
-              {Tensor::FromVector(DType::kFloat16, {1, 1, 2, 3}, hs), Tensor(),
-               scales});
+              {Tensor::FromVector(DType::kFloat16, {1, 1, 2, 3}, hs), Tensor(), scales});
   ASSERT_TRUE(rf.ok() && rh.ok());
   ASSERT_EQ((*rh)[0].shape(), (Shape{1, 1, 3, 7}));
   for (int64_t i = 0; i < (*rf)[0].numel(); ++i) {
-    EXPECT_NEAR(HalfToFloat((*rh)[0].data<Half>()[i]),
-                (*rf)[0].data<float>()[i], 1e-2);
+    EXPECT_NEAR(HalfToFloat((*rh)[0].data<Half>()[i]), (*rf)[0].data<float>()[i], 1e-2);
   }
 }
 
 TEST(Resize, NearestIntegerFactorOnBoolAndInt) {
-  Tensor x = Tensor::FromVector(DType::kBool, {1, 1, 2, 2},
-                                std::vector<bool>{true, false, false, true});
-  Result<std::vector<Tensor>> r =
-      RunNode("Resize", 13, {}, {x, Tensor(), F32({4}, {1, 1, 2, 2})});
+  Tensor x =
+      Tensor::FromVector(DType::kBool, {1, 1, 2, 2}, std::vector<bool>{true, false, false, true});
+  Result<std::vector<Tensor>> r = RunNode("Resize", 13, {}, {x, Tensor(), F32({4}, {1, 1, 2, 2})});
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   const bool* y = (*r)[0].data<bool>();
-  EXPECT_EQ(
-      std::vector<bool>(y, y + 16),
-      (std::vector<bool>{1, 1, 0, 0, 1, 1, 0, 0, 0, 0, 1, 1, 0, 0, 1, 1}));
-  Tensor xi =
-      Tensor::FromVector(DType::kInt32, {1, 3}, std::vector<int32_t>{7, 8, 9});
+  EXPECT_EQ(std::vector<bool>(y, y + 16),
+            (std::vector<bool>{1, 1, 0, 0, 1, 1, 0, 0, 0, 0, 1, 1, 0, 0, 1, 1}));
+  Tensor xi = Tensor::FromVector(DType::kInt32, {1, 3}, std::vector<int32_t>{7, 8, 9});
   r = RunNode("Upsample", 9, {}, {xi, F32({2}, {2, 3})});
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ((*r)[0].shape(), (Shape{2, 9}));
@@ -170,31 +153,28 @@ TEST(Resize, NearestIntegerFactorOnBoolAndInt) {
 
 TEST(NonMaxSuppression, ZeroMaxOutputGivesEmptyResult) {
   Result<std::vector<Tensor>> r =
-      RunNode("NonMaxSuppression", 11, {},
-              {F32({1, 1, 4}, {0, 0, 1, 1}), F32({1, 1, 1}, {0.9f})});
+      RunNode("NonMaxSuppression", 11, {}, {F32({1, 1, 4}, {0, 0, 1, 1}), F32({1, 1, 1}, {0.9f})});
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ((*r)[0].shape(), (Shape{0, 3}));
 }
 
 TEST(NonMaxSuppression, BadShapesAndThresholdsAreErrors) {
+  EXPECT_FALSE(
+      RunNode("NonMaxSuppression", 11, {}, {F32({1, 1, 3}, {0, 0, 1}), F32({1, 1, 1}, {1})}).ok());
   EXPECT_FALSE(RunNode("NonMaxSuppression", 11, {},
-                       {F32({1, 1, 3}, {0, 0, 1}), F32({1, 1, 1}, {1})})
+                       {F32({1, 2, 4}, {0, 0, 1, 1, 0, 0, 1, 1}), F32({1, 1, 1}, {1})})
                    .ok());
   EXPECT_FALSE(
       RunNode("NonMaxSuppression", 11, {},
-              {F32({1, 2, 4}, {0, 0, 1, 1, 0, 0, 1, 1}), F32({1, 1, 1}, {1})})
+              {F32({1, 1, 4}, {0, 0, 1, 1}), F32({1, 1, 1}, {1}), I64({1}, {3}), F32({1}, {1.5f})})
           .ok());
-  EXPECT_FALSE(RunNode("NonMaxSuppression", 11, {},
-                       {F32({1, 1, 4}, {0, 0, 1, 1}), F32({1, 1, 1}, {1}),
-                        I64({1}, {3}), F32({1}, {1.5f})})
-                   .ok());
 }
 
 TEST(NonMaxSuppression, NoScoreThresholdKeepsNonOverlapping) {
-  Result<std::vector<Tensor>> r = RunNode(
-      "NonMaxSuppression", 11, {},
-      {F32({1, 3, 4}, {0, 0, 1, 1, 0, 0.1f, 1, 1.1f, 5, 5, 6, 6}),
-       F32({1, 1, 3}, {0.1f, 0.5f, 0.3f}), I64({1}, {5}), F32({1}, {0.5f})});
+  Result<std::vector<Tensor>> r =
+      RunNode("NonMaxSuppression", 11, {},
+              {F32({1, 3, 4}, {0, 0, 1, 1, 0, 0.1f, 1, 1.1f, 5, 5, 6, 6}),
+               F32({1, 1, 3}, {0.1f, 0.5f, 0.3f}), I64({1}, {5}), F32({1}, {0.5f})});
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   ASSERT_EQ((*r)[0].shape(), (Shape{2, 3}));
   EXPECT_EQ((*r)[0].data<int64_t>()[2], 1);
@@ -203,21 +183,18 @@ TEST(NonMaxSuppression, NoScoreThresholdKeepsNonOverlapping) {
 
 TEST(RoiAlign, ConstantImageAveragesToConstant) {
   std::vector<float> xs(2 * 8 * 8, 3.0f);
-  Result<std::vector<Tensor>> r = RunNode(
-      "RoiAlign", 16,
-      {{"output_height", IntAttr(2)}, {"output_width", IntAttr(3)}},
-      {F32({2, 1, 8, 8}, xs), F32({1, 4}, {1, 1, 5, 6}), I64({1}, {1})});
+  Result<std::vector<Tensor>> r =
+      RunNode("RoiAlign", 16, {{"output_height", IntAttr(2)}, {"output_width", IntAttr(3)}},
+              {F32({2, 1, 8, 8}, xs), F32({1, 4}, {1, 1, 5, 6}), I64({1}, {1})});
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ((*r)[0].shape(), (Shape{1, 1, 2, 3}));
   for (float v : Floats((*r)[0])) EXPECT_NEAR(v, 3.0f, 1e-5);
   EXPECT_FALSE(
-      RunNode("RoiAlign", 16, {},
-              {F32({2, 1, 8, 8}, xs), F32({1, 4}, {1, 1, 5, 6}), I64({1}, {2})})
+      RunNode("RoiAlign", 16, {}, {F32({2, 1, 8, 8}, xs), F32({1, 4}, {1, 1, 5, 6}), I64({1}, {2})})
           .ok());
-  EXPECT_FALSE(
-      RunNode("RoiAlign", 16, {{"mode", StrAttr("median")}},
-              {F32({2, 1, 8, 8}, xs), F32({1, 4}, {1, 1, 5, 6}), I64({1}, {0})})
-          .ok());
+  EXPECT_FALSE(RunNode("RoiAlign", 16, {{"mode", StrAttr("median")}},
+                       {F32({2, 1, 8, 8}, xs), F32({1, 4}, {1, 1, 5, 6}), I64({1}, {0})})
+                   .ok());
 }
 
 TEST(GridSample, IdentityGridWithAlignCorners) {
@@ -231,12 +208,10 @@ TEST(GridSample, IdentityGridWithAlignCorners) {
   }
   for (const char* mode : {"bilinear", "nearest", "bicubic"}) {
     for (const char* pad : {"zeros", "border", "reflection"}) {
-      Result<std::vector<Tensor>> r =
-          RunNode("GridSample", 16,
-                  {{"mode", StrAttr(mode)},
-                   {"padding_mode", StrAttr(pad)},
-                   {"align_corners", IntAttr(1)}},
-                  {F32({1, 1, 2, 3}, xs), F32({1, 2, 3, 2}, grid)});
+      Result<std::vector<Tensor>> r = RunNode(
+          "GridSample", 16,
+          {{"mode", StrAttr(mode)}, {"padding_mode", StrAttr(pad)}, {"align_corners", IntAttr(1)}},
+          {F32({1, 1, 2, 3}, xs), F32({1, 2, 3, 2}, grid)});
       ASSERT_TRUE(r.ok()) << r.status().ToString();
       const std::vector<float> y = Floats((*r)[0]);
       for (size_t i = 0; i < xs.size(); ++i)
@@ -244,19 +219,17 @@ TEST(GridSample, IdentityGridWithAlignCorners) {
     }
   }
   EXPECT_FALSE(
-      RunNode("GridSample", 16, {},
-              {F32({1, 1, 2, 3}, xs), F32({1, 2, 3}, {0, 0, 0, 0, 0, 0})})
+      RunNode("GridSample", 16, {}, {F32({1, 1, 2, 3}, xs), F32({1, 2, 3}, {0, 0, 0, 0, 0, 0})})
           .ok());
 }
 
 TEST(MaxUnpool, IndexOutOfRangeIsAnError) {
   std::map<std::string, Attribute> attrs = {{"kernel_shape", IntsAttr({2, 2})},
                                             {"strides", IntsAttr({2, 2})}};
-  EXPECT_FALSE(RunNode("MaxUnpool", 11, attrs,
-                       {F32({1, 1, 1, 1}, {5}), I64({1, 1, 1, 1}, {4})})
-                   .ok());
-  Result<std::vector<Tensor>> r = RunNode(
-      "MaxUnpool", 11, attrs, {F32({1, 1, 1, 1}, {5}), I64({1, 1, 1, 1}, {3})});
+  EXPECT_FALSE(
+      RunNode("MaxUnpool", 11, attrs, {F32({1, 1, 1, 1}, {5}), I64({1, 1, 1, 1}, {4})}).ok());
+  Result<std::vector<Tensor>> r =
+      RunNode("MaxUnpool", 11, attrs, {F32({1, 1, 1, 1}, {5}), I64({1, 1, 1, 1}, {3})});
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(Floats((*r)[0]), (std::vector<float>{0, 0, 0, 5}));
 }

@@ -14,7 +14,8 @@ namespace parallax {
 namespace {
 
 TEST(Half, RoundTripsExactValues) {
-  for (float f : {0.f, -0.f, 1.f, -2.5f, 65504.f, 6.103515625e-05f, 5.960464477539063e-08f, 0.333251953125f}) {
+  for (float f : {0.f, -0.f, 1.f, -2.5f, 65504.f, 6.103515625e-05f, 5.960464477539063e-08f,
+                  0.333251953125f}) {
     EXPECT_EQ(HalfToFloat(FloatToHalf(f)), f) << f;
   }
   EXPECT_TRUE(std::isinf(HalfToFloat(FloatToHalf(1e6f))));
@@ -24,10 +25,11 @@ TEST(Half, RoundTripsExactValues) {
 
 TEST(Npy, RoundTripsEveryDType) {
   auto dir = std::filesystem::temp_directory_path();
-  for (DType t : {DType::kFloat32, DType::kFloat64, DType::kInt64, DType::kInt32, DType::kUInt8, DType::kBool,
-                  DType::kFloat16, DType::kInt8}) {
+  for (DType t : {DType::kFloat32, DType::kFloat64, DType::kInt64, DType::kInt32, DType::kUInt8,
+                  DType::kBool, DType::kFloat16, DType::kInt8}) {
     Tensor a = Tensor::Empty(t, {2, 3});
-    for (size_t i = 0; i < a.nbytes(); ++i) static_cast<uint8_t*>(a.raw_data())[i] = static_cast<uint8_t>(i % 2);
+    for (size_t i = 0; i < a.nbytes(); ++i)
+      static_cast<uint8_t*>(a.raw_data())[i] = static_cast<uint8_t>(i % 2);
     std::string path = (dir / "parallax_io_test.npy").string();
     ASSERT_TRUE(WriteNpy(a, path).ok());
     Result<Tensor> b = ReadNpy(path);

@@ -51,8 +51,10 @@ TEST(MemoryPlanner, RandomPlansHaveNoLiveOverlap) {
       EXPECT_LE(p.offsets[i] + reqs[i].size, p.arena_bytes);
       for (int j = i + 1; j < n; ++j) {
         bool live_together = reqs[i].first <= reqs[j].last && reqs[j].first <= reqs[i].last;
-        bool bytes_overlap = p.offsets[i] < p.offsets[j] + reqs[j].size && p.offsets[j] < p.offsets[i] + reqs[i].size;
-        EXPECT_FALSE(live_together && bytes_overlap) << "trial " << trial << " buffers " << i << "," << j;
+        bool bytes_overlap = p.offsets[i] < p.offsets[j] + reqs[j].size &&
+                             p.offsets[j] < p.offsets[i] + reqs[i].size;
+        EXPECT_FALSE(live_together && bytes_overlap)
+            << "trial " << trial << " buffers " << i << "," << j;
       }
     }
   }

@@ -33,8 +33,8 @@ class ModelBuilder {
     AddValueInfo(model_.mutable_graph()->add_output(), name, elem_type, dims, symbol);
     return *this;
   }
-  onnx::NodeProto* Node(const std::string& op, std::vector<std::string> ins, std::vector<std::string> outs,
-                        const std::string& domain = "") {
+  onnx::NodeProto* Node(const std::string& op, std::vector<std::string> ins,
+                        std::vector<std::string> outs, const std::string& domain = "") {
     auto* n = model_.mutable_graph()->add_node();
     n->set_op_type(op);
     n->set_name(op + "_" + std::to_string(model_.graph().node_size()));
@@ -43,7 +43,8 @@ class ModelBuilder {
     for (auto& o : outs) n->add_output(o);
     return n;
   }
-  ModelBuilder& FloatInit(const std::string& name, std::vector<int64_t> dims, std::vector<float> values) {
+  ModelBuilder& FloatInit(const std::string& name, std::vector<int64_t> dims,
+                          std::vector<float> values) {
     auto* t = model_.mutable_graph()->add_initializer();
     t->set_name(name);
     t->set_data_type(onnx::TensorProto::FLOAT);
@@ -69,8 +70,10 @@ class ModelBuilder {
     auto* shape = tt->mutable_shape();
     for (auto d : dims) {
       auto* dim = shape->add_dim();
-      if (d >= 0) dim->set_dim_value(d);
-      else dim->set_dim_param(symbol);
+      if (d >= 0)
+        dim->set_dim_value(d);
+      else
+        dim->set_dim_param(symbol);
     }
   }
   onnx::ModelProto model_;

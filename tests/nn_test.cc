@@ -56,8 +56,7 @@ struct OneNode {
     std::vector<const Tensor*> ptrs;
     for (const Tensor& t : inputs) ptrs.push_back(&t);
     TestAllocator alloc;
-    KernelContext ctx(node, ptrs, {}, static_cast<int>(node.outputs.size()),
-                      &alloc);
+    KernelContext ctx(node, ptrs, {}, static_cast<int>(node.outputs.size()), &alloc);
     PX_RETURN_IF_ERROR(kernel->Run(ctx));
     return ctx.outputs();
   }
@@ -71,12 +70,10 @@ Tensor Random(Shape shape, uint32_t seed) {
   return t;
 }
 
-void ExpectNear(const Tensor& a, const std::vector<float>& b,
-                float tol = 1e-4f) {
+void ExpectNear(const Tensor& a, const std::vector<float>& b, float tol = 1e-4f) {
   ASSERT_EQ(a.numel(), static_cast<int64_t>(b.size()));
   for (size_t i = 0; i < b.size(); ++i)
-    ASSERT_NEAR(a.data<float>()[i], b[i], tol * (1 + std::abs(b[i])))
-        << "element " << i;
+    ASSERT_NEAR(a.data<float>()[i], b[i], tol * (1 + std::abs(b[i]))) << "element " << i;
 }
 
 Attribute Ints(std::vector<int64_t> v) {
@@ -87,9 +84,8 @@ Attribute Ints(std::vector<int64_t> v) {
 }
 
 // Naive 2-D ConvTranspose (group 1) writing into an output of size oh x ow.
-std::vector<float> NaiveConvTranspose(const Tensor& x, const Tensor& w,
-                                      const Tensor& b, int64_t s, int64_t pb,
-                                      int64_t oh, int64_t ow) {
+std::vector<float> NaiveConvTranspose(const Tensor& x, const Tensor& w, const Tensor& b, int64_t s,
+                                      int64_t pb, int64_t oh, int64_t ow) {
   int64_t c = x.dim(1), h = x.dim(2), wd = x.dim(3), m = w.dim(1), k = w.dim(2);
   std::vector<float> y(static_cast<size_t>(m * oh * ow));
   for (int64_t o = 0; o < m; ++o)
@@ -111,12 +107,10 @@ std::vector<float> NaiveConvTranspose(const Tensor& x, const Tensor& w,
 }
 
 TEST(NnKernels, ConvTransposeOutputShapeLargerThanNatural) {
-  Tensor x = Random({1, 2, 3, 3}, 1), w = Random({2, 3, 3, 3}, 2),
-         b = Random({3}, 3);
+  Tensor x = Random({1, 2, 3, 3}, 1), w = Random({2, 3, 3, 3}, 2), b = Random({3}, 3);
   OneNode n("ConvTranspose", 13, {x, w, b}, {false, true, true}, 1);
   n.node.attrs["strides"] = Ints({2, 2});
-  n.node.attrs["output_shape"] =
-      Ints({9, 9});  // Natural size is 7: 2 bias-only rows/cols.
+  n.node.attrs["output_shape"] = Ints({9, 9});  // Natural size is 7: 2 bias-only rows/cols.
   ASSERT_TRUE(n.Create().ok());
   Result<std::vector<Tensor>> y = n.Run({x, w, b});
   ASSERT_TRUE(y.ok()) << y.status().ToString();
@@ -125,8 +119,7 @@ TEST(NnKernels, ConvTransposeOutputShapeLargerThanNatural) {
 }
 
 TEST(NnKernels, ConvTransposeOutputPaddingBeyondPads) {
-  Tensor x = Random({1, 2, 3, 3}, 4), w = Random({2, 3, 3, 3}, 5),
-         b = Random({3}, 6);
+  Tensor x = Random({1, 2, 3, 3}, 4), w = Random({2, 3, 3, 3}, 5), b = Random({3}, 6);
   OneNode n("ConvTranspose", 13, {x, w, b}, {false, false, false}, 1);
   n.node.attrs["strides"] = Ints({2, 2});
   n.node.attrs["output_padding"] = Ints({1, 1});
@@ -146,8 +139,7 @@ TEST(NnKernels, MatMulBroadcastConstantAndRuntimeWeights) {
         for (int n = 0; n < 2; ++n) {
           float acc = 0;
           for (int k = 0; k < 4; ++k)
-            acc += a.data<float>()[(i * 3 + m) * 4 + k] *
-                   b.data<float>()[(j * 4 + k) * 2 + n];
+            acc += a.data<float>()[(i * 3 + m) * 4 + k] * b.data<float>()[(j * 4 + k) * 2 + n];
           ref[static_cast<size_t>(((i * 5 + j) * 3 + m) * 2 + n)] = acc;
         }
   for (bool constant : {false, true}) {
@@ -166,11 +158,9 @@ TEST(NnKernels, MaxPoolDnnlMatchesReferencePath) {
   // Requesting Indices forces the C++ path; compare Y with the oneDNN path.
   std::mt19937 rng(11);
   for (int trial = 0; trial < 40; ++trial) {
-    int64_t k = 1 + rng() % 3, s = 1 + rng() % 2, d = 1 + rng() % 2,
-            p = rng() % k;
+    int64_t k = 1 + rng() % 3, s = 1 + rng() % 2, d = 1 + rng() % 2, p = rng() % k;
     int64_t ceil = rng() % 2;
-    Tensor x = Random({1, 3, 5 + static_cast<int64_t>(rng() % 5), 7},
-                      static_cast<uint32_t>(trial));
+    Tensor x = Random({1, 3, 5 + static_cast<int64_t>(rng() % 5), 7}, static_cast<uint32_t>(trial));
     std::vector<Tensor> ys;
     for (int outputs : {1, 2}) {
       OneNode n("MaxPool", 12, {x}, {false}, outputs);
@@ -186,8 +176,7 @@ TEST(NnKernels, MaxPoolDnnlMatchesReferencePath) {
       ASSERT_TRUE(y.ok()) << y.status().ToString();
       ys.push_back((*y)[0]);
     }
-    std::vector<float> ref(ys[1].data<float>(),
-                           ys[1].data<float>() + ys[1].numel());
+    std::vector<float> ref(ys[1].data<float>(), ys[1].data<float>() + ys[1].numel());
     EXPECT_EQ(ys[0].shape(), ys[1].shape());
     ExpectNear(ys[0], ref, 0);
   }
@@ -219,10 +208,8 @@ TEST(NnKernels, ConvChannelMismatchIsAnErrorNamingTheNode) {
   Result<std::vector<Tensor>> y = n.Run({x, w});
   ASSERT_FALSE(y.ok());
   EXPECT_EQ(y.status().code(), StatusCode::kInvalidArgument);
-  EXPECT_NE(y.status().message().find("Conv"), std::string::npos)
-      << y.status().message();
-  EXPECT_NE(y.status().message().find("channels"), std::string::npos)
-      << y.status().message();
+  EXPECT_NE(y.status().message().find("Conv"), std::string::npos) << y.status().message();
+  EXPECT_NE(y.status().message().find("channels"), std::string::npos) << y.status().message();
 }
 
 TEST(NnKernels, GemmAlphaBetaWithPackedWeights) {
@@ -241,10 +228,8 @@ TEST(NnKernels, GemmAlphaBetaWithPackedWeights) {
   for (int i = 0; i < 3; ++i)
     for (int j = 0; j < 5; ++j) {
       float acc = 0;
-      for (int k = 0; k < 4; ++k)
-        acc += a.data<float>()[i * 4 + k] * b.data<float>()[j * 4 + k];
-      ref[static_cast<size_t>(i * 5 + j)] =
-          0.5f * acc - 2.f * c.data<float>()[i];
+      for (int k = 0; k < 4; ++k) acc += a.data<float>()[i * 4 + k] * b.data<float>()[j * 4 + k];
+      ref[static_cast<size_t>(i * 5 + j)] = 0.5f * acc - 2.f * c.data<float>()[i];
     }
   for (int run = 0; run < 2; ++run) {
     Result<std::vector<Tensor>> y = n.Run({a, b, c});

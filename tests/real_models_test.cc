@@ -58,22 +58,24 @@ void ExpectClose(const Tensor& got, const Tensor& want, const std::string& what)
   }
   std::printf("%s: %lld elements, max abs error vs ONNX Runtime %.3g\n", what.c_str(),
               static_cast<long long>(want.numel()), worst);
-  EXPECT_EQ(bad, 0) << what << ": " << bad << " of " << want.numel() << " elements differ; first at " << first_bad
-                    << ", max abs error " << worst;
+  EXPECT_EQ(bad, 0) << what << ": " << bad << " of " << want.numel()
+                    << " elements differ; first at " << first_bad << ", max abs error " << worst;
 }
 
 // Runs `model` with Parallax (twice: first run plans memory, second uses the
 // plan) and with ONNX Runtime on the same inputs, and compares outputs.
-void CompareWithOrt(const std::string& model_file, const std::vector<InputSpec>& specs, uint32_t seed) {
+void CompareWithOrt(const std::string& model_file, const std::vector<InputSpec>& specs,
+                    uint32_t seed) {
   std::string model = CacheDir() + "/models/" + model_file;
   ASSERT_TRUE(fs::exists(model)) << model << " missing: run scripts/fetch_models.sh";
-  fs::path dir = fs::temp_directory_path() / ("parallax_real_" + model_file + "_" + std::to_string(seed));
+  fs::path dir =
+      fs::temp_directory_path() / ("parallax_real_" + model_file + "_" + std::to_string(seed));
   fs::remove_all(dir);
   fs::create_directories(dir / "ort");
   std::mt19937 rng(seed);
   Session::NamedTensors inputs;
-  std::string cmd = "node " + std::string(PARALLAX_SOURCE_DIR) + "/tools/ort_ref/ort_ref.js " + model + " " +
-                    (dir / "ort").string();
+  std::string cmd = "node " + std::string(PARALLAX_SOURCE_DIR) + "/tools/ort_ref/ort_ref.js " +
+                    model + " " + (dir / "ort").string();
   for (const InputSpec& spec : specs) {
     Tensor t = MakeInput(spec, rng);
     std::string file = (dir / (spec.name + ".npy")).string();
@@ -94,13 +96,16 @@ void CompareWithOrt(const std::string& model_file, const std::vector<InputSpec>&
     for (size_t i = 0; i < out->size(); ++i) {
       std::string name = m->outputs()[i].name;
       for (char& c : name)
-        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-') c = '_';
+        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-')
+          c = '_';
       Result<Tensor> want = ReadNpy((dir / "ort" / (name + ".npy")).string());
       ASSERT_TRUE(want.ok()) << want.status().ToString();
-      ExpectClose((*out)[i], *want, model_file + " output '" + m->outputs()[i].name + "' run " + std::to_string(run));
+      ExpectClose((*out)[i], *want,
+                  model_file + " output '" + m->outputs()[i].name + "' run " + std::to_string(run));
     }
     if (run == 1) {
-      EXPECT_GT(s->last_stats().planned_activation_bytes, 0u) << "second run should use a memory plan";
+      EXPECT_GT(s->last_stats().planned_activation_bytes, 0u)
+          << "second run should use a memory plan";
     }
   }
   fs::remove_all(dir);
@@ -121,8 +126,12 @@ std::vector<InputSpec> VadInputs(int64_t batch, int64_t samples, int64_t sr) {
           {"c", DType::kFloat32, {2, batch, 64}, -0.1f, 0.1f}};
 }
 
-TEST(RealModels, SileroVadLegacy16k) { CompareWithOrt("silero_vad_legacy.onnx", VadInputs(1, 512, 16000), 3); }
-TEST(RealModels, SileroVadLegacy8k) { CompareWithOrt("silero_vad_legacy.onnx", VadInputs(1, 256, 8000), 4); }
+TEST(RealModels, SileroVadLegacy16k) {
+  CompareWithOrt("silero_vad_legacy.onnx", VadInputs(1, 512, 16000), 3);
+}
+TEST(RealModels, SileroVadLegacy8k) {
+  CompareWithOrt("silero_vad_legacy.onnx", VadInputs(1, 256, 8000), 4);
+}
 TEST(RealModels, SileroVadLegacyBatchAndLength) {
   CompareWithOrt("silero_vad_legacy.onnx", VadInputs(2, 1536, 16000), 5);
 }

@@ -52,9 +52,8 @@ struct RunResult {
   std::vector<Tensor> outputs;
 };
 
-RunResult RunOp(const std::string& op, int opset,
-                const std::vector<Tensor>& inputs, int num_outputs,
-                std::map<std::string, Attribute> attrs = {}) {
+RunResult RunOp(const std::string& op, int opset, const std::vector<Tensor>& inputs,
+                int num_outputs, std::map<std::string, Attribute> attrs = {}) {
   OpRegistry registry;
   RegisterReductionOps(registry);
   Node node;
@@ -64,8 +63,7 @@ RunResult RunOp(const std::string& op, int opset,
   node.attrs = std::move(attrs);
   std::vector<const Tensor*> ins;
   for (size_t i = 0; i < inputs.size(); ++i) {
-    node.inputs.push_back(inputs[i].defined() ? static_cast<ValueId>(i)
-                                              : kNoValue);
+    node.inputs.push_back(inputs[i].defined() ? static_cast<ValueId>(i) : kNoValue);
     ins.push_back(inputs[i].defined() ? &inputs[i] : nullptr);
   }
   for (int i = 0; i < num_outputs; ++i) node.outputs.push_back(100 + i);
@@ -105,8 +103,7 @@ std::vector<int64_t> Ints(const Tensor& t) {
 TEST(Reduction, Opset18AxesInputNonContiguous) {
   // [2,2,2]: reduce axes {0,2}, keepdims=0.
   Tensor x = F32({2, 2, 2}, {1, 2, 3, 4, 5, 6, 7, 8});
-  RunResult r = RunOp("ReduceMean", 18, {x, I64({2}, {0, -1})}, 1,
-                      {{"keepdims", IntAttr(0)}});
+  RunResult r = RunOp("ReduceMean", 18, {x, I64({2}, {0, -1})}, 1, {{"keepdims", IntAttr(0)}});
   ASSERT_TRUE(r.status.ok()) << r.status.ToString();
   EXPECT_EQ(r.outputs[0].shape(), (Shape{2}));
   EXPECT_EQ(Floats(r.outputs[0]), (std::vector<float>{3.5f, 5.5f}));
@@ -114,8 +111,8 @@ TEST(Reduction, Opset18AxesInputNonContiguous) {
 
 TEST(Reduction, NoopWithEmptyAxesAppliesElementwisePart) {
   Tensor x = F32({3}, {-1, 2, -3});
-  RunResult r = RunOp("ReduceSumSquare", 18, {x, I64({0}, {})}, 1,
-                      {{"noop_with_empty_axes", IntAttr(1)}});
+  RunResult r =
+      RunOp("ReduceSumSquare", 18, {x, I64({0}, {})}, 1, {{"noop_with_empty_axes", IntAttr(1)}});
   ASSERT_TRUE(r.status.ok()) << r.status.ToString();
   EXPECT_EQ(Floats(r.outputs[0]), (std::vector<float>{1, 4, 9}));
   r = RunOp("ReduceSum", 13, {x}, 1, {{"noop_with_empty_axes", IntAttr(1)}});
@@ -129,16 +126,14 @@ TEST(Reduction, EmptySetIdentities) {
   struct Case {
     const char* op;
     float want;
-  } cases[] = {
-      {"ReduceSum", 0},   {"ReduceProd", 1},      {"ReduceMax", -inf},
-      {"ReduceMin", inf}, {"ReduceLogSum", -inf}, {"ReduceLogSumExp", -inf},
-      {"ReduceL1", 0},    {"ReduceSumSquare", 0}, {"ReduceL2", 0}};
+  } cases[] = {{"ReduceSum", 0},   {"ReduceProd", 1},      {"ReduceMax", -inf},
+               {"ReduceMin", inf}, {"ReduceLogSum", -inf}, {"ReduceLogSumExp", -inf},
+               {"ReduceL1", 0},    {"ReduceSumSquare", 0}, {"ReduceL2", 0}};
   for (const Case& c : cases) {
     RunResult r = RunOp(c.op, 18, {x, I64({1}, {1})}, 1);
     ASSERT_TRUE(r.status.ok()) << c.op << ": " << r.status.ToString();
     EXPECT_EQ(r.outputs[0].shape(), (Shape{2, 1})) << c.op;
-    EXPECT_EQ(Floats(r.outputs[0]), (std::vector<float>{c.want, c.want}))
-        << c.op;
+    EXPECT_EQ(Floats(r.outputs[0]), (std::vector<float>{c.want, c.want})) << c.op;
   }
 }
 
@@ -146,8 +141,7 @@ TEST(Reduction, IntMaxOfEmptySetIsLowest) {
   Tensor x = Tensor::Empty(DType::kInt32, {0});
   RunResult r = RunOp("ReduceMax", 13, {x}, 1, {{"keepdims", IntAttr(0)}});
   ASSERT_TRUE(r.status.ok()) << r.status.ToString();
-  EXPECT_EQ(r.outputs[0].data<int32_t>()[0],
-            std::numeric_limits<int32_t>::lowest());
+  EXPECT_EQ(r.outputs[0].data<int32_t>()[0], std::numeric_limits<int32_t>::lowest());
 }
 
 TEST(Reduction, LegacySoftmaxCoercesTo2D) {
@@ -155,8 +149,7 @@ TEST(Reduction, LegacySoftmaxCoercesTo2D) {
   Tensor x = F32({1, 2, 2}, {0, 0, 0, 0});
   RunResult r = RunOp("Softmax", 11, {x}, 1);
   ASSERT_TRUE(r.status.ok()) << r.status.ToString();
-  EXPECT_EQ(Floats(r.outputs[0]),
-            (std::vector<float>{0.25f, 0.25f, 0.25f, 0.25f}));
+  EXPECT_EQ(Floats(r.outputs[0]), (std::vector<float>{0.25f, 0.25f, 0.25f, 0.25f}));
   r = RunOp("Softmax", 13, {x}, 1);  // Opset 13: axis -1 only.
   ASSERT_TRUE(r.status.ok()) << r.status.ToString();
   EXPECT_EQ(Floats(r.outputs[0]), (std::vector<float>{0.5f, 0.5f, 0.5f, 0.5f}));
@@ -187,8 +180,7 @@ TEST(Reduction, ErrorsNameTheNodeAndValues) {
   Tensor x = F32({2, 3}, {0, 1, 2, 3, 4, 5});
   RunResult r = RunOp("ReduceSum", 13, {x, I64({1}, {2})}, 1);
   ASSERT_FALSE(r.status.ok());
-  EXPECT_NE(r.status.message().find("axis 2 is out of range"),
-            std::string::npos);
+  EXPECT_NE(r.status.message().find("axis 2 is out of range"), std::string::npos);
   EXPECT_NE(r.status.message().find("ReduceSum"), std::string::npos);
   r = RunOp("NegativeLogLikelihoodLoss", 13, {x, I64({2}, {0, 7})}, 1);
   ASSERT_FALSE(r.status.ok());

@@ -61,8 +61,7 @@ Result<std::vector<Tensor>> RunOp(const OpCall& c) {
     node.inputs.push_back(g.AddValue(v));
     ptrs.push_back(&c.inputs[i]);
   }
-  for (int i = 0; i < c.num_outputs; ++i)
-    node.outputs.push_back(g.AddValue(Value{}));
+  for (int i = 0; i < c.num_outputs; ++i) node.outputs.push_back(g.AddValue(Value{}));
   g.nodes.push_back(node);
   const OpRegistry::Entry* e = reg.Find("", c.op, c.opset);
   if (e == nullptr) return NotFound("no kernel for " + c.op);
@@ -105,8 +104,7 @@ Tensor Floats(Shape shape, const std::vector<float>& v) {
 
 Tensor Ramp(Shape shape, float scale, float offset) {
   std::vector<float> v(static_cast<size_t>(NumElements(shape)));
-  for (size_t i = 0; i < v.size(); ++i)
-    v[i] = std::sin(static_cast<float>(i) * scale + offset);
+  for (size_t i = 0; i < v.size(); ++i) v[i] = std::sin(static_cast<float>(i) * scale + offset);
   return Floats(std::move(shape), v);
 }
 
@@ -146,19 +144,16 @@ OpCall BidirectionalLstm(int layout, bool constant_weights) {
     for (int64_t t = 0; t < seq; ++t)
       for (int64_t b = 0; b < batch; ++b)
         for (int64_t k = 0; k < in; ++k)
-          xt.data<float>()[(b * seq + t) * in + k] =
-              x.data<float>()[(t * batch + b) * in + k];
+          xt.data<float>()[(b * seq + t) * in + k] = x.data<float>()[(t * batch + b) * in + k];
     Tensor ht = Tensor::Empty(DType::kFloat32, {batch, 2, h});
     for (int64_t d = 0; d < 2; ++d)
       for (int64_t b = 0; b < batch; ++b)
         for (int64_t k = 0; k < h; ++k)
-          ht.data<float>()[(b * 2 + d) * h + k] =
-              h0.data<float>()[(d * batch + b) * h + k];
+          ht.data<float>()[(b * 2 + d) * h + k] = h0.data<float>()[(d * batch + b) * h + k];
     x = xt;
     h0 = ht;
   }
-  Tensor lens =
-      Tensor::FromVector(DType::kInt32, {batch}, std::vector<int32_t>{4, 2, 0});
+  Tensor lens = Tensor::FromVector(DType::kInt32, {batch}, std::vector<int32_t>{4, 2, 0});
   c.inputs = {x,
               Ramp({2, 4 * h, in}, 0.71f, 0.f),
               Ramp({2, 4 * h, h}, 0.53f, 1.f),
@@ -199,16 +194,13 @@ TEST(Lstm, LayoutOneIsTransposedLayoutZero) {
 TEST(Rnn, RejectsBadShapesAndAttributes) {
   OpCall c = Call("RNN", 14);
   c.attrs["hidden_size"] = IntAttr(3);
-  c.inputs = {Ramp({2, 1, 4}, 1, 0), Ramp({1, 3, 5}, 1, 0),
-              Ramp({1, 3, 3}, 1, 0)};
+  c.inputs = {Ramp({2, 1, 4}, 1, 0), Ramp({1, 3, 5}, 1, 0), Ramp({1, 3, 3}, 1, 0)};
   auto r = RunOp(c);
   ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.status().message().find("W must have shape [1,3,4]"),
-            std::string::npos);
+  EXPECT_NE(r.status().message().find("W must have shape [1,3,4]"), std::string::npos);
   c.inputs[1] = Ramp({1, 3, 4}, 1, 0);
   c.inputs.push_back(Tensor());
-  c.inputs.push_back(
-      Tensor::FromVector(DType::kInt32, {1}, std::vector<int32_t>{7}));
+  c.inputs.push_back(Tensor::FromVector(DType::kInt32, {1}, std::vector<int32_t>{7}));
   r = RunOp(c);
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("sequence_lens"), std::string::npos);
@@ -247,8 +239,7 @@ TEST(Det, BatchedAndNonSquare) {
 
 TEST(Quantize, RoundsHalfToEvenAndSaturates) {
   OpCall c = Call("QuantizeLinear", 13);
-  c.inputs = {Floats({5}, {0.5f, 1.5f, 2.5f, -100.f, 1000.f}),
-              Floats({}, {1.f}),
+  c.inputs = {Floats({5}, {0.5f, 1.5f, 2.5f, -100.f, 1000.f}), Floats({}, {1.f}),
               Tensor::FromVector(DType::kInt8, {}, std::vector<int8_t>{1})};
   auto r = RunOp(c);
   ASSERT_TRUE(r.ok());

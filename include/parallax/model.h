@@ -28,9 +28,9 @@ struct TensorInfo {
   std::string name;
   DType dtype = DType::kUndefined;
   bool has_shape = false;
-  std::vector<int64_t> dims;          // -1 where not fixed.
-  std::vector<std::string> symbols;   // Symbol name where dims[i] == -1 ("" if anonymous).
-  std::string ShapeString() const;    // "[batch,3,224,224]".
+  std::vector<int64_t> dims;         // -1 where not fixed.
+  std::vector<std::string> symbols;  // Symbol name where dims[i] == -1 ("" if anonymous).
+  std::string ShapeString() const;   // "[batch,3,224,224]".
 };
 
 struct LoadOptions {

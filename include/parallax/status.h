@@ -29,8 +29,7 @@ const char* StatusCodeName(StatusCode code);
 class [[nodiscard]] Status {
  public:
   Status() = default;
-  Status(StatusCode code, std::string message)
-      : code_(code), message_(std::move(message)) {}
+  Status(StatusCode code, std::string message) : code_(code), message_(std::move(message)) {}
 
   static Status Ok() { return Status(); }
 
@@ -60,7 +59,7 @@ Status Internal(std::string message);
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design.
+  Result(T value) : value_(std::move(value)) {}         // NOLINT: implicit by design.
   Result(Status status) : status_(std::move(status)) {  // NOLINT
     assert(!status_.ok() && "Result constructed from an OK status");
     if (status_.ok()) status_ = Internal("Result built from OK status");
@@ -87,10 +86,10 @@ class [[nodiscard]] Result {
 #define PX_CONCAT_(a, b) PX_CONCAT_INNER_(a, b)
 
 // Returns from the enclosing function if `expr` yields a non-OK Status.
-#define PX_RETURN_IF_ERROR(expr)                   \
-  do {                                             \
-    ::parallax::Status px_status_ = (expr);        \
-    if (!px_status_.ok()) return px_status_;       \
+#define PX_RETURN_IF_ERROR(expr)             \
+  do {                                       \
+    ::parallax::Status px_status_ = (expr);  \
+    if (!px_status_.ok()) return px_status_; \
   } while (0)
 
 // `lhs = value of expr`, or returns its Status. lhs may declare a variable.

@@ -53,9 +53,13 @@ class Tensor {
   void* raw_data() { return data_; }
   const void* raw_data() const { return data_; }
   template <typename T>
-  T* data() { return static_cast<T*>(data_); }
+  T* data() {
+    return static_cast<T*>(data_);
+  }
   template <typename T>
-  const T* data() const { return static_cast<const T*>(data_); }
+  const T* data() const {
+    return static_cast<const T*>(data_);
+  }
 
   bool is_sequence() const { return dtype_ == DType::kSequence; }
   bool is_none() const { return dtype_ == DType::kOptional; }
@@ -74,7 +78,7 @@ class Tensor {
   DType dtype_ = DType::kUndefined;
   Shape shape_;
   void* data_ = nullptr;
-  std::shared_ptr<void> owner_;  // Null for views.
+  std::shared_ptr<void> owner_;                          // Null for views.
   std::shared_ptr<const std::vector<Tensor>> elements_;  // Sequences only.
   DType element_dtype_ = DType::kUndefined;
 };
@@ -83,8 +87,7 @@ template <typename T>
 Tensor Tensor::FromVector(DType dtype, Shape shape, const std::vector<T>& v) {
   Tensor t = Empty(dtype, std::move(shape));
   T* p = t.data<T>();
-  for (size_t i = 0; i < v.size() && static_cast<int64_t>(i) < t.numel(); ++i)
-    p[i] = v[i];
+  for (size_t i = 0; i < v.size() && static_cast<int64_t>(i) < t.numel(); ++i) p[i] = v[i];
   return t;
 }
 

@@ -8,8 +8,10 @@ std::string DimsToString(const std::vector<Dim>& dims) {
   std::string s = "[";
   for (size_t i = 0; i < dims.size(); ++i) {
     if (i) s += ",";
-    if (dims[i].known()) s += std::to_string(dims[i].size);
-    else s += dims[i].symbol.empty() ? "?" : dims[i].symbol;
+    if (dims[i].known())
+      s += std::to_string(dims[i].size);
+    else
+      s += dims[i].symbol.empty() ? "?" : dims[i].symbol;
   }
   return s + "]";
 }
@@ -122,7 +124,8 @@ Status TopologicalSort(Graph& graph) {
   if (order.size() != n) {
     for (size_t i = 0; i < n; ++i)
       if (indegree[i] > 0)
-        return InvalidModel("graph '" + graph.name + "' has a cycle or an input "
+        return InvalidModel("graph '" + graph.name +
+                            "' has a cycle or an input "
                             "produced by no node, involving " +
                             graph.nodes[i].Describe());
   }

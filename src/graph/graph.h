@@ -39,9 +39,9 @@ struct Value {
   DType dtype = DType::kUndefined;
   bool has_shape = false;  // False when even the rank is unknown.
   std::vector<Dim> dims;
-  NodeId producer = -1;    // -1 for graph inputs, initializers, captures.
+  NodeId producer = -1;  // -1 for graph inputs, initializers, captures.
   std::vector<NodeId> consumers;
-  Tensor constant;         // Defined for initializers and folded constants.
+  Tensor constant;  // Defined for initializers and folded constants.
   bool is_constant() const { return constant.defined(); }
 };
 
@@ -63,10 +63,10 @@ struct Attribute {
 struct Node {
   std::string name;
   std::string op_type;
-  std::string domain;  // "" is the default ONNX domain.
-  int opset = 0;       // The model's opset for `domain`.
-  std::vector<ValueId> inputs;   // kNoValue for an omitted optional input.
-  std::vector<ValueId> outputs;  // kNoValue for an omitted optional output.
+  std::string domain;                    // "" is the default ONNX domain.
+  int opset = 0;                         // The model's opset for `domain`.
+  std::vector<ValueId> inputs;           // kNoValue for an omitted optional input.
+  std::vector<ValueId> outputs;          // kNoValue for an omitted optional output.
   std::vector<ValueId> implicit_inputs;  // Outer values read by subgraphs.
   std::map<std::string, Attribute> attrs;
 
@@ -85,8 +85,8 @@ class Graph {
  public:
   std::string name;
   std::vector<Value> values;
-  std::vector<Node> nodes;  // Topologically sorted.
-  std::vector<ValueId> inputs;   // Runtime inputs (initializers excluded).
+  std::vector<Node> nodes;      // Topologically sorted.
+  std::vector<ValueId> inputs;  // Runtime inputs (initializers excluded).
   std::vector<ValueId> outputs;
   // For subgraphs: (outer value in the parent graph, local value id).
   std::vector<std::pair<ValueId, ValueId>> captures;

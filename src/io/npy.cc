@@ -28,7 +28,8 @@ std::string DictValue(const std::string& header, const std::string& key) {
   size_t start = header.find_first_not_of(" ", colon + 1);
   if (start == std::string::npos) return "";
   if (header[start] == '(') return header.substr(start, header.find(')', start) - start + 1);
-  if (header[start] == '\'') return header.substr(start + 1, header.find('\'', start + 1) - start - 1);
+  if (header[start] == '\'')
+    return header.substr(start + 1, header.find('\'', start + 1) - start - 1);
   size_t end = header.find_first_of(",}", start);
   return header.substr(start, end - start);
 }
@@ -73,7 +74,8 @@ Result<Tensor> ReadNpy(const std::string& path) {
   }
   Tensor t = Tensor::Empty(dtype, shape);
   f.read(static_cast<char*>(t.raw_data()), static_cast<std::streamsize>(t.nbytes()));
-  if (!f) return InvalidArgument("'" + path + "': file too short for shape " + ShapeToString(shape));
+  if (!f)
+    return InvalidArgument("'" + path + "': file too short for shape " + ShapeToString(shape));
   return t;
 }
 
@@ -81,11 +83,14 @@ Status WriteNpy(const Tensor& t, const std::string& path) {
   const char* descr = nullptr;
   for (const auto& e : kDescrs)
     if (e.dtype == t.dtype()) descr = e.descr;
-  if (descr == nullptr) return Unsupported("cannot write dtype " + std::string(DTypeName(t.dtype())) + " as .npy");
+  if (descr == nullptr)
+    return Unsupported("cannot write dtype " + std::string(DTypeName(t.dtype())) + " as .npy");
   std::string shape = "(";
-  for (int i = 0; i < t.rank(); ++i) shape += (i ? ", " : "") + std::to_string(t.shape()[static_cast<size_t>(i)]);
+  for (int i = 0; i < t.rank(); ++i)
+    shape += (i ? ", " : "") + std::to_string(t.shape()[static_cast<size_t>(i)]);
   shape += t.rank() == 1 ? ",)" : ")";
-  std::string header = std::string("{'descr': '") + descr + "', 'fortran_order': False, 'shape': " + shape + ", }";
+  std::string header =
+      std::string("{'descr': '") + descr + "', 'fortran_order': False, 'shape': " + shape + ", }";
   size_t total = 10 + header.size() + 1;
   header.append((64 - total % 64) % 64, ' ');
   header += '\n';
@@ -101,7 +106,8 @@ Status WriteNpy(const Tensor& t, const std::string& path) {
 }
 
 Result<Tensor> ReadTensorFile(const std::string& path) {
-  if (path.size() >= 3 && path.compare(path.size() - 3, 3, ".pb") == 0) return ReadTensorProtoFile(path, nullptr);
+  if (path.size() >= 3 && path.compare(path.size() - 3, 3, ".pb") == 0)
+    return ReadTensorProtoFile(path, nullptr);
   return ReadNpy(path);
 }
 

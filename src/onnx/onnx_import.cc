@@ -46,8 +46,14 @@ struct Importer {
 
   void ApplyTypeInfo(const onnx::ValueInfoProto& vi, Value& v) {
     if (!vi.has_type()) return;
-    if (vi.type().has_sequence_type()) { v.dtype = DType::kSequence; return; }
-    if (vi.type().has_optional_type()) { v.dtype = DType::kOptional; return; }
+    if (vi.type().has_sequence_type()) {
+      v.dtype = DType::kSequence;
+      return;
+    }
+    if (vi.type().has_optional_type()) {
+      v.dtype = DType::kOptional;
+      return;
+    }
     if (!vi.type().has_tensor_type()) return;
     const auto& tt = vi.type().tensor_type();
     if (tt.elem_type() != 0) v.dtype = static_cast<DType>(tt.elem_type());
@@ -56,8 +62,10 @@ struct Importer {
     v.dims.clear();
     for (const auto& d : tt.shape().dim()) {
       Dim dim;
-      if (d.has_dim_value()) dim.size = d.dim_value();
-      else if (d.has_dim_param()) dim.symbol = d.dim_param();
+      if (d.has_dim_value())
+        dim.size = d.dim_value();
+      else if (d.has_dim_param())
+        dim.symbol = d.dim_param();
       v.dims.push_back(dim);
     }
   }
@@ -67,20 +75,38 @@ struct Importer {
     Attribute out;
     auto type = a.type();
     if (type == onnx::AttributeProto::UNDEFINED) {  // IR < 3 style: infer.
-      if (a.has_f()) type = onnx::AttributeProto::FLOAT;
-      else if (a.has_i()) type = onnx::AttributeProto::INT;
-      else if (a.has_s()) type = onnx::AttributeProto::STRING;
-      else if (a.has_t()) type = onnx::AttributeProto::TENSOR;
-      else if (a.has_g()) type = onnx::AttributeProto::GRAPH;
-      else if (a.floats_size()) type = onnx::AttributeProto::FLOATS;
-      else if (a.ints_size()) type = onnx::AttributeProto::INTS;
-      else if (a.strings_size()) type = onnx::AttributeProto::STRINGS;
-      else type = onnx::AttributeProto::INTS;
+      if (a.has_f())
+        type = onnx::AttributeProto::FLOAT;
+      else if (a.has_i())
+        type = onnx::AttributeProto::INT;
+      else if (a.has_s())
+        type = onnx::AttributeProto::STRING;
+      else if (a.has_t())
+        type = onnx::AttributeProto::TENSOR;
+      else if (a.has_g())
+        type = onnx::AttributeProto::GRAPH;
+      else if (a.floats_size())
+        type = onnx::AttributeProto::FLOATS;
+      else if (a.ints_size())
+        type = onnx::AttributeProto::INTS;
+      else if (a.strings_size())
+        type = onnx::AttributeProto::STRINGS;
+      else
+        type = onnx::AttributeProto::INTS;
     }
     switch (type) {
-      case onnx::AttributeProto::FLOAT: out.kind = Attribute::Kind::kFloat; out.f = a.f(); break;
-      case onnx::AttributeProto::INT: out.kind = Attribute::Kind::kInt; out.i = a.i(); break;
-      case onnx::AttributeProto::STRING: out.kind = Attribute::Kind::kString; out.s = a.s(); break;
+      case onnx::AttributeProto::FLOAT:
+        out.kind = Attribute::Kind::kFloat;
+        out.f = a.f();
+        break;
+      case onnx::AttributeProto::INT:
+        out.kind = Attribute::Kind::kInt;
+        out.i = a.i();
+        break;
+      case onnx::AttributeProto::STRING:
+        out.kind = Attribute::Kind::kString;
+        out.s = a.s();
+        break;
       case onnx::AttributeProto::FLOATS:
         out.kind = Attribute::Kind::kFloats;
         out.floats.assign(a.floats().begin(), a.floats().end());
@@ -96,7 +122,8 @@ struct Importer {
       case onnx::AttributeProto::TENSOR: {
         out.kind = Attribute::Kind::kTensor;
         Result<Tensor> t = TensorFromProto(a.t(), base_dir);
-        if (!t.ok()) return t.status().WithContext(path + ": " + node_desc + " attribute '" + a.name() + "'");
+        if (!t.ok())
+          return t.status().WithContext(path + ": " + node_desc + " attribute '" + a.name() + "'");
         out.t = std::move(t).value();
         break;
       }
@@ -125,10 +152,12 @@ struct Importer {
       if (key == "value") return a.t;
       if (key == "value_float") return Tensor::FromVector<float>(DType::kFloat32, {}, {a.f});
       if (key == "value_floats")
-        return Tensor::FromVector<float>(DType::kFloat32, {static_cast<int64_t>(a.floats.size())}, a.floats);
+        return Tensor::FromVector<float>(DType::kFloat32, {static_cast<int64_t>(a.floats.size())},
+                                         a.floats);
       if (key == "value_int") return Tensor::FromVector<int64_t>(DType::kInt64, {}, {a.i});
       if (key == "value_ints")
-        return Tensor::FromVector<int64_t>(DType::kInt64, {static_cast<int64_t>(a.ints.size())}, a.ints);
+        return Tensor::FromVector<int64_t>(DType::kInt64, {static_cast<int64_t>(a.ints.size())},
+                                           a.ints);
     }
     return Unsupported(path + ": " + node.Describe() +
                        ": Constant needs value/value_float(s)/value_int(s) (string and sparse "
@@ -145,13 +174,18 @@ struct Importer {
     if (it == opsets.end())
       return Err(node.Describe() + " uses domain '" + node.domain + "' absent from opset_import");
     for (const auto& in : np.input()) {
-      if (in.empty()) { node.inputs.push_back(kNoValue); continue; }
+      if (in.empty()) {
+        node.inputs.push_back(kNoValue);
+        continue;
+      }
       ValueId v = scope.Resolve(in);
       if (v == kNoValue)
-        return Err(node.Describe() + " reads '" + in + "', which no node, input or initializer defines");
+        return Err(node.Describe() + " reads '" + in +
+                   "', which no node, input or initializer defines");
       node.inputs.push_back(v);
     }
-    for (const auto& out : np.output()) node.outputs.push_back(out.empty() ? kNoValue : scope.names.at(out));
+    for (const auto& out : np.output())
+      node.outputs.push_back(out.empty() ? kNoValue : scope.names.at(out));
     for (const auto& a : np.attribute()) {
       PX_ASSIGN_OR_RETURN(Attribute attr, ImportAttribute(a, scope, node.Describe()));
       if (attr.g) {
@@ -183,7 +217,8 @@ struct Importer {
     Scope scope{&g, parent, {}};
     g.name = gp.name();
     auto define = [&](const std::string& name) -> Result<ValueId> {
-      if (scope.names.count(name)) return Err("value '" + name + "' is defined twice in graph '" + gp.name() + "'");
+      if (scope.names.count(name))
+        return Err("value '" + name + "' is defined twice in graph '" + gp.name() + "'");
       Value v;
       v.name = name;
       ValueId id = g.AddValue(std::move(v));
@@ -215,7 +250,8 @@ struct Importer {
         }
     for (const auto& vi : gp.value_info()) {
       auto it = scope.names.find(vi.name());
-      if (it != scope.names.end() && !g.values[it->second].is_constant()) ApplyTypeInfo(vi, g.values[it->second]);
+      if (it != scope.names.end() && !g.values[it->second].is_constant())
+        ApplyTypeInfo(vi, g.values[it->second]);
     }
     for (int i = 0; i < gp.node_size(); ++i)
       PX_RETURN_IF_ERROR(ImportNode(gp.node(i), static_cast<size_t>(i), scope, g));
@@ -253,13 +289,15 @@ Result<ImportedModel> ImportOnnxBytes(const std::string& bytes, const std::strin
   onnx::ModelProto proto;
   if (bytes.empty()) return InvalidModel(path + ": file is empty");
   if (!proto.ParseFromString(bytes))
-    return InvalidModel(path + ": not a valid ONNX model (protobuf parse failed; the file is "
-                               "truncated or not ONNX)");
+    return InvalidModel(path +
+                        ": not a valid ONNX model (protobuf parse failed; the file is "
+                        "truncated or not ONNX)");
   if (!proto.has_graph())
     return InvalidModel(path + ": the model has no graph (truncated or not an ONNX model)");
   if (proto.ir_version() < kMinIrVersion)
     return Unsupported(path + ": IR version " + std::to_string(proto.ir_version()) +
-                       " is older than the oldest supported (" + std::to_string(kMinIrVersion) + ")");
+                       " is older than the oldest supported (" + std::to_string(kMinIrVersion) +
+                       ")");
   ImportedModel m;
   m.path = path;
   m.ir_version = proto.ir_version();
@@ -271,7 +309,8 @@ Result<ImportedModel> ImportOnnxBytes(const std::string& bytes, const std::strin
   if (m.opsets.count("") == 0) m.opsets[""] = 1;
   if (m.opsets[""] > kMaxDefaultOpset)
     return Unsupported(path + ": default-domain opset " + std::to_string(m.opsets[""]) +
-                       " is newer than the newest supported (" + std::to_string(kMaxDefaultOpset) + ")");
+                       " is newer than the newest supported (" + std::to_string(kMaxDefaultOpset) +
+                       ")");
   m.shape_inference_warning = RunOnnxShapeInference(proto);
   Importer importer;
   importer.path = path;

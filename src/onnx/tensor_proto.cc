@@ -21,9 +21,12 @@ Result<std::string> ReadExternal(const onnx::TensorProto& p, const std::string& 
   std::string location;
   int64_t offset = 0, length = -1;
   for (const auto& kv : p.external_data()) {
-    if (kv.key() == "location") location = kv.value();
-    else if (kv.key() == "offset") offset = std::stoll(kv.value());
-    else if (kv.key() == "length") length = std::stoll(kv.value());
+    if (kv.key() == "location")
+      location = kv.value();
+    else if (kv.key() == "offset")
+      offset = std::stoll(kv.value());
+    else if (kv.key() == "length")
+      length = std::stoll(kv.value());
   }
   if (location.empty())
     return InvalidModel("tensor '" + p.name() + "' has external data without a location");
@@ -32,16 +35,17 @@ Result<std::string> ReadExternal(const onnx::TensorProto& p, const std::string& 
                         "' must be a relative path inside the model folder");
   std::string path = base_dir.empty() ? location : base_dir + "/" + location;
   std::ifstream f(path, std::ios::binary);
-  if (!f) return IoError("cannot open external data file '" + path + "' of tensor '" + p.name() + "'");
+  if (!f)
+    return IoError("cannot open external data file '" + path + "' of tensor '" + p.name() + "'");
   if (length < 0) length = static_cast<int64_t>(nbytes);
   if (static_cast<size_t>(length) != nbytes)
-    return InvalidModel("tensor '" + p.name() + "' external data length " +
-                        std::to_string(length) + " does not match its shape (" +
-                        std::to_string(nbytes) + " bytes)");
+    return InvalidModel("tensor '" + p.name() + "' external data length " + std::to_string(length) +
+                        " does not match its shape (" + std::to_string(nbytes) + " bytes)");
   std::string buf(nbytes, '\0');
   f.seekg(offset);
   f.read(buf.data(), static_cast<std::streamsize>(nbytes));
-  if (!f) return IoError("external data file '" + path + "' is too short for tensor '" + p.name() + "'");
+  if (!f)
+    return IoError("external data file '" + path + "' is too short for tensor '" + p.name() + "'");
   return buf;
 }
 
@@ -78,17 +82,50 @@ Result<Tensor> TensorFromProto(const onnx::TensorProto& p, const std::string& ba
     return Status::Ok();
   };
   switch (dtype) {
-    case DType::kFloat32: PX_RETURN_IF_ERROR(check(p.float_data_size())); CopyField<float>(p.float_data(), t); break;
-    case DType::kFloat64: PX_RETURN_IF_ERROR(check(p.double_data_size())); CopyField<double>(p.double_data(), t); break;
-    case DType::kInt64: PX_RETURN_IF_ERROR(check(p.int64_data_size())); CopyField<int64_t>(p.int64_data(), t); break;
-    case DType::kUInt64: PX_RETURN_IF_ERROR(check(p.uint64_data_size())); CopyField<uint64_t>(p.uint64_data(), t); break;
-    case DType::kUInt32: PX_RETURN_IF_ERROR(check(p.uint64_data_size())); CopyField<uint32_t>(p.uint64_data(), t); break;
-    case DType::kInt32: PX_RETURN_IF_ERROR(check(p.int32_data_size())); CopyField<int32_t>(p.int32_data(), t); break;
-    case DType::kInt16: PX_RETURN_IF_ERROR(check(p.int32_data_size())); CopyField<int16_t>(p.int32_data(), t); break;
-    case DType::kUInt16: PX_RETURN_IF_ERROR(check(p.int32_data_size())); CopyField<uint16_t>(p.int32_data(), t); break;
-    case DType::kInt8: PX_RETURN_IF_ERROR(check(p.int32_data_size())); CopyField<int8_t>(p.int32_data(), t); break;
-    case DType::kUInt8: PX_RETURN_IF_ERROR(check(p.int32_data_size())); CopyField<uint8_t>(p.int32_data(), t); break;
-    case DType::kBool: PX_RETURN_IF_ERROR(check(p.int32_data_size())); CopyField<bool>(p.int32_data(), t); break;
+    case DType::kFloat32:
+      PX_RETURN_IF_ERROR(check(p.float_data_size()));
+      CopyField<float>(p.float_data(), t);
+      break;
+    case DType::kFloat64:
+      PX_RETURN_IF_ERROR(check(p.double_data_size()));
+      CopyField<double>(p.double_data(), t);
+      break;
+    case DType::kInt64:
+      PX_RETURN_IF_ERROR(check(p.int64_data_size()));
+      CopyField<int64_t>(p.int64_data(), t);
+      break;
+    case DType::kUInt64:
+      PX_RETURN_IF_ERROR(check(p.uint64_data_size()));
+      CopyField<uint64_t>(p.uint64_data(), t);
+      break;
+    case DType::kUInt32:
+      PX_RETURN_IF_ERROR(check(p.uint64_data_size()));
+      CopyField<uint32_t>(p.uint64_data(), t);
+      break;
+    case DType::kInt32:
+      PX_RETURN_IF_ERROR(check(p.int32_data_size()));
+      CopyField<int32_t>(p.int32_data(), t);
+      break;
+    case DType::kInt16:
+      PX_RETURN_IF_ERROR(check(p.int32_data_size()));
+      CopyField<int16_t>(p.int32_data(), t);
+      break;
+    case DType::kUInt16:
+      PX_RETURN_IF_ERROR(check(p.int32_data_size()));
+      CopyField<uint16_t>(p.int32_data(), t);
+      break;
+    case DType::kInt8:
+      PX_RETURN_IF_ERROR(check(p.int32_data_size()));
+      CopyField<int8_t>(p.int32_data(), t);
+      break;
+    case DType::kUInt8:
+      PX_RETURN_IF_ERROR(check(p.int32_data_size()));
+      CopyField<uint8_t>(p.int32_data(), t);
+      break;
+    case DType::kBool:
+      PX_RETURN_IF_ERROR(check(p.int32_data_size()));
+      CopyField<bool>(p.int32_data(), t);
+      break;
     case DType::kFloat16:
     case DType::kBFloat16: {
       PX_RETURN_IF_ERROR(check(p.int32_data_size()));
@@ -96,7 +133,8 @@ Result<Tensor> TensorFromProto(const onnx::TensorProto& p, const std::string& ba
         t.data<Half>()[i].bits = static_cast<uint16_t>(p.int32_data(i));
       break;
     }
-    default: return Unsupported("tensor '" + p.name() + "' dtype");
+    default:
+      return Unsupported("tensor '" + p.name() + "' dtype");
   }
   return t;
 }
@@ -119,7 +157,8 @@ Result<Tensor> ReadTensorProtoFile(const std::string& path, std::string* name) {
     return InvalidArgument("'" + path + "' is not a valid serialized onnx TensorProto");
   if (name) *name = proto.name();
   size_t slash = path.find_last_of('/');
-  Result<Tensor> t = TensorFromProto(proto, slash == std::string::npos ? "" : path.substr(0, slash));
+  Result<Tensor> t =
+      TensorFromProto(proto, slash == std::string::npos ? "" : path.substr(0, slash));
   if (!t.ok()) return t.status().WithContext(path);
   return t;
 }
@@ -127,7 +166,8 @@ Result<Tensor> ReadTensorProtoFile(const std::string& path, std::string* name) {
 namespace {
 
 Result<Tensor> SequenceFromProto(const onnx::SequenceProto& p, const std::string& base) {
-  if (p.elem_type() != onnx::SequenceProto::TENSOR && p.elem_type() != onnx::SequenceProto::UNDEFINED)
+  if (p.elem_type() != onnx::SequenceProto::TENSOR &&
+      p.elem_type() != onnx::SequenceProto::UNDEFINED)
     return Unsupported("sequence '" + p.name() + "': only sequences of tensors are supported");
   std::vector<Tensor> elems;
   DType elem = DType::kUndefined;
@@ -142,7 +182,8 @@ Result<Tensor> SequenceFromProto(const onnx::SequenceProto& p, const std::string
 }  // namespace
 
 Result<Tensor> ReadValueProtoFile(const std::string& path, DType kind) {
-  if (kind != DType::kSequence && kind != DType::kOptional) return ReadTensorProtoFile(path, nullptr);
+  if (kind != DType::kSequence && kind != DType::kOptional)
+    return ReadTensorProtoFile(path, nullptr);
   std::ifstream f(path, std::ios::binary);
   if (!f) return NotFound("cannot open '" + path + "'");
   std::stringstream ss;
@@ -151,16 +192,22 @@ Result<Tensor> ReadValueProtoFile(const std::string& path, DType kind) {
   std::string base = slash == std::string::npos ? "" : path.substr(0, slash);
   if (kind == DType::kSequence) {
     onnx::SequenceProto seq;
-    if (!seq.ParseFromString(ss.str())) return InvalidArgument("'" + path + "' is not a SequenceProto");
+    if (!seq.ParseFromString(ss.str()))
+      return InvalidArgument("'" + path + "' is not a SequenceProto");
     return SequenceFromProto(seq, base);
   }
   onnx::OptionalProto opt;
-  if (!opt.ParseFromString(ss.str())) return InvalidArgument("'" + path + "' is not an OptionalProto");
+  if (!opt.ParseFromString(ss.str()))
+    return InvalidArgument("'" + path + "' is not an OptionalProto");
   switch (opt.elem_type()) {
-    case onnx::OptionalProto::TENSOR: return TensorFromProto(opt.tensor_value(), base);
-    case onnx::OptionalProto::SEQUENCE: return SequenceFromProto(opt.sequence_value(), base);
-    case onnx::OptionalProto::UNDEFINED: return Tensor::None();
-    default: return Unsupported("'" + path + "': unsupported optional element kind");
+    case onnx::OptionalProto::TENSOR:
+      return TensorFromProto(opt.tensor_value(), base);
+    case onnx::OptionalProto::SEQUENCE:
+      return SequenceFromProto(opt.sequence_value(), base);
+    case onnx::OptionalProto::UNDEFINED:
+      return Tensor::None();
+    default:
+      return Unsupported("'" + path + "': unsupported optional element kind");
   }
 }
 

@@ -18,7 +18,7 @@ Result<Tensor*> KernelContext::Output(int i, DType dtype, const Shape& shape) {
 Status KernelContext::SetOutput(int i, Tensor t) {
   if (i < 0 || i >= num_outputs()) return Error("output index out of range");
   if (t.is_view()) {  // Views may alias planned memory: copy into our slot.
-    PX_ASSIGN_OR_RETURN(Tensor* out, Output(i, t.dtype(), t.shape()));
+    PX_ASSIGN_OR_RETURN(Tensor * out, Output(i, t.dtype(), t.shape()));
     if (t.nbytes()) std::memcpy(out->raw_data(), t.raw_data(), t.nbytes());
     return Status::Ok();
   }

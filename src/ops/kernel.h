@@ -42,8 +42,7 @@ class SubgraphRunner {
   virtual ~SubgraphRunner() = default;
   // `inputs` in the body's input order; `captures` in its capture order
   // (values taken from the enclosing graph). Outputs are owned tensors.
-  virtual Status Run(const std::vector<Tensor>& inputs,
-                     const std::vector<Tensor>& captures,
+  virtual Status Run(const std::vector<Tensor>& inputs, const std::vector<Tensor>& captures,
                      std::vector<Tensor>* outputs) = 0;
 };
 

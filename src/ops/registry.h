@@ -24,11 +24,9 @@ class OpRegistry {
     int max_opset = 1 << 30;
   };
 
-  void Register(const std::string& domain, const std::string& op_type,
-                KernelFactory factory, int min_opset = 1, int max_opset = 1 << 30);
-  void Register(const std::string& op_type, KernelFn fn) {
-    Register("", op_type, FnKernel(fn));
-  }
+  void Register(const std::string& domain, const std::string& op_type, KernelFactory factory,
+                int min_opset = 1, int max_opset = 1 << 30);
+  void Register(const std::string& op_type, KernelFn fn) { Register("", op_type, FnKernel(fn)); }
   // Nullptr when (domain, op_type) is unknown or `opset` is out of range.
   const Entry* Find(const std::string& domain, const std::string& op_type, int opset) const;
   bool Knows(const std::string& domain, const std::string& op_type) const;

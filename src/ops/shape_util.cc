@@ -10,8 +10,10 @@ Result<Shape> BroadcastShapes(const Shape& a, const Shape& b) {
   for (size_t i = 0; i < rank; ++i) {
     int64_t da = i < rank - a.size() ? 1 : a[i - (rank - a.size())];
     int64_t db = i < rank - b.size() ? 1 : b[i - (rank - b.size())];
-    if (da == db || db == 1) out[i] = da;
-    else if (da == 1) out[i] = db;
+    if (da == db || db == 1)
+      out[i] = da;
+    else if (da == 1)
+      out[i] = db;
     else
       return InvalidArgument("shapes " + ShapeToString(a) + " and " + ShapeToString(b) +
                              " cannot be broadcast");
@@ -60,13 +62,20 @@ Result<std::vector<int64_t>> ReadInt64s(const Tensor& t) {
 Result<double> ReadScalarAsDouble(const Tensor& t) {
   if (t.numel() < 1) return InvalidArgument("expected a scalar, got an empty tensor");
   switch (t.dtype()) {
-    case DType::kFloat32: return static_cast<double>(t.data<float>()[0]);
-    case DType::kFloat64: return t.data<double>()[0];
-    case DType::kFloat16: return static_cast<double>(HalfToFloat(t.data<Half>()[0]));
-    case DType::kInt64: return static_cast<double>(t.data<int64_t>()[0]);
-    case DType::kInt32: return static_cast<double>(t.data<int32_t>()[0]);
-    case DType::kInt8: return static_cast<double>(t.data<int8_t>()[0]);
-    case DType::kUInt8: return static_cast<double>(t.data<uint8_t>()[0]);
+    case DType::kFloat32:
+      return static_cast<double>(t.data<float>()[0]);
+    case DType::kFloat64:
+      return t.data<double>()[0];
+    case DType::kFloat16:
+      return static_cast<double>(HalfToFloat(t.data<Half>()[0]));
+    case DType::kInt64:
+      return static_cast<double>(t.data<int64_t>()[0]);
+    case DType::kInt32:
+      return static_cast<double>(t.data<int32_t>()[0]);
+    case DType::kInt8:
+      return static_cast<double>(t.data<int8_t>()[0]);
+    case DType::kUInt8:
+      return static_cast<double>(t.data<uint8_t>()[0]);
     default:
       return InvalidArgument("cannot read a " + std::string(DTypeName(t.dtype())) +
                              " tensor as a number");

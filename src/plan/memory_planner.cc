@@ -34,7 +34,9 @@ MemoryPlan PlanMemory(const std::vector<BufferRequest>& requests, size_t alignme
     conflicts.clear();
     for (size_t p : placed)
       if (Overlaps(r, requests[p]))
-        conflicts.push_back({plan.offsets[p], plan.offsets[p] + AlignUp(std::max<size_t>(requests[p].size, 1), alignment)});
+        conflicts.push_back(
+            {plan.offsets[p],
+             plan.offsets[p] + AlignUp(std::max<size_t>(requests[p].size, 1), alignment)});
     std::sort(conflicts.begin(), conflicts.end(),
               [](const Block& a, const Block& b) { return a.offset < b.offset; });
     // Best fit: smallest gap that holds `size`; else after the last block.

@@ -9,9 +9,16 @@ namespace {
 constexpr int64_t kMaxFoldElements = int64_t{1} << 24;
 
 bool Foldable(const Node& node) {
-  static const std::set<std::string> kNever = {
-      "RandomUniform", "RandomNormal", "RandomUniformLike", "RandomNormalLike", "Bernoulli",
-      "Multinomial", "If", "Loop", "Scan", "Dropout"};
+  static const std::set<std::string> kNever = {"RandomUniform",
+                                               "RandomNormal",
+                                               "RandomUniformLike",
+                                               "RandomNormalLike",
+                                               "Bernoulli",
+                                               "Multinomial",
+                                               "If",
+                                               "Loop",
+                                               "Scan",
+                                               "Dropout"};
   if (!node.domain.empty() || kNever.count(node.op_type)) return false;
   if (!node.implicit_inputs.empty()) return false;
   for (const auto& [k, a] : node.attrs)
@@ -31,7 +38,10 @@ class OwnedAllocator : public OutputAllocator {
 bool TryFold(Graph& graph, const Node& node, Backend& backend) {
   std::vector<const Tensor*> ins;
   for (ValueId v : node.inputs) {
-    if (v == kNoValue) { ins.push_back(nullptr); continue; }
+    if (v == kNoValue) {
+      ins.push_back(nullptr);
+      continue;
+    }
     if (!graph.values[v].is_constant()) return false;
     ins.push_back(&graph.values[v].constant);
   }
@@ -95,9 +105,13 @@ int64_t RemoveDeadNodes(Graph& graph) {
     const Node& node = graph.nodes[i];
     bool used = false;
     for (ValueId o : node.outputs) used |= o != kNoValue && needed[o];
-    if (!used) { ++removed; continue; }
+    if (!used) {
+      ++removed;
+      continue;
+    }
     keep[i] = true;
-    for (ValueId v : node.inputs) if (v != kNoValue) needed[v] = true;
+    for (ValueId v : node.inputs)
+      if (v != kNoValue) needed[v] = true;
     for (ValueId v : node.implicit_inputs) needed[v] = true;
   }
   std::vector<Node> kept;

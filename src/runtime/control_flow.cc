@@ -12,14 +12,16 @@ namespace parallax {
 
 Result<Body> CompileBody(const KernelInit& init, const char* attr) {
   const Attribute* a = init.node.attr(attr);
-  if (a == nullptr || !a->g) return init.Error(std::string("missing graph attribute '") + attr + "'");
+  if (a == nullptr || !a->g)
+    return init.Error(std::string("missing graph attribute '") + attr + "'");
   Body b;
   b.graph = a->g.get();
   PX_ASSIGN_OR_RETURN(b.runner, init.compile_subgraph(*b.graph));
   for (const auto& [outer, local] : b.graph->captures) {
     size_t pos = 0;
     while (pos < init.node.implicit_inputs.size() && init.node.implicit_inputs[pos] != outer) ++pos;
-    if (pos == init.node.implicit_inputs.size()) return Internal(init.node.Describe() + ": capture not found");
+    if (pos == init.node.implicit_inputs.size())
+      return Internal(init.node.Describe() + ": capture not found");
     b.capture_pos.push_back(pos);
   }
   return b;
@@ -37,8 +39,9 @@ Tensor Own(const Tensor& t) { return t.is_view() ? Tensor::Copy(t) : t; }
 namespace {
 
 Result<bool> ReadBool(const Tensor& t, const KernelContext& ctx, const char* what) {
-  if (t.numel() != 1) return ctx.Error(std::string(what) + " must have exactly one element, has shape " +
-                                       ShapeToString(t.shape()));
+  if (t.numel() != 1)
+    return ctx.Error(std::string(what) + " must have exactly one element, has shape " +
+                     ShapeToString(t.shape()));
   if (t.dtype() == DType::kBool) return t.data<bool>()[0];
   PX_ASSIGN_OR_RETURN(double v, ReadScalarAsDouble(t));
   return v != 0;
@@ -53,23 +56,26 @@ class IfKernel : public Kernel {
     Body& b = cond ? then_b : else_b;
     std::vector<Tensor> outs;
     Status s = b.runner->Run({}, Captures(b, ctx), &outs);
-    if (!s.ok()) return s.WithContext(ctx.node().Describe() + (cond ? " then-branch" : " else-branch"));
+    if (!s.ok())
+      return s.WithContext(ctx.node().Describe() + (cond ? " then-branch" : " else-branch"));
     if (static_cast<int>(outs.size()) != ctx.num_outputs())
       return ctx.Error("branch produced " + std::to_string(outs.size()) + " outputs, node has " +
                        std::to_string(ctx.num_outputs()));
-    for (int i = 0; i < ctx.num_outputs(); ++i) PX_RETURN_IF_ERROR(ctx.SetOutput(i, std::move(outs[i])));
+    for (int i = 0; i < ctx.num_outputs(); ++i)
+      PX_RETURN_IF_ERROR(ctx.SetOutput(i, std::move(outs[i])));
     return Status::Ok();
   }
 };
 
 // Copies `parts` (equal shapes) into one tensor with a new axis at `axis`.
-Result<Tensor> Stack(const std::vector<Tensor>& parts, int axis, DType dtype, const Shape& empty_shape) {
+Result<Tensor> Stack(const std::vector<Tensor>& parts, int axis, DType dtype,
+                     const Shape& empty_shape) {
   if (parts.empty()) return Tensor::Empty(dtype, empty_shape);
   const Shape& s = parts[0].shape();
   for (const Tensor& p : parts)
     if (p.shape() != s || p.dtype() != parts[0].dtype())
-      return InvalidArgument("scan output changes shape across iterations: " + ShapeToString(s) + " vs " +
-                             ShapeToString(p.shape()));
+      return InvalidArgument("scan output changes shape across iterations: " + ShapeToString(s) +
+                             " vs " + ShapeToString(p.shape()));
   Shape out = s;
   out.insert(out.begin() + axis, static_cast<int64_t>(parts.size()));
   Tensor t = Tensor::Uninitialized(parts[0].dtype(), out);
@@ -82,7 +88,8 @@ Result<Tensor> Stack(const std::vector<Tensor>& parts, int axis, DType dtype, co
   for (int64_t o = 0; o < outer; ++o)
     for (size_t p = 0; p < parts.size(); ++p)
       std::memcpy(dst + (static_cast<size_t>(o) * parts.size() + p) * chunk,
-                  static_cast<const uint8_t*>(parts[p].raw_data()) + static_cast<size_t>(o) * chunk, chunk);
+                  static_cast<const uint8_t*>(parts[p].raw_data()) + static_cast<size_t>(o) * chunk,
+                  chunk);
   return t;
 }
 
@@ -98,8 +105,10 @@ Tensor SliceAxis(const Tensor& t, int axis, int64_t index) {
   for (size_t d = static_cast<size_t>(axis) + 1; d < t.shape().size(); ++d) inner *= t.shape()[d];
   const size_t chunk = static_cast<size_t>(inner) * es;
   for (int64_t o = 0; o < outer; ++o)
-    std::memcpy(static_cast<uint8_t*>(out.raw_data()) + static_cast<size_t>(o) * chunk,
-                static_cast<const uint8_t*>(t.raw_data()) + static_cast<size_t>(o * len + index) * chunk, chunk);
+    std::memcpy(
+        static_cast<uint8_t*>(out.raw_data()) + static_cast<size_t>(o) * chunk,
+        static_cast<const uint8_t*>(t.raw_data()) + static_cast<size_t>(o * len + index) * chunk,
+        chunk);
   return out;
 }
 
@@ -134,17 +143,24 @@ class LoopKernel : public Kernel {
     for (int64_t it = 0; it < max_trips && cond; ++it) {
       ins[0] = Tensor::FromVector<int64_t>(DType::kInt64, {}, {it});
       ins[1] = Tensor::FromVector<bool>(DType::kBool, {}, {cond});
-      for (int i = 0; i < n_carried; ++i) ins[static_cast<size_t>(2 + i)] = carried[static_cast<size_t>(i)];
+      for (int i = 0; i < n_carried; ++i)
+        ins[static_cast<size_t>(2 + i)] = carried[static_cast<size_t>(i)];
       Status s = body.runner->Run(ins, caps, &outs);
       if (!s.ok()) return s.WithContext(ctx.node().Describe() + " iteration " + std::to_string(it));
       PX_ASSIGN_OR_RETURN(cond, ReadBool(outs[0], ctx, "Loop body condition output"));
-      for (int i = 0; i < n_carried; ++i) carried[static_cast<size_t>(i)] = std::move(outs[static_cast<size_t>(1 + i)]);
-      for (int k = 0; k < n_scan; ++k) scans[static_cast<size_t>(k)].push_back(std::move(outs[static_cast<size_t>(1 + n_carried + k)]));
+      for (int i = 0; i < n_carried; ++i)
+        carried[static_cast<size_t>(i)] = std::move(outs[static_cast<size_t>(1 + i)]);
+      for (int k = 0; k < n_scan; ++k)
+        scans[static_cast<size_t>(k)].push_back(
+            std::move(outs[static_cast<size_t>(1 + n_carried + k)]));
     }
-    for (int i = 0; i < n_carried; ++i) PX_RETURN_IF_ERROR(ctx.SetOutput(i, carried[static_cast<size_t>(i)]));
+    for (int i = 0; i < n_carried; ++i)
+      PX_RETURN_IF_ERROR(ctx.SetOutput(i, carried[static_cast<size_t>(i)]));
     for (int k = 0; k < n_scan; ++k) {
       const Value& v = g.values[g.outputs[static_cast<size_t>(1 + n_carried + k)]];
-      Shape empty = static_cast<size_t>(n_carried + k) < empty_shapes.size() ? empty_shapes[static_cast<size_t>(n_carried + k)] : Shape{0};
+      Shape empty = static_cast<size_t>(n_carried + k) < empty_shapes.size()
+                        ? empty_shapes[static_cast<size_t>(n_carried + k)]
+                        : Shape{0};
       Result<Tensor> st = Stack(scans[static_cast<size_t>(k)], 0, v.dtype, empty);
       if (!st.ok()) return st.status().WithContext(ctx.node().Describe());
       PX_RETURN_IF_ERROR(ctx.SetOutput(n_carried + k, std::move(st).value()));
@@ -163,15 +179,21 @@ class ScanKernel : public Kernel {
     const int n = ctx.num_inputs() - m;
     const int k = static_cast<int>(g.outputs.size()) - n;
     if (m <= 0 || n < 0 || k < 0) return ctx.Error("num_scan_inputs does not match the inputs");
-    std::vector<int64_t> in_axes = node.attr_ints("scan_input_axes"), in_dirs = node.attr_ints("scan_input_directions");
-    std::vector<int64_t> out_axes = node.attr_ints("scan_output_axes"), out_dirs = node.attr_ints("scan_output_directions");
+    std::vector<int64_t> in_axes = node.attr_ints("scan_input_axes"),
+                         in_dirs = node.attr_ints("scan_input_directions");
+    std::vector<int64_t> out_axes = node.attr_ints("scan_output_axes"),
+                         out_dirs = node.attr_ints("scan_output_directions");
     int64_t length = -1;
     std::vector<int> axes(static_cast<size_t>(m));
     for (int j = 0; j < m; ++j) {
       const Tensor& t = ctx.input(n + j);
-      PX_ASSIGN_OR_RETURN(axes[static_cast<size_t>(j)], NormalizeAxis(j < static_cast<int>(in_axes.size()) ? in_axes[static_cast<size_t>(j)] : 0, t.rank()));
+      PX_ASSIGN_OR_RETURN(
+          axes[static_cast<size_t>(j)],
+          NormalizeAxis(j < static_cast<int>(in_axes.size()) ? in_axes[static_cast<size_t>(j)] : 0,
+                        t.rank()));
       int64_t len = t.shape()[static_cast<size_t>(axes[static_cast<size_t>(j)])];
-      if (length >= 0 && len != length) return ctx.Error("scan inputs have different sequence lengths");
+      if (length >= 0 && len != length)
+        return ctx.Error("scan inputs have different sequence lengths");
       length = len;
     }
     std::vector<Tensor> state;
@@ -183,12 +205,15 @@ class ScanKernel : public Kernel {
       for (int i = 0; i < n; ++i) ins[static_cast<size_t>(i)] = state[static_cast<size_t>(i)];
       for (int j = 0; j < m; ++j) {
         bool rev = j < static_cast<int>(in_dirs.size()) && in_dirs[static_cast<size_t>(j)] == 1;
-        ins[static_cast<size_t>(n + j)] = SliceAxis(ctx.input(n + j), axes[static_cast<size_t>(j)], rev ? length - 1 - t : t);
+        ins[static_cast<size_t>(n + j)] =
+            SliceAxis(ctx.input(n + j), axes[static_cast<size_t>(j)], rev ? length - 1 - t : t);
       }
       Status s = body.runner->Run(ins, caps, &outs);
       if (!s.ok()) return s.WithContext(node.Describe() + " step " + std::to_string(t));
-      for (int i = 0; i < n; ++i) state[static_cast<size_t>(i)] = std::move(outs[static_cast<size_t>(i)]);
-      for (int j = 0; j < k; ++j) scans[static_cast<size_t>(j)].push_back(std::move(outs[static_cast<size_t>(n + j)]));
+      for (int i = 0; i < n; ++i)
+        state[static_cast<size_t>(i)] = std::move(outs[static_cast<size_t>(i)]);
+      for (int j = 0; j < k; ++j)
+        scans[static_cast<size_t>(j)].push_back(std::move(outs[static_cast<size_t>(n + j)]));
     }
     for (int i = 0; i < n; ++i) PX_RETURN_IF_ERROR(ctx.SetOutput(i, state[static_cast<size_t>(i)]));
     for (int j = 0; j < k; ++j) {
@@ -196,7 +221,10 @@ class ScanKernel : public Kernel {
       if (j < static_cast<int>(out_dirs.size()) && out_dirs[static_cast<size_t>(j)] == 1)
         std::reverse(parts.begin(), parts.end());
       int rank = parts.empty() ? 1 : parts[0].rank() + 1;
-      PX_ASSIGN_OR_RETURN(int axis, NormalizeAxis(j < static_cast<int>(out_axes.size()) ? out_axes[static_cast<size_t>(j)] : 0, rank));
+      PX_ASSIGN_OR_RETURN(
+          int axis,
+          NormalizeAxis(
+              j < static_cast<int>(out_axes.size()) ? out_axes[static_cast<size_t>(j)] : 0, rank));
       const Value& v = g.values[g.outputs[static_cast<size_t>(n + j)]];
       Result<Tensor> st = Stack(parts, axis, v.dtype, Shape{0});
       if (!st.ok()) return st.status().WithContext(node.Describe());
@@ -225,7 +253,8 @@ Result<std::unique_ptr<Kernel>> MakeLoop(const KernelInit& init) {
       const auto& dims = init.graph.values[o].dims;
       for (size_t d = 1; d < dims.size(); ++d) s.push_back(dims[d].known() ? dims[d].size : 0);
     } else if (body_out < body.outputs.size()) {
-      for (const Dim& d : body.values[body.outputs[body_out]].dims) s.push_back(d.known() ? d.size : 0);
+      for (const Dim& d : body.values[body.outputs[body_out]].dims)
+        s.push_back(d.known() ? d.size : 0);
     }
     k->empty_shapes.push_back(s);
   }

@@ -74,15 +74,16 @@ Status GraphExecutor::Prepare() {
     if (!s.supported) unsupported += "\n  " + node.Describe() + ": " + s.reason;
   }
   if (!unsupported.empty())
-    return Unsupported("graph '" + g.name + "' has nodes backend '" + std::string(backend_->name()) +
-                       "' cannot run:" + unsupported);
+    return Unsupported("graph '" + g.name + "' has nodes backend '" +
+                       std::string(backend_->name()) + "' cannot run:" + unsupported);
   Backend* backend = backend_;
   for (const Node& node : g.nodes) {
-    KernelInit init{node, g, [backend](const Graph& body) -> Result<std::unique_ptr<SubgraphRunner>> {
-                      auto shared = std::shared_ptr<const Graph>(std::shared_ptr<const Graph>{}, &body);
-                      PX_ASSIGN_OR_RETURN(auto exec, GraphExecutor::Create(shared, backend));
-                      return std::unique_ptr<SubgraphRunner>(new SubgraphRunnerImpl(std::move(exec)));
-                    }};
+    KernelInit init{
+        node, g, [backend](const Graph& body) -> Result<std::unique_ptr<SubgraphRunner>> {
+          auto shared = std::shared_ptr<const Graph>(std::shared_ptr<const Graph>{}, &body);
+          PX_ASSIGN_OR_RETURN(auto exec, GraphExecutor::Create(shared, backend));
+          return std::unique_ptr<SubgraphRunner>(new SubgraphRunnerImpl(std::move(exec)));
+        }};
     Result<std::unique_ptr<Kernel>> k = backend_->CreateKernel(init);
     if (!k.ok()) return k.status();
     kernels_.push_back(std::move(k).value());
@@ -97,7 +98,8 @@ Status GraphExecutor::Prepare() {
       if (v != kNoValue) last_use_[v] = static_cast<int32_t>(s);
     for (ValueId v : node.implicit_inputs) last_use_[v] = static_cast<int32_t>(s);
     for (ValueId v : node.outputs)
-      if (v != kNoValue && last_use_[v] < static_cast<int32_t>(s)) last_use_[v] = static_cast<int32_t>(s);
+      if (v != kNoValue && last_use_[v] < static_cast<int32_t>(s))
+        last_use_[v] = static_cast<int32_t>(s);
   }
   frees_after_.assign(g.nodes.size(), {});
   for (size_t v = 0; v < nv; ++v) {
@@ -141,20 +143,22 @@ Status GraphExecutor::RunNode(size_t step, RunAllocator& alloc) {
   ins.reserve(node.inputs.size());
   for (ValueId v : node.inputs) {
     if (v != kNoValue && !slots_[v].defined())
-      return Internal(node.Describe() + ": input '" + graph_->values[v].name + "' was not computed");
+      return Internal(node.Describe() + ": input '" + graph_->values[v].name +
+                      "' was not computed");
     ins.push_back(v == kNoValue ? nullptr : &slots_[v]);
   }
   std::vector<const Tensor*> implicit;
   for (ValueId v : node.implicit_inputs) implicit.push_back(&slots_[v]);
   alloc.set_node(&node);
-  KernelContext ctx(node, std::move(ins), std::move(implicit), static_cast<int>(node.outputs.size()),
-                    &alloc);
+  KernelContext ctx(node, std::move(ins), std::move(implicit),
+                    static_cast<int>(node.outputs.size()), &alloc);
   PX_RETURN_IF_ERROR(kernels_[step]->Run(ctx));
   for (size_t i = 0; i < node.outputs.size(); ++i) {
     ValueId v = node.outputs[i];
     if (v == kNoValue) continue;
     Tensor& out = ctx.outputs()[i];
-    if (!out.defined()) return Internal(node.Describe() + ": kernel did not produce output " + std::to_string(i));
+    if (!out.defined())
+      return Internal(node.Describe() + ": kernel did not produce output " + std::to_string(i));
     observed_size_[v] = out.nbytes();
     live_bytes_ += out.nbytes();
     slots_[v] = std::move(out);
@@ -196,7 +200,8 @@ Status GraphExecutor::Run(const std::vector<Tensor>& inputs, const std::vector<T
     size_t need = std::max<size_t>(active_plan_->plan.arena_bytes, kAlignment);
     if (need > arena_capacity_) {
       void* p = std::aligned_alloc(kAlignment, (need + kAlignment - 1) / kAlignment * kAlignment);
-      if (p == nullptr) return ResourceExhausted("cannot allocate a " + std::to_string(need) + "-byte arena");
+      if (p == nullptr)
+        return ResourceExhausted("cannot allocate a " + std::to_string(need) + "-byte arena");
       arena_ = std::unique_ptr<uint8_t, void (*)(void*)>(static_cast<uint8_t*>(p), std::free);
       arena_capacity_ = need;
     }
@@ -217,7 +222,8 @@ Status GraphExecutor::Run(const std::vector<Tensor>& inputs, const std::vector<T
   outputs->clear();
   for (ValueId v : graph_->outputs) {
     const Tensor& t = slots_[v];
-    if (!t.defined()) return Internal("graph output '" + graph_->values[v].name + "' was not computed");
+    if (!t.defined())
+      return Internal("graph output '" + graph_->values[v].name + "' was not computed");
     // Outputs that alias arena memory or inputs are copied so callers own them.
     outputs->push_back(t.is_view() || graph_->values[v].producer < 0 ? Tensor::Copy(t) : t);
   }

@@ -65,8 +65,8 @@ class GraphExecutor {
   std::shared_ptr<const Graph> graph_;
   Backend* backend_;
   std::vector<std::unique_ptr<Kernel>> kernels_;
-  std::vector<int32_t> last_use_;          // Per value: last step reading it.
-  std::vector<bool> is_output_;            // Per value.
+  std::vector<int32_t> last_use_;                  // Per value: last step reading it.
+  std::vector<bool> is_output_;                    // Per value.
   std::vector<std::vector<ValueId>> frees_after_;  // Per step.
   std::map<std::string, CachedPlan> plans_;
 

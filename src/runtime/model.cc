@@ -53,8 +53,8 @@ Result<Model> Model::Load(const std::string& path, const LoadOptions& options) {
   int count = 0;
   CollectUnsupported(g, cpu, &unsupported, &count);
   if (count > 0)
-    return Unsupported(path + ": " + std::to_string(count) + " node(s) use operators Parallax does not support:" +
-                       unsupported);
+    return Unsupported(path + ": " + std::to_string(count) +
+                       " node(s) use operators Parallax does not support:" + unsupported);
   if (options.optimize) {
     Result<int64_t> folded = FoldConstants(g, cpu);
     if (!folded.ok()) return folded.status().WithContext(path);

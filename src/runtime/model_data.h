@@ -12,11 +12,11 @@
 namespace parallax {
 
 struct ModelData {
-  ImportedModel imported;                 // Graph after optimisation.
+  ImportedModel imported;  // Graph after optimisation.
   std::shared_ptr<const Graph> graph;
   std::vector<TensorInfo> inputs, outputs;
-  int64_t folded_nodes = 0;               // Removed by constant folding.
-  int64_t dead_nodes = 0;                 // Removed as unused.
+  int64_t folded_nodes = 0;  // Removed by constant folding.
+  int64_t dead_nodes = 0;    // Removed as unused.
 };
 
 }  // namespace parallax

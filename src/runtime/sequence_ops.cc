@@ -13,30 +13,34 @@ namespace parallax {
 namespace {
 
 Result<const Tensor*> SequenceInput(const KernelContext& ctx, int i) {
-  if (!ctx.has_input(i) || !ctx.input(i).is_sequence()) return ctx.Error("input " + std::to_string(i) + " must be a sequence");
+  if (!ctx.has_input(i) || !ctx.input(i).is_sequence())
+    return ctx.Error("input " + std::to_string(i) + " must be a sequence");
   return &ctx.input(i);
 }
 
 // Position input (optional) normalised to [0, limit]; `def` when absent.
-Result<int64_t> Position(const KernelContext& ctx, int i, int64_t size, int64_t def, bool allow_end) {
+Result<int64_t> Position(const KernelContext& ctx, int i, int64_t size, int64_t def,
+                         bool allow_end) {
   if (!ctx.has_input(i)) return def;
   PX_ASSIGN_OR_RETURN(std::vector<int64_t> p, ReadInt64s(ctx.input(i)));
   if (p.size() != 1) return ctx.Error("position must be a scalar");
   int64_t pos = p[0] < 0 ? p[0] + size : p[0];
   if (pos < 0 || pos > size || (!allow_end && pos == size))
-    return ctx.Error("position " + std::to_string(p[0]) + " is out of range for a sequence of length " +
-                     std::to_string(size));
+    return ctx.Error("position " + std::to_string(p[0]) +
+                     " is out of range for a sequence of length " + std::to_string(size));
   return pos;
 }
 
 Status SequenceEmpty(KernelContext& ctx) {
-  return ctx.SetOutput(0, Tensor::Sequence(static_cast<DType>(ctx.node().attr_int("dtype", 1)), {}));
+  return ctx.SetOutput(0,
+                       Tensor::Sequence(static_cast<DType>(ctx.node().attr_int("dtype", 1)), {}));
 }
 
 Status SequenceConstruct(KernelContext& ctx) {
   std::vector<Tensor> elems;
   for (int i = 0; i < ctx.num_inputs(); ++i) {
-    if (ctx.input(i).dtype() != ctx.input(0).dtype()) return ctx.Error("sequence elements must share one dtype");
+    if (ctx.input(i).dtype() != ctx.input(0).dtype())
+      return ctx.Error("sequence elements must share one dtype");
     elems.push_back(Own(ctx.input(i)));
   }
   return ctx.SetOutput(0, Tensor::Sequence(ctx.input(0).dtype(), std::move(elems)));
@@ -47,8 +51,8 @@ Status SequenceInsert(KernelContext& ctx) {
   std::vector<Tensor> elems = seq->elements();
   const Tensor& t = ctx.input(1);
   if (seq->element_dtype() != DType::kUndefined && t.dtype() != seq->element_dtype())
-    return ctx.Error("inserting a " + std::string(DTypeName(t.dtype())) + " tensor into a sequence of " +
-                     std::string(DTypeName(seq->element_dtype())));
+    return ctx.Error("inserting a " + std::string(DTypeName(t.dtype())) +
+                     " tensor into a sequence of " + std::string(DTypeName(seq->element_dtype())));
   const int64_t n = static_cast<int64_t>(elems.size());
   PX_ASSIGN_OR_RETURN(int64_t pos, Position(ctx, 2, n, n, true));
   elems.insert(elems.begin() + pos, Own(t));
@@ -74,7 +78,7 @@ Status SequenceErase(KernelContext& ctx) {
 
 Status SequenceLength(KernelContext& ctx) {
   PX_ASSIGN_OR_RETURN(const Tensor* seq, SequenceInput(ctx, 0));
-  PX_ASSIGN_OR_RETURN(Tensor* out, ctx.Output(0, DType::kInt64, {}));
+  PX_ASSIGN_OR_RETURN(Tensor * out, ctx.Output(0, DType::kInt64, {}));
   out->data<int64_t>()[0] = static_cast<int64_t>(seq->elements().size());
   return Status::Ok();
 }
@@ -91,7 +95,9 @@ Tensor SliceRange(const Tensor& t, int axis, int64_t begin, int64_t len, bool ke
   const int64_t full = t.shape()[static_cast<size_t>(axis)];
   for (int64_t o = 0; o < outer; ++o)
     std::memcpy(static_cast<uint8_t*>(out.raw_data()) + static_cast<size_t>(o) * row,
-                static_cast<const uint8_t*>(t.raw_data()) + static_cast<size_t>((o * full + begin) * inner) * es, row);
+                static_cast<const uint8_t*>(t.raw_data()) +
+                    static_cast<size_t>((o * full + begin) * inner) * es,
+                row);
   if (!keep_axis) {
     s.erase(s.begin() + axis);
     out = out.Reshaped(s);
@@ -122,7 +128,9 @@ Status SplitToSequence(KernelContext& ctx) {
     if (v < 0) return ctx.Error("split sizes must be non-negative");
     total += v;
   }
-  if (total != dim) return ctx.Error("split sizes sum to " + std::to_string(total) + ", axis has " + std::to_string(dim));
+  if (total != dim)
+    return ctx.Error("split sizes sum to " + std::to_string(total) + ", axis has " +
+                     std::to_string(dim));
   std::vector<Tensor> parts;
   int64_t begin = 0;
   for (int64_t v : sizes) {
@@ -142,7 +150,8 @@ Status ConcatFromSequence(KernelContext& ctx) {
     PX_ASSIGN_OR_RETURN(int a, NormalizeAxis(ctx.node().attr_int("axis", 0), el[0].rank() + 1));
     base.insert(base.begin() + a, 1);
   }
-  PX_ASSIGN_OR_RETURN(int axis, NormalizeAxis(ctx.node().attr_int("axis", 0), static_cast<int>(base.size())));
+  PX_ASSIGN_OR_RETURN(int axis,
+                      NormalizeAxis(ctx.node().attr_int("axis", 0), static_cast<int>(base.size())));
   Shape out = base;
   out[static_cast<size_t>(axis)] = 0;
   for (const Tensor& t : el) {
@@ -150,11 +159,11 @@ Status ConcatFromSequence(KernelContext& ctx) {
     if (new_axis) s.insert(s.begin() + axis, 1);
     for (size_t d = 0; d < s.size(); ++d)
       if (d != static_cast<size_t>(axis) && (s.size() != base.size() || s[d] != base[d]))
-        return ctx.Error("sequence elements have incompatible shapes " + ShapeToString(el[0].shape()) + " and " +
-                         ShapeToString(t.shape()));
+        return ctx.Error("sequence elements have incompatible shapes " +
+                         ShapeToString(el[0].shape()) + " and " + ShapeToString(t.shape()));
     out[static_cast<size_t>(axis)] += s[static_cast<size_t>(axis)];
   }
-  PX_ASSIGN_OR_RETURN(Tensor* y, ctx.Output(0, el[0].dtype(), out));
+  PX_ASSIGN_OR_RETURN(Tensor * y, ctx.Output(0, el[0].dtype(), out));
   int64_t outer = 1;
   for (int d = 0; d < axis; ++d) outer *= out[static_cast<size_t>(d)];
   const size_t es = DTypeSize(y->dtype());
@@ -192,7 +201,8 @@ class SequenceMapKernel : public Kernel {
     }
     for (size_t j = 0; j < outs.size(); ++j) {
       DType dt = outs[j].empty() ? DType::kUndefined : outs[j][0].dtype();
-      PX_RETURN_IF_ERROR(ctx.SetOutput(static_cast<int>(j), Tensor::Sequence(dt, std::move(outs[j]))));
+      PX_RETURN_IF_ERROR(
+          ctx.SetOutput(static_cast<int>(j), Tensor::Sequence(dt, std::move(outs[j]))));
     }
     return Status::Ok();
   }
@@ -209,13 +219,14 @@ Status Optional(KernelContext& ctx) {
 }
 
 Status OptionalHasElement(KernelContext& ctx) {
-  PX_ASSIGN_OR_RETURN(Tensor* out, ctx.Output(0, DType::kBool, {}));
+  PX_ASSIGN_OR_RETURN(Tensor * out, ctx.Output(0, DType::kBool, {}));
   out->data<bool>()[0] = ctx.has_input(0) && !ctx.input(0).is_none();
   return Status::Ok();
 }
 
 Status OptionalGetElement(KernelContext& ctx) {
-  if (!ctx.has_input(0) || ctx.input(0).is_none()) return ctx.Error("the optional input has no value");
+  if (!ctx.has_input(0) || ctx.input(0).is_none())
+    return ctx.Error("the optional input has no value");
   return ctx.SetOutput(0, Own(ctx.input(0)));
 }
 

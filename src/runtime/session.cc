@@ -23,14 +23,16 @@ Session& Session::operator=(Session&&) noexcept = default;
 Session::~Session() = default;
 
 Result<Session> Session::Create(const Model& model, const SessionOptions& options) {
-  if (options.threads < 1) return InvalidArgument("threads must be >= 1, got " + std::to_string(options.threads));
+  if (options.threads < 1)
+    return InvalidArgument("threads must be >= 1, got " + std::to_string(options.threads));
   if (options.memory_budget_bytes < 0) return InvalidArgument("memory budget must be >= 0");
   if (options.backend != "cpu")
     return NotFound("backend '" + options.backend + "' is not available (built backends: cpu)");
   auto impl = std::make_unique<Impl>();
   impl->model = model;
   impl->options = options;
-  PX_ASSIGN_OR_RETURN(impl->executor, GraphExecutor::Create(model.data().graph, &DefaultCpuBackend()));
+  PX_ASSIGN_OR_RETURN(impl->executor,
+                      GraphExecutor::Create(model.data().graph, &DefaultCpuBackend()));
   return Session(std::move(impl));
 }
 
@@ -56,14 +58,17 @@ Result<std::vector<Tensor>> OrderInputs(const Model& model, const Session::Named
     const TensorInfo& info = infos[i];
     if (info.dtype == DType::kSequence && !tensor.is_sequence())
       return InvalidArgument("input '" + name + "' must be a sequence of tensors");
-    if (info.dtype != DType::kUndefined && info.dtype != DType::kOptional && tensor.dtype() != info.dtype)
-      return InvalidArgument("input '" + name + "' has dtype " + std::string(DTypeName(tensor.dtype())) +
-                             ", the model expects " + std::string(DTypeName(info.dtype)));
+    if (info.dtype != DType::kUndefined && info.dtype != DType::kOptional &&
+        tensor.dtype() != info.dtype)
+      return InvalidArgument("input '" + name + "' has dtype " +
+                             std::string(DTypeName(tensor.dtype())) + ", the model expects " +
+                             std::string(DTypeName(info.dtype)));
     if (info.has_shape) {
       bool bad = tensor.rank() != static_cast<int>(info.dims.size());
       for (size_t d = 0; !bad && d < info.dims.size(); ++d) {
         int64_t got = tensor.shape()[d];
-        if (info.dims[d] >= 0) bad = got != info.dims[d];
+        if (info.dims[d] >= 0)
+          bad = got != info.dims[d];
         else if (!info.symbols[d].empty()) {
           auto [it, inserted] = symbols.emplace(info.symbols[d], got);
           if (!inserted && it->second != got)
@@ -79,9 +84,10 @@ Result<std::vector<Tensor>> OrderInputs(const Model& model, const Session::Named
     ordered[i] = tensor;
   }
   for (size_t i = 0; i < infos.size(); ++i)
-    if (!seen[i]) return InvalidArgument("missing input '" + infos[i].name + "' (" +
-                                         std::string(DTypeName(infos[i].dtype)) + " " +
-                                         infos[i].ShapeString() + ")");
+    if (!seen[i])
+      return InvalidArgument("missing input '" + infos[i].name + "' (" +
+                             std::string(DTypeName(infos[i].dtype)) + " " + infos[i].ShapeString() +
+                             ")");
   return ordered;
 }
 
@@ -97,7 +103,8 @@ Result<std::vector<Tensor>> Session::Run(const NamedTensors& inputs) {
   int64_t budget = impl_->options.memory_budget_bytes;
   size_t used = std::max(es.planned_arena_bytes, es.measured_peak_bytes);
   if (budget > 0 && used > static_cast<size_t>(budget))
-    return ResourceExhausted("run needed " + std::to_string(used) + " activation bytes, over the memory budget of " +
+    return ResourceExhausted("run needed " + std::to_string(used) +
+                             " activation bytes, over the memory budget of " +
                              std::to_string(budget) + " bytes");
   return outputs;
 }

@@ -36,27 +36,43 @@ constexpr double kRtol = 1e-3, kAtol = 1e-7;  // The ONNX backend test defaults.
 
 double ElementAsDouble(const Tensor& t, int64_t i) {
   switch (t.dtype()) {
-    case DType::kFloat32: return t.data<float>()[i];
-    case DType::kFloat64: return t.data<double>()[i];
-    case DType::kFloat16: return HalfToFloat(t.data<Half>()[i]);
-    case DType::kBFloat16: return BFloat16ToFloat(t.data<BFloat16>()[i]);
-    case DType::kInt8: return t.data<int8_t>()[i];
-    case DType::kUInt8: return t.data<uint8_t>()[i];
-    case DType::kInt16: return t.data<int16_t>()[i];
-    case DType::kUInt16: return t.data<uint16_t>()[i];
-    case DType::kInt32: return t.data<int32_t>()[i];
-    case DType::kUInt32: return t.data<uint32_t>()[i];
-    case DType::kInt64: return static_cast<double>(t.data<int64_t>()[i]);
-    case DType::kUInt64: return static_cast<double>(t.data<uint64_t>()[i]);
-    case DType::kBool: return t.data<bool>()[i];
-    default: return 0;
+    case DType::kFloat32:
+      return t.data<float>()[i];
+    case DType::kFloat64:
+      return t.data<double>()[i];
+    case DType::kFloat16:
+      return HalfToFloat(t.data<Half>()[i]);
+    case DType::kBFloat16:
+      return BFloat16ToFloat(t.data<BFloat16>()[i]);
+    case DType::kInt8:
+      return t.data<int8_t>()[i];
+    case DType::kUInt8:
+      return t.data<uint8_t>()[i];
+    case DType::kInt16:
+      return t.data<int16_t>()[i];
+    case DType::kUInt16:
+      return t.data<uint16_t>()[i];
+    case DType::kInt32:
+      return t.data<int32_t>()[i];
+    case DType::kUInt32:
+      return t.data<uint32_t>()[i];
+    case DType::kInt64:
+      return static_cast<double>(t.data<int64_t>()[i]);
+    case DType::kUInt64:
+      return static_cast<double>(t.data<uint64_t>()[i]);
+    case DType::kBool:
+      return t.data<bool>()[i];
+    default:
+      return 0;
   }
 }
 
 // Empty string when `got` matches `want`, else a description of the mismatch.
 std::string Compare(const Tensor& got, const Tensor& want) {
   if (got.is_none() || want.is_none())
-    return got.is_none() == want.is_none() ? "" : want.is_none() ? "expected an empty optional" : "got an empty optional";
+    return got.is_none() == want.is_none() ? ""
+           : want.is_none()                ? "expected an empty optional"
+                                           : "got an empty optional";
   if (want.is_sequence()) {
     if (!got.is_sequence()) return "expected a sequence, got a tensor";
     if (got.elements().size() != want.elements().size())
@@ -69,7 +85,8 @@ std::string Compare(const Tensor& got, const Tensor& want) {
     return "";
   }
   if (got.dtype() != want.dtype())
-    return "dtype " + std::string(DTypeName(got.dtype())) + ", expected " + std::string(DTypeName(want.dtype()));
+    return "dtype " + std::string(DTypeName(got.dtype())) + ", expected " +
+           std::string(DTypeName(want.dtype()));
   if (got.shape() != want.shape())
     return "shape " + ShapeToString(got.shape()) + ", expected " + ShapeToString(want.shape());
   bool exact = !IsFloatingDType(want.dtype()) && want.dtype() != DType::kBFloat16;
@@ -91,7 +108,8 @@ std::vector<std::string> SortedFiles(const fs::path& dir, const std::string& pre
   std::vector<std::string> files;
   for (const auto& e : fs::directory_iterator(dir)) {
     std::string n = e.path().filename().string();
-    if (n.rfind(prefix, 0) == 0 && n.size() > 3 && n.substr(n.size() - 3) == ".pb") files.push_back(n);
+    if (n.rfind(prefix, 0) == 0 && n.size() > 3 && n.substr(n.size() - 3) == ".pb")
+      files.push_back(n);
   }
   std::sort(files.begin(), files.end(), [&](const std::string& a, const std::string& b) {
     return std::stoi(a.substr(prefix.size())) < std::stoi(b.substr(prefix.size()));
@@ -120,7 +138,8 @@ TestResult RunOne(const fs::path& dir) {
   }
   std::vector<fs::path> sets;
   for (const auto& e : fs::directory_iterator(dir))
-    if (e.is_directory() && e.path().filename().string().rfind("test_data_set_", 0) == 0) sets.push_back(e.path());
+    if (e.is_directory() && e.path().filename().string().rfind("test_data_set_", 0) == 0)
+      sets.push_back(e.path());
   std::sort(sets.begin(), sets.end());
   if (sets.empty()) {
     r.outcome = Outcome::kSkip;
@@ -131,14 +150,21 @@ TestResult RunOne(const fs::path& dir) {
     Session::NamedTensors inputs;
     std::vector<std::string> in_files = SortedFiles(set, "input_");
     for (size_t i = 0; i < in_files.size(); ++i) {
-      if (i >= model->inputs().size()) { r.reason = "more input files than model inputs"; return r; }
+      if (i >= model->inputs().size()) {
+        r.reason = "more input files than model inputs";
+        return r;
+      }
       std::string pb_name;
       const DType kind = model->inputs()[i].dtype;
       Result<Tensor> t = kind == DType::kSequence || kind == DType::kOptional
                              ? ReadValueProtoFile((set / in_files[i]).string(), kind)
                              : ReadTensorProtoFile((set / in_files[i]).string(), &pb_name);
-      if (!t.ok()) { r.reason = t.status().ToString(); return r; }
-      if (kind == DType::kBFloat16 && t->dtype() == DType::kUInt16) *t = t->Reinterpreted(DType::kBFloat16);
+      if (!t.ok()) {
+        r.reason = t.status().ToString();
+        return r;
+      }
+      if (kind == DType::kBFloat16 && t->dtype() == DType::kUInt16)
+        *t = t->Reinterpreted(DType::kBFloat16);
       // The .pb's own name wins when it names a model input; else position.
       std::string name = model->inputs()[i].name;
       for (const TensorInfo& info : model->inputs())
@@ -146,7 +172,10 @@ TestResult RunOne(const fs::path& dir) {
       inputs.emplace_back(name, std::move(t).value());
     }
     Result<std::vector<Tensor>> outs = session->Run(inputs);
-    if (!outs.ok()) { r.reason = outs.status().ToString(); return r; }
+    if (!outs.ok()) {
+      r.reason = outs.status().ToString();
+      return r;
+    }
     std::vector<std::string> out_files = SortedFiles(set, "output_");
     if (out_files.size() != outs->size()) {
       r.reason = "model produced " + std::to_string(outs->size()) + " outputs, test has " +
@@ -154,8 +183,12 @@ TestResult RunOne(const fs::path& dir) {
       return r;
     }
     for (size_t i = 0; i < out_files.size(); ++i) {
-      Result<Tensor> want = ReadValueProtoFile((set / out_files[i]).string(), model->outputs()[i].dtype);
-      if (!want.ok()) { r.reason = want.status().ToString(); return r; }
+      Result<Tensor> want =
+          ReadValueProtoFile((set / out_files[i]).string(), model->outputs()[i].dtype);
+      if (!want.ok()) {
+        r.reason = want.status().ToString();
+        return r;
+      }
       // ONNX 1.12's test data stores bfloat16 values as uint16 tensors.
       if (model->outputs()[i].dtype == DType::kBFloat16 && want->dtype() == DType::kUInt16)
         *want = want->Reinterpreted(DType::kBFloat16);
@@ -186,7 +219,10 @@ Child Spawn(const fs::path& dir) {
   if (pid == 0) {
     close(fds[0]);
     TestResult r = RunOne(dir);
-    std::string msg = std::string(1, r.outcome == Outcome::kPass ? 'P' : r.outcome == Outcome::kSkip ? 'S' : 'F') + r.reason;
+    std::string msg = std::string(1, r.outcome == Outcome::kPass   ? 'P'
+                                     : r.outcome == Outcome::kSkip ? 'S'
+                                                                   : 'F') +
+                      r.reason;
     ssize_t ignored = write(fds[1], msg.data(), msg.size());
     (void)ignored;
     close(fds[1]);
@@ -205,10 +241,13 @@ TestResult Finish(Child& c, bool timed_out, double timeout_s) {
   if (timed_out) {
     r.reason = "timed out after " + std::to_string(static_cast<int>(timeout_s)) + " s";
   } else if (c.buffer.empty()) {
-    r.reason = WIFSIGNALED(status) ? std::string("crashed with signal ") + strsignal(WTERMSIG(status))
-                                   : "exited without a result";
+    r.reason = WIFSIGNALED(status)
+                   ? std::string("crashed with signal ") + strsignal(WTERMSIG(status))
+                   : "exited without a result";
   } else {
-    r.outcome = c.buffer[0] == 'P' ? Outcome::kPass : c.buffer[0] == 'S' ? Outcome::kSkip : Outcome::kFail;
+    r.outcome = c.buffer[0] == 'P'   ? Outcome::kPass
+                : c.buffer[0] == 'S' ? Outcome::kSkip
+                                     : Outcome::kFail;
     r.reason = c.buffer.substr(1);
   }
   for (char& ch : r.reason)
@@ -220,7 +259,10 @@ std::vector<fs::path> CollectTests(const std::vector<std::string>& dirs) {
   std::vector<fs::path> tests;
   for (const std::string& d : dirs) {
     fs::path p(d);
-    if (fs::exists(p / "model.onnx")) { tests.push_back(p); continue; }
+    if (fs::exists(p / "model.onnx")) {
+      tests.push_back(p);
+      continue;
+    }
     if (!fs::is_directory(p)) continue;
     for (const auto& e : fs::directory_iterator(p))
       if (fs::exists(e.path() / "model.onnx")) tests.push_back(e.path());
@@ -240,7 +282,10 @@ int RunConformance(const ConformanceFlags& flags) {
   std::map<std::string, std::string> known;
   if (!flags.known_failures.empty()) {
     std::ifstream f(flags.known_failures);
-    if (!f) { std::cerr << "error: cannot read " << flags.known_failures << "\n"; return 1; }
+    if (!f) {
+      std::cerr << "error: cannot read " << flags.known_failures << "\n";
+      return 1;
+    }
     std::string line;
     while (std::getline(f, line))
       if (!line.empty() && line[0] != '#') known[line.substr(0, line.find('\t'))] = line;
@@ -260,22 +305,32 @@ int RunConformance(const ConformanceFlags& flags) {
       if (pfds[i].revents & (POLLIN | POLLHUP)) {
         char buf[4096];
         ssize_t n = read(c.fd, buf, sizeof buf);
-        if (n > 0) c.buffer.append(buf, static_cast<size_t>(n));
-        else done = true;
+        if (n > 0)
+          c.buffer.append(buf, static_cast<size_t>(n));
+        else
+          done = true;
       }
-      double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - c.start).count();
+      double elapsed =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - c.start).count();
       if (!done && elapsed > flags.timeout_s) done = timed_out = true;
       if (!done) continue;
       TestResult r = Finish(c, timed_out, flags.timeout_s);
       if (flags.verbose || r.outcome == Outcome::kFail)
-        std::cout << (r.outcome == Outcome::kPass ? "PASS " : r.outcome == Outcome::kSkip ? "SKIP " : "FAIL ")
-                  << r.name << (r.reason.empty() ? "" : ": " + r.reason) << (r.outcome == Outcome::kFail && !known.empty() && !known.count(r.name) ? "  [NEW]" : "") << "\n"
+        std::cout << (r.outcome == Outcome::kPass   ? "PASS "
+                      : r.outcome == Outcome::kSkip ? "SKIP "
+                                                    : "FAIL ")
+                  << r.name << (r.reason.empty() ? "" : ": " + r.reason)
+                  << (r.outcome == Outcome::kFail && !known.empty() && !known.count(r.name)
+                          ? "  [NEW]"
+                          : "")
+                  << "\n"
                   << std::flush;
       results.push_back(std::move(r));
       running.erase(running.begin() + static_cast<long>(i));
     }
   }
-  std::sort(results.begin(), results.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+  std::sort(results.begin(), results.end(),
+            [](const auto& a, const auto& b) { return a.name < b.name; });
   int passed = 0, failed = 0, skipped = 0;
   for (const auto& r : results) {
     passed += r.outcome == Outcome::kPass;
@@ -289,14 +344,17 @@ int RunConformance(const ConformanceFlags& flags) {
          "# support; SKIP = test data types Parallax does not represent.\n";
     for (const auto& r : results)
       if (r.outcome != Outcome::kPass)
-        f << r.name << "\t" << (r.outcome == Outcome::kSkip ? "SKIP" : "FAIL") << "\t" << r.reason << "\n";
+        f << r.name << "\t" << (r.outcome == Outcome::kSkip ? "SKIP" : "FAIL") << "\t" << r.reason
+          << "\n";
   }
   for (const auto& [name, line] : known) {
     bool now_passes = false;
     for (const auto& r : results) now_passes |= r.name == name && r.outcome == Outcome::kPass;
-    if (now_passes) std::cout << "note: " << name << " is listed as a known failure but now passes\n";
+    if (now_passes)
+      std::cout << "note: " << name << " is listed as a known failure but now passes\n";
   }
-  std::printf("pass rate %.1f%% of %zu tests\n", 100.0 * passed / static_cast<double>(results.size()), results.size());
+  std::printf("pass rate %.1f%% of %zu tests\n",
+              100.0 * passed / static_cast<double>(results.size()), results.size());
   std::printf("%d passed, %d failed, %d skipped\n", passed, failed, skipped);
   if (passed < flags.min_pass) {
     std::printf("error: %d passed is below the floor of %d\n", passed, flags.min_pass);

@@ -21,16 +21,28 @@ void FillRandom(Tensor& t, std::mt19937_64& rng) {
   std::uniform_real_distribution<double> real(0.0, 1.0);
   const int64_t n = t.numel();
   switch (t.dtype()) {
-    case DType::kFloat32: for (int64_t i = 0; i < n; ++i) t.data<float>()[i] = static_cast<float>(real(rng)); break;
-    case DType::kFloat64: for (int64_t i = 0; i < n; ++i) t.data<double>()[i] = real(rng); break;
-    case DType::kFloat16:
-      for (int64_t i = 0; i < n; ++i) t.data<Half>()[i] = FloatToHalf(static_cast<float>(real(rng)));
+    case DType::kFloat32:
+      for (int64_t i = 0; i < n; ++i) t.data<float>()[i] = static_cast<float>(real(rng));
       break;
-    case DType::kBool: for (int64_t i = 0; i < n; ++i) t.data<bool>()[i] = rng() & 1; break;
-    case DType::kInt64: for (int64_t i = 0; i < n; ++i) t.data<int64_t>()[i] = static_cast<int64_t>(rng() % 10); break;
-    case DType::kInt32: for (int64_t i = 0; i < n; ++i) t.data<int32_t>()[i] = static_cast<int32_t>(rng() % 10); break;
+    case DType::kFloat64:
+      for (int64_t i = 0; i < n; ++i) t.data<double>()[i] = real(rng);
+      break;
+    case DType::kFloat16:
+      for (int64_t i = 0; i < n; ++i)
+        t.data<Half>()[i] = FloatToHalf(static_cast<float>(real(rng)));
+      break;
+    case DType::kBool:
+      for (int64_t i = 0; i < n; ++i) t.data<bool>()[i] = rng() & 1;
+      break;
+    case DType::kInt64:
+      for (int64_t i = 0; i < n; ++i) t.data<int64_t>()[i] = static_cast<int64_t>(rng() % 10);
+      break;
+    case DType::kInt32:
+      for (int64_t i = 0; i < n; ++i) t.data<int32_t>()[i] = static_cast<int32_t>(rng() % 10);
+      break;
     default:
-      for (size_t i = 0; i < t.nbytes(); ++i) static_cast<uint8_t*>(t.raw_data())[i] = static_cast<uint8_t>(rng() % 10);
+      for (size_t i = 0; i < t.nbytes(); ++i)
+        static_cast<uint8_t*>(t.raw_data())[i] = static_cast<uint8_t>(rng() % 10);
   }
 }
 
@@ -38,9 +50,15 @@ void FillRandom(Tensor& t, std::mt19937_64& rng) {
 Result<Shape> ShapeFromDims(const TensorInfo& info, const std::map<std::string, int64_t>& dims) {
   Shape shape;
   for (size_t d = 0; d < info.dims.size(); ++d) {
-    if (info.dims[d] >= 0) { shape.push_back(info.dims[d]); continue; }
+    if (info.dims[d] >= 0) {
+      shape.push_back(info.dims[d]);
+      continue;
+    }
     auto dit = dims.find(info.symbols[d]);
-    if (dit != dims.end()) { shape.push_back(dit->second); continue; }
+    if (dit != dims.end()) {
+      shape.push_back(dit->second);
+      continue;
+    }
     std::cerr << "note: input '" << info.name << "' dimension " << d << " ("
               << (info.symbols[d].empty() ? "?" : info.symbols[d]) << ") set to 1; use --dim "
               << (info.symbols[d].empty() ? "SYMBOL" : info.symbols[d]) << "=N or --shape\n";
@@ -54,8 +72,8 @@ Result<Shape> ShapeFromDims(const TensorInfo& info, const std::map<std::string, 
 std::string SanitizeFileName(const std::string& name) {
   std::string out = name;
   for (char& c : out) {
-    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
-              c == '_' || c == '-';
+    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-';
     if (!ok) c = '_';
   }
   return out;
@@ -72,7 +90,8 @@ Result<Session::NamedTensors> BuildInputs(const Model& model, const InputFlags& 
     PX_ASSIGN_OR_RETURN(auto kv, SplitAssign(s, "--dim"));
     char* end = nullptr;
     long long v = std::strtoll(kv.second.c_str(), &end, 10);
-    if (*end != '\0' || v < 0) return InvalidArgument("--dim " + s + ": the size must be a non-negative integer");
+    if (*end != '\0' || v < 0)
+      return InvalidArgument("--dim " + s + ": the size must be a non-negative integer");
     dims[kv.first] = v;
   }
   std::map<std::string, Shape> shapes;
@@ -85,7 +104,8 @@ Result<Session::NamedTensors> BuildInputs(const Model& model, const InputFlags& 
       char* end = nullptr;
       long long v = std::strtoll(item.c_str(), &end, 10);
       if (item.empty() || *end != '\0' || v < 0)
-        return InvalidArgument("--shape " + s + ": expected NAME=D0,D1,... with non-negative integers");
+        return InvalidArgument("--shape " + s +
+                               ": expected NAME=D0,D1,... with non-negative integers");
       shape.push_back(v);
     }
     shapes[kv.first] = shape;
@@ -97,7 +117,8 @@ Result<Session::NamedTensors> BuildInputs(const Model& model, const InputFlags& 
     if (!known) {
       std::string names;
       for (const auto& info : model.inputs()) names += (names.empty() ? "" : ", ") + info.name;
-      return InvalidArgument("--input " + name + ": the model has no input '" + name + "' (inputs: " + names + ")");
+      return InvalidArgument("--input " + name + ": the model has no input '" + name +
+                             "' (inputs: " + names + ")");
     }
   }
   std::mt19937_64 rng(flags.seed);
@@ -121,7 +142,8 @@ Result<Session::NamedTensors> BuildInputs(const Model& model, const InputFlags& 
       PX_ASSIGN_OR_RETURN(shape, ShapeFromDims(info, dims));
     }
     if (!IsSupportedDType(info.dtype))
-      return Unsupported("input '" + info.name + "' has dtype " + std::string(DTypeName(info.dtype)) +
+      return Unsupported("input '" + info.name + "' has dtype " +
+                         std::string(DTypeName(info.dtype)) +
                          ", which --random-inputs cannot generate");
     Tensor t = Tensor::Empty(info.dtype, shape);
     FillRandom(t, rng);

@@ -12,7 +12,8 @@
 namespace parallax::cli {
 namespace {
 
-void CountOps(const Graph& g, std::map<std::string, int>* ops, std::map<std::string, std::string>* unsupported) {
+void CountOps(const Graph& g, std::map<std::string, int>* ops,
+              std::map<std::string, std::string>* unsupported) {
   for (const Node& n : g.nodes) {
     std::string key = (n.domain.empty() ? "" : n.domain + "::") + n.op_type;
     ++(*ops)[key];
@@ -43,15 +44,20 @@ int RunInspect(const std::string& path) {
   }
   const Graph& g = *imported->graph;
   std::printf("model        %s\n", path.c_str());
-  std::printf("ir_version   %lld, producer '%s'\n", static_cast<long long>(imported->ir_version), imported->producer.c_str());
+  std::printf("ir_version   %lld, producer '%s'\n", static_cast<long long>(imported->ir_version),
+              imported->producer.c_str());
   for (const auto& [d, v] : imported->opsets)
-    std::printf("opset        %s %lld\n", d.empty() ? "ai.onnx" : d.c_str(), static_cast<long long>(v));
+    std::printf("opset        %s %lld\n", d.empty() ? "ai.onnx" : d.c_str(),
+                static_cast<long long>(v));
   std::map<std::string, int> ops;
   std::map<std::string, std::string> unsupported;
   CountOps(g, &ops, &unsupported);
   int64_t initializers = 0, init_bytes = 0;
   for (const Value& v : g.values)
-    if (v.is_constant()) { ++initializers; init_bytes += static_cast<int64_t>(v.constant.nbytes()); }
+    if (v.is_constant()) {
+      ++initializers;
+      init_bytes += static_cast<int64_t>(v.constant.nbytes());
+    }
   std::printf("nodes        %lld (incl. subgraphs), %lld constants (%lld bytes)\n",
               static_cast<long long>(g.TotalNodeCount()), static_cast<long long>(initializers),
               static_cast<long long>(init_bytes));
@@ -81,7 +87,8 @@ int RunInspect(const std::string& path) {
                       og.values[o].has_shape ? DimsToString(og.values[o].dims).c_str() : "?");
   }
   if (!imported->shape_inference_warning.empty())
-    std::printf("note         ONNX shape inference stopped: %s\n", imported->shape_inference_warning.c_str());
+    std::printf("note         ONNX shape inference stopped: %s\n",
+                imported->shape_inference_warning.c_str());
   return 0;
 }
 

@@ -23,10 +23,13 @@ int Fail(const Status& s) {
 }
 
 void AddInputFlags(CLI::App* app, InputFlags* f) {
-  app->add_option("--input", f->inputs, "NAME=FILE: input tensor from .npy or ONNX TensorProto .pb (repeatable)");
-  app->add_flag("--random-inputs", f->random, "Fill inputs not given by --input with random values");
+  app->add_option("--input", f->inputs,
+                  "NAME=FILE: input tensor from .npy or ONNX TensorProto .pb (repeatable)");
+  app->add_flag("--random-inputs", f->random,
+                "Fill inputs not given by --input with random values");
   app->add_option("--seed", f->seed, "Seed for --random-inputs")->default_val(0);
-  app->add_option("--dim", f->dims, "SYMBOL=N: size of a symbolic input dimension (repeatable; default 1)");
+  app->add_option("--dim", f->dims,
+                  "SYMBOL=N: size of a symbolic input dimension (repeatable; default 1)");
   app->add_option("--shape", f->shapes, "NAME=D0,D1,...: shape of a random input (repeatable)");
 }
 
@@ -38,7 +41,8 @@ int64_t PeakRssBytes() {
   return 0;
 }
 
-int CmdRun(const std::string& model_path, const InputFlags& in, const std::string& out_dir, int threads) {
+int CmdRun(const std::string& model_path, const InputFlags& in, const std::string& out_dir,
+           int threads) {
   Result<Model> model = Model::Load(model_path);
   if (!model.ok()) return Fail(model.status());
   Result<Session::NamedTensors> inputs = BuildInputs(*model, in);
@@ -57,8 +61,8 @@ int CmdRun(const std::string& model_path, const InputFlags& in, const std::strin
     std::string path = out_dir + "/" + SanitizeFileName(name) + ".npy";
     Status s = WriteNpy((*outputs)[i], path);
     if (!s.ok()) return Fail(s);
-    std::cout << name << ": " << DTypeName((*outputs)[i].dtype()) << " " << ShapeToString((*outputs)[i].shape())
-              << " -> " << path << "\n";
+    std::cout << name << ": " << DTypeName((*outputs)[i].dtype()) << " "
+              << ShapeToString((*outputs)[i].shape()) << " -> " << path << "\n";
   }
   return 0;
 }
@@ -84,7 +88,8 @@ int CmdBench(const std::string& model_path, const InputFlags& in, const BenchFla
   opts.threads = bf.threads;
   Result<Session> session = Session::Create(*model, opts);
   if (!session.ok()) return Fail(session.status());
-  std::cerr << "bench: " << bf.warmup << " warm-up + " << bf.runs << " timed runs of " << model_path << "\n";
+  std::cerr << "bench: " << bf.warmup << " warm-up + " << bf.runs << " timed runs of " << model_path
+            << "\n";
   for (int i = 0; i < bf.warmup; ++i) {
     Result<std::vector<Tensor>> r = session->Run(*inputs);
     if (!r.ok()) return Fail(r.status());
@@ -103,8 +108,10 @@ int CmdBench(const std::string& model_path, const InputFlags& in, const BenchFla
   }
   nlohmann::json j;
   j["model"] = model_path;
-  j["latency_ms"] = {{"min", Percentile(ms, 0)}, {"median", Percentile(ms, 0.5)},
-                     {"p90", Percentile(ms, 0.9)}, {"max", Percentile(ms, 1)}};
+  j["latency_ms"] = {{"min", Percentile(ms, 0)},
+                     {"median", Percentile(ms, 0.5)},
+                     {"p90", Percentile(ms, 0.9)},
+                     {"max", Percentile(ms, 1)}};
   j["peak_activation_bytes"] = planned;  // Arena the memory plan reserves.
   j["measured_peak_activation_bytes"] = measured;
   j["peak_rss_bytes"] = PeakRssBytes();
@@ -115,8 +122,9 @@ int CmdBench(const std::string& model_path, const InputFlags& in, const BenchFla
   std::printf("model        %s\n", model_path.c_str());
   std::printf("nodes        %lld\n", static_cast<long long>(model->node_count()));
   std::printf("threads      %d\n", bf.threads);
-  std::printf("latency ms   min %.3f  median %.3f  p90 %.3f  max %.3f  (%d runs)\n", Percentile(ms, 0),
-              Percentile(ms, 0.5), Percentile(ms, 0.9), Percentile(ms, 1), bf.runs);
+  std::printf("latency ms   min %.3f  median %.3f  p90 %.3f  max %.3f  (%d runs)\n",
+              Percentile(ms, 0), Percentile(ms, 0.5), Percentile(ms, 0.9), Percentile(ms, 1),
+              bf.runs);
   std::printf("activations  planned %zu bytes, measured peak %zu bytes\n", planned, measured);
   std::printf("peak RSS     %lld bytes\n", static_cast<long long>(PeakRssBytes()));
   if (!bf.json.empty()) {
@@ -158,12 +166,15 @@ int main(int argc, char** argv) {
   inspect->add_option("model", model, "Path to the .onnx model")->required();
 
   ConformanceFlags cf;
-  CLI::App* conf = app.add_subcommand("conformance", "Run ONNX backend test folders (model.onnx + test_data_set_*)");
+  CLI::App* conf = app.add_subcommand(
+      "conformance", "Run ONNX backend test folders (model.onnx + test_data_set_*)");
   conf->add_option("dirs", cf.dirs, "Test folders, or folders of test folders")->required();
-  conf->add_option("--known-failures", cf.known_failures, "File of expected failures (name<TAB>reason)");
+  conf->add_option("--known-failures", cf.known_failures,
+                   "File of expected failures (name<TAB>reason)");
   conf->add_option("--write-failures", cf.write_failures, "Write this run's failures to a file");
   conf->add_option("--min-pass", cf.min_pass, "Exit with status 1 if fewer tests pass");
-  conf->add_option("--jobs,-j", cf.jobs, "Tests run in parallel (each in its own process)")->default_val(1);
+  conf->add_option("--jobs,-j", cf.jobs, "Tests run in parallel (each in its own process)")
+      ->default_val(1);
   conf->add_option("--timeout", cf.timeout_s, "Seconds allowed per test")->default_val(120);
   conf->add_flag("--verbose,-v", cf.verbose, "Print every test's result");
 

@@ -31,14 +31,11 @@ const dnnl::engine& Engine();
 // A stream for the calling thread (in-order, CPU: executes synchronously).
 dnnl::stream& ThreadStream();
 
-inline dnnl::memory::dims Dims(const Shape& s) {
-  return dnnl::memory::dims(s.begin(), s.end());
-}
+inline dnnl::memory::dims Dims(const Shape& s) { return dnnl::memory::dims(s.begin(), s.end()); }
 // Dense row-major memory descriptor of `shape`.
 dnnl::memory::desc PlainDesc(const Shape& shape, dt type = dt::f32);
 // A descriptor with explicit element strides (transposed views etc.).
-dnnl::memory::desc StridedDesc(const Shape& dims,
-                               const std::vector<int64_t>& strides,
+dnnl::memory::desc StridedDesc(const Shape& dims, const std::vector<int64_t>& strides,
                                dt type = dt::f32);
 // Wraps external bytes (no copy). `data` must outlive the memory object.
 dnnl::memory Wrap(const dnnl::memory::desc& md, const void* data);
@@ -75,8 +72,7 @@ class PlanCache {
  private:
   static constexpr size_t kMaxEntries = 64;
   static std::string Key(const std::vector<int64_t>& k) {
-    return std::string(reinterpret_cast<const char*>(k.data()),
-                       k.size() * sizeof(int64_t));
+    return std::string(reinterpret_cast<const char*>(k.data()), k.size() * sizeof(int64_t));
   }
   std::unordered_map<std::string, Plan> map_;
 };

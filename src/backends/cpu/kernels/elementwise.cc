@@ -2,10 +2,9 @@
 // The kernels live in elementwise_unary.cc (math + activations),
 // elementwise_binary.cc (broadcasting binary ops) and elementwise_misc.cc
 // (variadic, Where, Clip, Cast, Identity, Dropout).
+#include <cstring>
 #include <string>
 #include <type_traits>
-
-#include <cstring>
 
 #include "backends/cpu/kernels/elementwise_util.h"
 #include "backends/cpu/kernels/families.h"
@@ -17,8 +16,8 @@ namespace elementwise {
 Status RequireInputs(const KernelContext& ctx, int n) {
   for (int i = 0; i < n; ++i)
     if (!ctx.has_input(i))
-      return ctx.Error("needs " + std::to_string(n) + " input(s), input " +
-                       std::to_string(i) + " is missing");
+      return ctx.Error("needs " + std::to_string(n) + " input(s), input " + std::to_string(i) +
+                       " is missing");
   return Status::Ok();
 }
 
@@ -98,20 +97,16 @@ Result<Tensor> CastTo(const Tensor& in, DType dtype) {
 }
 
 Shape LegacyBroadcastShape(const Node& node, const Shape& a, const Shape& b) {
-  if (node.opset >= 7 || node.attr_int("broadcast", 0) == 0 ||
-      !node.has_attr("axis"))
-    return b;
+  if (node.opset >= 7 || node.attr_int("broadcast", 0) == 0 || !node.has_attr("axis")) return b;
   int64_t axis = node.attr_int("axis", 0);
-  const int64_t ra = static_cast<int64_t>(a.size()),
-                rb = static_cast<int64_t>(b.size());
+  const int64_t ra = static_cast<int64_t>(a.size()), rb = static_cast<int64_t>(b.size());
   if (axis < 0) axis += ra;
   Shape s = b;
   for (int64_t i = axis + rb; i < ra; ++i) s.push_back(1);
   return s;
 }
 
-BroadcastPlan MakeBroadcastPlan(const Shape& out,
-                                const std::vector<Shape>& inputs) {
+BroadcastPlan MakeBroadcastPlan(const Shape& out, const std::vector<Shape>& inputs) {
   BroadcastPlan p;
   p.num_operands = static_cast<int>(inputs.size());
   std::vector<std::vector<int64_t>> strides;
@@ -121,11 +116,9 @@ BroadcastPlan MakeBroadcastPlan(const Shape& out,
   for (size_t d = 0; d < out.size(); ++d) {
     if (out[d] == 1) continue;
     std::array<int64_t, 3> cur{};
-    for (int k = 0; k < p.num_operands; ++k)
-      cur[k] = strides[static_cast<size_t>(k)][d];
+    for (int k = 0; k < p.num_operands; ++k) cur[k] = strides[static_cast<size_t>(k)][d];
     bool merge = !dims.empty();
-    for (int k = 0; merge && k < p.num_operands; ++k)
-      merge = (st.back()[k] == 0) == (cur[k] == 0);
+    for (int k = 0; merge && k < p.num_operands; ++k) merge = (st.back()[k] == 0) == (cur[k] == 0);
     if (merge) {
       dims.back() *= out[d];
       st.back() = cur;

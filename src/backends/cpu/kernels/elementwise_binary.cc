@@ -25,14 +25,11 @@ Result<BinaryShapes> PrepareBinary(const KernelContext& ctx, bool same_dtype,
   const Tensor& a = ctx.input(0);
   const Tensor& b = ctx.input(1);
   if (same_dtype && a.dtype() != b.dtype())
-    return ctx.Error("inputs have different dtypes " +
-                     std::string(DTypeName(a.dtype())) + " and " +
+    return ctx.Error("inputs have different dtypes " + std::string(DTypeName(a.dtype())) + " and " +
                      std::string(DTypeName(b.dtype())));
   BinaryShapes s;
   s.sa = a.shape();
-  s.sb = b_shape != nullptr
-             ? *b_shape
-             : LegacyBroadcastShape(ctx.node(), a.shape(), b.shape());
+  s.sb = b_shape != nullptr ? *b_shape : LegacyBroadcastShape(ctx.node(), a.shape(), b.shape());
   Result<Shape> so = BroadcastShapes(s.sa, s.sb);
   if (!so.ok()) return ctx.Error(so.status().message());
   s.so = std::move(so).value();
@@ -52,11 +49,9 @@ Status Binary(KernelContext& ctx, F f, const Shape* b_shape = nullptr) {
   const Tensor& a = ctx.input(0);
   const Tensor& b = ctx.input(1);
   const DType dt = a.dtype();
-  auto run = [&]<typename T>(const Tensor& x, const Tensor& y,
-                             Tensor* out) -> Status {
+  auto run = [&]<typename T>(const Tensor& x, const Tensor& y, Tensor* out) -> Status {
     if constexpr (kBoolOut) {
-      BinaryLoop(x.data<T>(), s.sa, y.data<T>(), s.sb, out->data<bool>(), s.so,
-                 f);
+      BinaryLoop(x.data<T>(), s.sa, y.data<T>(), s.sb, out->data<bool>(), s.so, f);
     } else {
       BinaryLoop(x.data<T>(), s.sa, y.data<T>(), s.sb, out->data<T>(), s.so,
                  [&f](T p, T q) { return static_cast<T>(f(p, q)); });
@@ -70,8 +65,7 @@ Status Binary(KernelContext& ctx, F f, const Shape* b_shape = nullptr) {
       const Tensor& fa = Float16AsFloat(a, &ta);
       const Tensor& fb = Float16AsFloat(b, &tb);
       PX_ASSIGN_OR_RETURN(Tensor * out, ctx.Output(0, out_dt, s.so));
-      if constexpr (kBoolOut)
-        return run.template operator()<float>(fa, fb, out);
+      if constexpr (kBoolOut) return run.template operator()<float>(fa, fb, out);
       Tensor tmp = Tensor::Uninitialized(DType::kFloat32, s.so);
       PX_RETURN_IF_ERROR(run.template operator()<float>(fa, fb, &tmp));
       StoreFloatAsHalf(tmp, out);
@@ -79,9 +73,7 @@ Status Binary(KernelContext& ctx, F f, const Shape* b_shape = nullptr) {
     }
     if (dt == DType::kFloat32 || dt == DType::kFloat64) {
       PX_ASSIGN_OR_RETURN(Tensor * out, ctx.Output(0, out_dt, s.so));
-      return DispatchFloat(dt, [&]<typename T>() {
-        return run.template operator()<T>(a, b, out);
-      });
+      return DispatchFloat(dt, [&]<typename T>() { return run.template operator()<T>(a, b, out); });
     }
   }
   if constexpr ((kTypes & kInts) != 0) {
@@ -98,8 +90,7 @@ Status Binary(KernelContext& ctx, F f, const Shape* b_shape = nullptr) {
       return run.template operator()<bool>(a, b, out);
     }
   }
-  return ctx.Error("does not support input dtype " +
-                   std::string(DTypeName(dt)));
+  return ctx.Error("does not support input dtype " + std::string(DTypeName(dt)));
 }
 
 template <typename F>
@@ -128,8 +119,7 @@ Status Div(KernelContext& c) {
     if constexpr (std::is_integral_v<T>) {
       if (y == T(0)) return T(0);
       if constexpr (std::is_signed_v<T>) {
-        if (y == T(-1))
-          return static_cast<T>(0 - static_cast<std::make_unsigned_t<T>>(x));
+        if (y == T(-1)) return static_cast<T>(0 - static_cast<std::make_unsigned_t<T>>(x));
       }
       return static_cast<T>(x / y);  // Truncates toward zero like C.
     } else {
@@ -166,20 +156,16 @@ Status PRelu(KernelContext& c) {
   const Shape& sl = c.input(1).shape();
   Shape slope_shape = sl;
   // Before opset 7 a 1-D slope of size C applies per channel (axis 1).
-  if (c.opset() < 7 && sl.size() == 1 && sx.size() >= 2 && sl[0] != 1 &&
-      sl[0] == sx[1]) {
+  if (c.opset() < 7 && sl.size() == 1 && sx.size() >= 2 && sl[0] != 1 && sl[0] == sx[1]) {
     slope_shape.assign(sx.size() - 1, 1);
     slope_shape[0] = sl[0];
   }
   Result<Shape> so = BroadcastShapes(sx, slope_shape);
   if (!so.ok() || *so != sx)
-    return c.Error("slope shape " + ShapeToString(sl) +
-                   " does not broadcast to input shape " + ShapeToString(sx));
+    return c.Error("slope shape " + ShapeToString(sl) + " does not broadcast to input shape " +
+                   ShapeToString(sx));
   return BinaryNumeric(
-      c,
-      [](auto x, auto slope) {
-        return x < decltype(x)(0) ? WrapMul(x, slope) : x;
-      },
+      c, [](auto x, auto slope) { return x < decltype(x)(0) ? WrapMul(x, slope) : x; },
       &slope_shape);
 }
 
@@ -190,8 +176,7 @@ Status Pow(KernelContext& c) {
   const Tensor& b = c.input(1);
   const DType dt = a.dtype();
   if (!IsSupportedDType(b.dtype()) || b.dtype() == DType::kBool)
-    return c.Error("unsupported exponent dtype " +
-                   std::string(DTypeName(b.dtype())));
+    return c.Error("unsupported exponent dtype " + std::string(DTypeName(b.dtype())));
   // Floating bases compute in their own type (float16 in float32); integer
   // bases compute in double and truncate back.
   const DType compute = dt == DType::kFloat16 ? DType::kFloat32
@@ -228,8 +213,7 @@ Status Pow(KernelContext& c) {
         return Status::Ok();
       }
     }
-    BinaryLoop(pa, s.sa, cb.data<T>(), s.sb, po, s.so,
-               [](T x, T y) { return std::pow(x, y); });
+    BinaryLoop(pa, s.sa, cb.data<T>(), s.sb, po, s.so, [](T x, T y) { return std::pow(x, y); });
     return Status::Ok();
   }));
   if (dst != out) PX_RETURN_IF_ERROR(CastInto(res, out));
@@ -246,8 +230,7 @@ Status BitShift(KernelContext& c) {
     using U = std::make_unsigned_t<T>;
     const U bits = static_cast<U>(sizeof(T) * 8);
     if (y < T(0) || static_cast<U>(y) >= bits) return T(0);
-    return left ? static_cast<T>(static_cast<U>(x) << y)
-                : static_cast<T>(x >> y);
+    return left ? static_cast<T>(static_cast<U>(x) << y) : static_cast<T>(x >> y);
   });
 }
 
@@ -262,21 +245,16 @@ void RegisterBinaryOps(OpRegistry& r) {
   r.Register("Pow", Pow);
   r.Register("PRelu", PRelu);
   r.Register("BitShift", BitShift);
-  r.Register("Equal", [](KernelContext& c) {
-    return Compare(c, [](auto x, auto y) { return x == y; });
-  });
-  r.Register("Greater", [](KernelContext& c) {
-    return Compare(c, [](auto x, auto y) { return x > y; });
-  });
-  r.Register("Less", [](KernelContext& c) {
-    return Compare(c, [](auto x, auto y) { return x < y; });
-  });
-  r.Register("GreaterOrEqual", [](KernelContext& c) {
-    return Compare(c, [](auto x, auto y) { return x >= y; });
-  });
-  r.Register("LessOrEqual", [](KernelContext& c) {
-    return Compare(c, [](auto x, auto y) { return x <= y; });
-  });
+  r.Register("Equal",
+             [](KernelContext& c) { return Compare(c, [](auto x, auto y) { return x == y; }); });
+  r.Register("Greater",
+             [](KernelContext& c) { return Compare(c, [](auto x, auto y) { return x > y; }); });
+  r.Register("Less",
+             [](KernelContext& c) { return Compare(c, [](auto x, auto y) { return x < y; }); });
+  r.Register("GreaterOrEqual",
+             [](KernelContext& c) { return Compare(c, [](auto x, auto y) { return x >= y; }); });
+  r.Register("LessOrEqual",
+             [](KernelContext& c) { return Compare(c, [](auto x, auto y) { return x <= y; }); });
   r.Register("And", [](KernelContext& c) {
     return Binary<kBools>(c, [](bool x, bool y) { return x && y; });
   });

@@ -28,17 +28,15 @@ Status Variadic(KernelContext& ctx, bool floats_only, bool mean, F f) {
   for (int i = 1; i < n; ++i) {
     if (ctx.input(i).dtype() != dt)
       return ctx.Error("input " + std::to_string(i) + " has dtype " +
-                       std::string(DTypeName(ctx.input(i).dtype())) +
-                       ", input 0 has " + std::string(DTypeName(dt)));
+                       std::string(DTypeName(ctx.input(i).dtype())) + ", input 0 has " +
+                       std::string(DTypeName(dt)));
     Result<Shape> s = BroadcastShapes(so, ctx.input(i).shape());
     if (!s.ok()) return ctx.Error(s.status().message());
     so = std::move(s).value();
   }
-  const bool is_float =
-      dt == DType::kFloat32 || dt == DType::kFloat64 || dt == DType::kFloat16;
+  const bool is_float = dt == DType::kFloat32 || dt == DType::kFloat64 || dt == DType::kFloat16;
   if ((floats_only && !is_float) || dt == DType::kBool || !IsSupportedDType(dt))
-    return ctx.Error("does not support input dtype " +
-                     std::string(DTypeName(dt)));
+    return ctx.Error("does not support input dtype " + std::string(DTypeName(dt)));
   PX_ASSIGN_OR_RETURN(Tensor * out, ctx.Output(0, dt, so));
   Tensor tmp_out;
   Tensor* acc = out;
@@ -47,25 +45,24 @@ Status Variadic(KernelContext& ctx, bool floats_only, bool mean, F f) {
     acc = &tmp_out;
   }
   const DType cdt = acc->dtype();
-  PX_RETURN_IF_ERROR(WithNode(
-      ctx, DispatchNumeric(cdt, [&]<typename T>() -> Status {
-        T* o = acc->data<T>();
-        for (int i = 0; i < n; ++i) {
-          Tensor tmp;
-          const Tensor& x = Float16AsFloat(ctx.input(i), &tmp);
-          if (i == 0)
-            BroadcastCopy(x.data<T>(), x.shape(), o, so);
-          else
-            BinaryLoop(o, so, x.data<T>(), x.shape(), o, so,
-                       [&f](T p, T q) { return static_cast<T>(f(p, q)); });
-        }
-        if (mean) {
-          const int64_t m = NumElements(so);
-          const T count = static_cast<T>(n);
-          for (int64_t i = 0; i < m; ++i) o[i] = o[i] / count;
-        }
-        return Status::Ok();
-      })));
+  PX_RETURN_IF_ERROR(WithNode(ctx, DispatchNumeric(cdt, [&]<typename T>() -> Status {
+                                T* o = acc->data<T>();
+                                for (int i = 0; i < n; ++i) {
+                                  Tensor tmp;
+                                  const Tensor& x = Float16AsFloat(ctx.input(i), &tmp);
+                                  if (i == 0)
+                                    BroadcastCopy(x.data<T>(), x.shape(), o, so);
+                                  else
+                                    BinaryLoop(o, so, x.data<T>(), x.shape(), o, so,
+                                               [&f](T p, T q) { return static_cast<T>(f(p, q)); });
+                                }
+                                if (mean) {
+                                  const int64_t m = NumElements(so);
+                                  const T count = static_cast<T>(n);
+                                  for (int64_t i = 0; i < m; ++i) o[i] = o[i] / count;
+                                }
+                                return Status::Ok();
+                              })));
   if (acc != out) StoreFloatAsHalf(*acc, out);
   return Status::Ok();
 }
@@ -86,16 +83,13 @@ inline T MinValue(T x, T y) {
 }
 
 Status Max(KernelContext& c) {
-  return Variadic(c, false, false,
-                  [](auto x, auto y) { return MaxValue(x, y); });
+  return Variadic(c, false, false, [](auto x, auto y) { return MaxValue(x, y); });
 }
 Status Min(KernelContext& c) {
-  return Variadic(c, false, false,
-                  [](auto x, auto y) { return MinValue(x, y); });
+  return Variadic(c, false, false, [](auto x, auto y) { return MinValue(x, y); });
 }
 Status Sum(KernelContext& c) {
-  return Variadic(c, false, false,
-                  [](auto x, auto y) { return WrapAdd(x, y); });
+  return Variadic(c, false, false, [](auto x, auto y) { return WrapAdd(x, y); });
 }
 Status Mean(KernelContext& c) {
   return Variadic(c, true, true, [](auto x, auto y) { return x + y; });
@@ -109,11 +103,9 @@ Status Where(KernelContext& c) {
   const Tensor& x = c.input(1);
   const Tensor& y = c.input(2);
   if (cond.dtype() != DType::kBool)
-    return c.Error("condition must be bool, got " +
-                   std::string(DTypeName(cond.dtype())));
+    return c.Error("condition must be bool, got " + std::string(DTypeName(cond.dtype())));
   if (x.dtype() != y.dtype())
-    return c.Error("X and Y have different dtypes " +
-                   std::string(DTypeName(x.dtype())) + " and " +
+    return c.Error("X and Y have different dtypes " + std::string(DTypeName(x.dtype())) + " and " +
                    std::string(DTypeName(y.dtype())));
   Result<Shape> s1 = BroadcastShapes(cond.shape(), x.shape());
   if (!s1.ok()) return c.Error(s1.status().message());
@@ -121,37 +113,35 @@ Status Where(KernelContext& c) {
   if (!s2.ok()) return c.Error(s2.status().message());
   const Shape so = *s2;
   PX_ASSIGN_OR_RETURN(Tensor * out, c.Output(0, x.dtype(), so));
-  return WithNode(
-      c, DispatchBySize(x.dtype(), [&]<typename T>() -> Status {
-        const bool* pc = cond.data<bool>();
-        const T* px = x.data<T>();
-        const T* py = y.data<T>();
-        T* po = out->data<T>();
-        const int64_t n = NumElements(so);
-        if (cond.numel() == n && x.numel() == n && y.numel() == n) {
-          for (int64_t i = 0; i < n; ++i) po[i] = pc[i] ? px[i] : py[i];
-          return Status::Ok();
-        }
-        if (n == 0) return Status::Ok();
-        BroadcastPlan p =
-            MakeBroadcastPlan(so, {cond.shape(), x.shape(), y.shape()});
-        const int64_t m = p.inner;
-        const int64_t kc = p.inner_stride[0], kx = p.inner_stride[1],
-                      ky = p.inner_stride[2];
-        ForEachRow(p, [&](int64_t o, const std::array<int64_t, 3>& off) {
-          const bool* rc = pc + off[0];
-          const T* rx = px + off[1];
-          const T* ry = py + off[2];
-          T* ro = po + o;
-          if (kc == 1 && kx == 1 && ky == 1) {
-            for (int64_t i = 0; i < m; ++i) ro[i] = rc[i] ? rx[i] : ry[i];
-          } else {
-            for (int64_t i = 0; i < m; ++i)
-              ro[i] = rc[i * kc] ? rx[i * kx] : ry[i * ky];
-          }
-        });
-        return Status::Ok();
-      }));
+  return WithNode(c, DispatchBySize(x.dtype(), [&]<typename T>() -> Status {
+                    const bool* pc = cond.data<bool>();
+                    const T* px = x.data<T>();
+                    const T* py = y.data<T>();
+                    T* po = out->data<T>();
+                    const int64_t n = NumElements(so);
+                    if (cond.numel() == n && x.numel() == n && y.numel() == n) {
+                      for (int64_t i = 0; i < n; ++i) po[i] = pc[i] ? px[i] : py[i];
+                      return Status::Ok();
+                    }
+                    if (n == 0) return Status::Ok();
+                    BroadcastPlan p = MakeBroadcastPlan(so, {cond.shape(), x.shape(), y.shape()});
+                    const int64_t m = p.inner;
+                    const int64_t kc = p.inner_stride[0], kx = p.inner_stride[1],
+                                  ky = p.inner_stride[2];
+                    ForEachRow(p, [&](int64_t o, const std::array<int64_t, 3>& off) {
+                      const bool* rc = pc + off[0];
+                      const T* rx = px + off[1];
+                      const T* ry = py + off[2];
+                      T* ro = po + o;
+                      if (kc == 1 && kx == 1 && ky == 1) {
+                        for (int64_t i = 0; i < m; ++i) ro[i] = rc[i] ? rx[i] : ry[i];
+                      } else {
+                        for (int64_t i = 0; i < m; ++i)
+                          ro[i] = rc[i * kc] ? rx[i * kx] : ry[i * ky];
+                      }
+                    });
+                    return Status::Ok();
+                  }));
 }
 
 // Clip ----------------------------------------------------------------------
@@ -162,16 +152,15 @@ Status ReadBound(const KernelContext& c, int i, T* v) {
   if (!c.has_input(i)) return Status::Ok();
   const Tensor& t = c.input(i);
   if (t.numel() != 1)
-    return c.Error("input " + std::to_string(i) +
-                   " must be a scalar, got shape " + ShapeToString(t.shape()));
+    return c.Error("input " + std::to_string(i) + " must be a scalar, got shape " +
+                   ShapeToString(t.shape()));
   if (t.dtype() == DType::kFloat16 && std::is_same_v<T, float>) {
     *v = static_cast<T>(HalfToFloat(t.data<Half>()[0]));
     return Status::Ok();
   }
   if (t.dtype() != DTypeOf<T>::value)
     return c.Error("input " + std::to_string(i) + " has dtype " +
-                   std::string(DTypeName(t.dtype())) +
-                   ", expected the input's dtype");
+                   std::string(DTypeName(t.dtype())) + ", expected the input's dtype");
   *v = t.data<T>()[0];
   return Status::Ok();
 }
@@ -188,28 +177,27 @@ Status Clip(KernelContext& c) {
     tmp_out = Tensor::Uninitialized(DType::kFloat32, in.shape());
     dst = &tmp_out;
   }
-  PX_RETURN_IF_ERROR(
-      WithNode(c, DispatchNumeric(x.dtype(), [&]<typename T>() -> Status {
-                 T lo = std::numeric_limits<T>::lowest();
-                 T hi = std::numeric_limits<T>::max();
-                 if (c.opset() < 11) {
-                   if (c.node().has_attr("min"))
-                     lo = static_cast<T>(c.node().attr_float("min", 0));
-                   if (c.node().has_attr("max"))
-                     hi = static_cast<T>(c.node().attr_float("max", 0));
-                 } else {
-                   PX_RETURN_IF_ERROR(ReadBound(c, 1, &lo));
-                   PX_RETURN_IF_ERROR(ReadBound(c, 2, &hi));
-                 }
-                 const T* px = x.data<T>();
-                 T* po = dst->data<T>();
-                 const int64_t n = x.numel();
-                 for (int64_t i = 0; i < n; ++i) {
-                   const T v = px[i] < lo ? lo : px[i];
-                   po[i] = v > hi ? hi : v;
-                 }
-                 return Status::Ok();
-               })));
+  PX_RETURN_IF_ERROR(WithNode(c, DispatchNumeric(x.dtype(), [&]<typename T>() -> Status {
+                                T lo = std::numeric_limits<T>::lowest();
+                                T hi = std::numeric_limits<T>::max();
+                                if (c.opset() < 11) {
+                                  if (c.node().has_attr("min"))
+                                    lo = static_cast<T>(c.node().attr_float("min", 0));
+                                  if (c.node().has_attr("max"))
+                                    hi = static_cast<T>(c.node().attr_float("max", 0));
+                                } else {
+                                  PX_RETURN_IF_ERROR(ReadBound(c, 1, &lo));
+                                  PX_RETURN_IF_ERROR(ReadBound(c, 2, &hi));
+                                }
+                                const T* px = x.data<T>();
+                                T* po = dst->data<T>();
+                                const int64_t n = x.numel();
+                                for (int64_t i = 0; i < n; ++i) {
+                                  const T v = px[i] < lo ? lo : px[i];
+                                  po[i] = v > hi ? hi : v;
+                                }
+                                return Status::Ok();
+                              })));
   if (dst != out) StoreFloatAsHalf(*dst, out);
   return Status::Ok();
 }
@@ -219,12 +207,10 @@ Status Clip(KernelContext& c) {
 // Opset 1 names the target type as a string.
 DType DTypeFromName(const std::string& s) {
   static const std::pair<const char*, DType> kNames[] = {
-      {"FLOAT", DType::kFloat32},  {"FLOAT16", DType::kFloat16},
-      {"DOUBLE", DType::kFloat64}, {"INT8", DType::kInt8},
-      {"INT16", DType::kInt16},    {"INT32", DType::kInt32},
-      {"INT64", DType::kInt64},    {"UINT8", DType::kUInt8},
-      {"UINT16", DType::kUInt16},  {"UINT32", DType::kUInt32},
-      {"UINT64", DType::kUInt64},  {"BOOL", DType::kBool},
+      {"FLOAT", DType::kFloat32}, {"FLOAT16", DType::kFloat16}, {"DOUBLE", DType::kFloat64},
+      {"INT8", DType::kInt8},     {"INT16", DType::kInt16},     {"INT32", DType::kInt32},
+      {"INT64", DType::kInt64},   {"UINT8", DType::kUInt8},     {"UINT16", DType::kUInt16},
+      {"UINT32", DType::kUInt32}, {"UINT64", DType::kUInt64},   {"BOOL", DType::kBool},
       {"STRING", DType::kString}};
   for (const auto& [name, dt] : kNames)
     if (s == name) return dt;
@@ -244,12 +230,10 @@ Status Cast(KernelContext& c) {
   PX_RETURN_IF_ERROR(RequireInputs(c, 1));
   const Attribute* a = c.node().attr("to");
   if (a == nullptr) return c.Error("missing attribute 'to'");
-  if (a->kind == Attribute::Kind::kString)
-    return CastToDType(c, DTypeFromName(a->s), a->s);
+  if (a->kind == Attribute::Kind::kString) return CastToDType(c, DTypeFromName(a->s), a->s);
   const DType to = static_cast<DType>(a->i);
   std::string what = "type " + std::to_string(a->i);
-  if (IsSupportedDType(to) || to == DType::kString)
-    what = std::string(DTypeName(to));
+  if (IsSupportedDType(to) || to == DType::kString) what = std::string(DTypeName(to));
   return CastToDType(c, to, what);
 }
 
@@ -264,11 +248,6 @@ Status CopyInput(KernelContext& c, int out_index) {
   PX_ASSIGN_OR_RETURN(Tensor * out, c.Output(out_index, x.dtype(), x.shape()));
   if (x.nbytes() != 0) std::memcpy(out->raw_data(), x.raw_data(), x.nbytes());
   return Status::Ok();
-}
-
-Status Identity(KernelContext& c) {
-  PX_RETURN_IF_ERROR(RequireInputs(c, 1));
-  return CopyInput(c, 0);
 }
 
 Status Dropout(KernelContext& c) {
@@ -289,8 +268,7 @@ Status Dropout(KernelContext& c) {
       ratio = *r;
     }
     if (training && ratio != 0.0)
-      return Unsupported(c.node().Describe() +
-                         ": training_mode=true with ratio " +
+      return Unsupported(c.node().Describe() + ": training_mode=true with ratio " +
                          std::to_string(ratio) +
                          " is not supported (inference runtime; only ratio 0)");
   }
@@ -321,7 +299,6 @@ void RegisterMiscOps(OpRegistry& r) {
   r.Register("Clip", Clip);
   r.Register("Cast", Cast);
   r.Register("CastLike", CastLike);
-  r.Register("Identity", Identity);
   r.Register("Dropout", Dropout);
 }
 

@@ -63,8 +63,7 @@ Status Unary(KernelContext& ctx, F f) {
         MapHalf(x.data<Half>(), out->data<Half>(), n, f);
       return Status::Ok();
     }
-    if (dt == DType::kFloat32 || dt == DType::kFloat64)
-      return DispatchFloat(dt, run);
+    if (dt == DType::kFloat32 || dt == DType::kFloat64) return DispatchFloat(dt, run);
   }
   if constexpr ((kTypes & kInts) != 0) {
     if (dt != DType::kBool && dt != DType::kFloat16 && dt != DType::kFloat32 &&
@@ -74,8 +73,7 @@ Status Unary(KernelContext& ctx, F f) {
   if constexpr ((kTypes & kBools) != 0) {
     if (dt == DType::kBool) return run.template operator()<bool>();
   }
-  return ctx.Error("does not support input dtype " +
-                   std::string(DTypeName(dt)));
+  return ctx.Error("does not support input dtype " + std::string(DTypeName(dt)));
 }
 
 template <typename F>
@@ -120,8 +118,7 @@ Status Sign(KernelContext& c) {
   });
 }
 Status Round(KernelContext& c) {
-  return UnaryFloat(c,
-                    [](auto x) { return std::nearbyint(x); });  // Ties to even.
+  return UnaryFloat(c, [](auto x) { return std::nearbyint(x); });  // Ties to even.
 }
 Status IsNaN(KernelContext& c) {
   return Unary<kFloats, true>(c, [](auto x) { return std::isnan(x); });
@@ -129,9 +126,8 @@ Status IsNaN(KernelContext& c) {
 Status IsInf(KernelContext& c) {
   const bool neg = c.node().attr_int("detect_negative", 1) != 0;
   const bool pos = c.node().attr_int("detect_positive", 1) != 0;
-  return Unary<kFloats, true>(c, [neg, pos](auto x) {
-    return std::isinf(x) && ((x > 0 && pos) || (x < 0 && neg));
-  });
+  return Unary<kFloats, true>(
+      c, [neg, pos](auto x) { return std::isinf(x) && ((x > 0 && pos) || (x < 0 && neg)); });
 }
 Status Not(KernelContext& c) {
   return Unary<kBools>(c, [](bool x) { return !x; });
@@ -143,8 +139,7 @@ Status BitwiseNot(KernelContext& c) {
 // Activations -------------------------------------------------------------
 
 Status Relu(KernelContext& c) {
-  return UnaryNumeric(
-      c, [](auto x) { return x > decltype(x)(0) ? x : decltype(x)(0); });
+  return UnaryNumeric(c, [](auto x) { return x > decltype(x)(0) ? x : decltype(x)(0); });
 }
 Status LeakyRelu(KernelContext& c) {
   const float alpha = Attr(c, "alpha", 0.01f);
@@ -180,8 +175,7 @@ Status Celu(KernelContext& c) {
 }
 Status Sigmoid(KernelContext& c) {
   // exp(-x) overflows to inf for very negative x, giving exactly 0.
-  return UnaryFloat(
-      c, [](auto x) { return decltype(x)(1) / (decltype(x)(1) + Exp(-x)); });
+  return UnaryFloat(c, [](auto x) { return decltype(x)(1) / (decltype(x)(1) + Exp(-x)); });
 }
 Status HardSigmoid(KernelContext& c) {
   const float alpha = Attr(c, "alpha", 0.2f), beta = Attr(c, "beta", 0.5f);
@@ -206,8 +200,7 @@ Status Softplus(KernelContext& c) {
   return UnaryFloat(c, [](auto x) { return SoftplusValue(x); });
 }
 Status Softsign(KernelContext& c) {
-  return UnaryFloat(c,
-                    [](auto x) { return x / (decltype(x)(1) + std::abs(x)); });
+  return UnaryFloat(c, [](auto x) { return x / (decltype(x)(1) + std::abs(x)); });
 }
 Status ThresholdedRelu(KernelContext& c) {
   const float alpha = Attr(c, "alpha", 1.0f);
@@ -245,8 +238,7 @@ Status Gelu(KernelContext& c) {
       return T(0.5) * x * (T(1) + Tanh(k * (x + T(0.044715) * x * x * x)));
     });
   }
-  if (approx != "none")
-    return c.Error("unknown approximate mode '" + approx + "'");
+  if (approx != "none") return c.Error("unknown approximate mode '" + approx + "'");
   return UnaryFloat(c, [](auto x) {
     using T = decltype(x);
     return T(0.5) * x * (T(1) + Erf(x * static_cast<T>(0.7071067811865476)));
@@ -255,10 +247,8 @@ Status Gelu(KernelContext& c) {
 
 }  // namespace
 
-#define PX_UNARY_FLOAT(NAME, EXPR)                     \
-  r.Register(NAME, [](KernelContext& c) {              \
-    return UnaryFloat(c, [](auto x) { return EXPR; }); \
-  })
+#define PX_UNARY_FLOAT(NAME, EXPR) \
+  r.Register(NAME, [](KernelContext& c) { return UnaryFloat(c, [](auto x) { return EXPR; }); })
 
 void RegisterUnaryOps(OpRegistry& r) {
   r.Register("Abs", Abs);

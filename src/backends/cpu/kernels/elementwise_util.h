@@ -58,8 +58,7 @@ struct BroadcastPlan {
   int64_t rows = 1;  // Product of outer_dims.
 };
 
-BroadcastPlan MakeBroadcastPlan(const Shape& out,
-                                const std::vector<Shape>& inputs);
+BroadcastPlan MakeBroadcastPlan(const Shape& out, const std::vector<Shape>& inputs);
 
 // Calls row(out_offset, {offset per operand}) for each inner row.
 template <typename F>
@@ -71,8 +70,7 @@ void ForEachRow(const BroadcastPlan& p, F&& row) {
     row(r * p.inner, off);
     for (size_t d = nd; d-- > 0;) {
       if (++idx[d] < p.outer_dims[d]) {
-        for (int k = 0; k < p.num_operands; ++k)
-          off[k] += p.outer_strides[d][k];
+        for (int k = 0; k < p.num_operands; ++k) off[k] += p.outer_strides[d][k];
         break;
       }
       for (int k = 0; k < p.num_operands; ++k)
@@ -86,8 +84,8 @@ void ForEachRow(const BroadcastPlan& p, F&& row) {
 // Inner rows run as tight loops for the same-shape, scalar-operand and
 // broadcast-operand cases.
 template <typename TA, typename TB, typename TO, typename F>
-void BinaryLoop(const TA* a, const Shape& sa, const TB* b, const Shape& sb,
-                TO* out, const Shape& so, F f) {
+void BinaryLoop(const TA* a, const Shape& sa, const TB* b, const Shape& sb, TO* out,
+                const Shape& so, F f) {
   const int64_t n = NumElements(so);
   if (n == 0) return;
   const int64_t na = NumElements(sa), nb = NumElements(sb);
@@ -157,8 +155,7 @@ template <typename T>
 inline T WrapAdd(T x, T y) {
   if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
     using U = std::make_unsigned_t<T>;
-    return static_cast<T>(
-        static_cast<U>(static_cast<U>(x) + static_cast<U>(y)));
+    return static_cast<T>(static_cast<U>(static_cast<U>(x) + static_cast<U>(y)));
   } else {
     return x + y;
   }
@@ -167,8 +164,7 @@ template <typename T>
 inline T WrapSub(T x, T y) {
   if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
     using U = std::make_unsigned_t<T>;
-    return static_cast<T>(
-        static_cast<U>(static_cast<U>(x) - static_cast<U>(y)));
+    return static_cast<T>(static_cast<U>(static_cast<U>(x) - static_cast<U>(y)));
   } else {
     return x - y;
   }
@@ -177,8 +173,7 @@ template <typename T>
 inline T WrapMul(T x, T y) {
   if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
     // Multiply in at least unsigned int so small types do not promote to int.
-    using U = std::conditional_t<(sizeof(T) < sizeof(unsigned)), unsigned,
-                                 std::make_unsigned_t<T>>;
+    using U = std::conditional_t<(sizeof(T) < sizeof(unsigned)), unsigned, std::make_unsigned_t<T>>;
     return static_cast<T>(static_cast<U>(x) * static_cast<U>(y));
   } else {
     return x * y;
@@ -193,8 +188,7 @@ inline T WrapMul(T x, T y) {
 inline float ExpF(float x) {
   // Cephes expf: x = n*ln2 + r, |r| <= ln2/2, e^r by a degree-6 polynomial.
   const float xc = std::min(std::max(x, -87.33654f), 88.72283f);
-  const float fn =
-      (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round(x/ln2)
+  const float fn = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round(x/ln2)
   const float r = (xc - fn * 0.693359375f) + fn * 2.12194440e-4f;
   float p = 1.9875691500e-4f;
   p = p * r + 1.3981999507e-3f;
@@ -209,16 +203,14 @@ inline float ExpF(float x) {
   const float s1 = std::bit_cast<float>((n1 + 127) << 23);
   const float s2 = std::bit_cast<float>((n - n1 + 127) << 23);
   // Above the clamp (x - max) * inf is +inf; below it is -inf (ignored).
-  const float e = std::max(
-      y * s1 * s2, (x - 88.72283f) * std::numeric_limits<float>::infinity());
+  const float e = std::max(y * s1 * s2, (x - 88.72283f) * std::numeric_limits<float>::infinity());
   return x < -87.33654f ? 0.0f : e;  // Flush results below FLT_MIN to 0.
 }
 
 inline float TanhF(float a) {
   // Rational minimax approximation on [-7.9, 7.9] (tanh is +-1 in float
   // beyond).
-  const float x =
-      std::min(std::max(a, -7.90531110763549805f), 7.90531110763549805f);
+  const float x = std::min(std::max(a, -7.90531110763549805f), 7.90531110763549805f);
   const float x2 = x * x;
   float p = -2.76076847742355e-16f;
   p = p * x2 + 2.00018790482477e-13f;

@@ -33,8 +33,7 @@ Result<std::vector<double>> ReadDoubles(const Tensor& t) {
       return v;
     }
     default:
-      return InvalidArgument("expected a float tensor, got " +
-                             std::string(DTypeName(t.dtype())));
+      return InvalidArgument("expected a float tensor, got " + std::string(DTypeName(t.dtype())));
   }
 }
 
@@ -48,12 +47,10 @@ Status MaxUnpool(KernelContext& ctx) {
   if (!ctx.has_input(1)) return ctx.Error("missing indices input I");
   const Tensor& ind = ctx.input(1);
   const int rank = x.rank();
-  if (rank < 3)
-    return ctx.Error("X must be [N, C, spatial...], got " +
-                     ShapeToString(x.shape()));
+  if (rank < 3) return ctx.Error("X must be [N, C, spatial...], got " + ShapeToString(x.shape()));
   if (ind.shape() != x.shape()) {
-    return ctx.Error("I " + ShapeToString(ind.shape()) +
-                     " must have the shape of X " + ShapeToString(x.shape()));
+    return ctx.Error("I " + ShapeToString(ind.shape()) + " must have the shape of X " +
+                     ShapeToString(x.shape()));
   }
   const size_t ns = static_cast<size_t>(rank - 2);
   const std::vector<int64_t> kernel = ctx.node().attr_ints("kernel_shape");
@@ -62,14 +59,12 @@ Status MaxUnpool(KernelContext& ctx) {
   if (pads.empty()) pads.assign(2 * ns, 0);
   if (strides.empty()) strides.assign(ns, 1);
   if (kernel.size() != ns || pads.size() != 2 * ns || strides.size() != ns) {
-    return ctx.Error("kernel_shape/strides need " + std::to_string(ns) +
-                     " values and pads " + std::to_string(2 * ns) +
-                     " for input " + ShapeToString(x.shape()));
+    return ctx.Error("kernel_shape/strides need " + std::to_string(ns) + " values and pads " +
+                     std::to_string(2 * ns) + " for input " + ShapeToString(x.shape()));
   }
   Shape inferred = x.shape();
   for (size_t i = 0; i < ns; ++i) {
-    inferred[i + 2] = (x.shape()[i + 2] - 1) * strides[i] + kernel[i] -
-                      pads[i] - pads[i + ns];
+    inferred[i + 2] = (x.shape()[i + 2] - 1) * strides[i] + kernel[i] - pads[i] - pads[i + ns];
     if (inferred[i + 2] < 0) return ctx.Error("negative inferred output size");
   }
   Shape out_shape = inferred;
@@ -77,13 +72,11 @@ Status MaxUnpool(KernelContext& ctx) {
     Result<std::vector<int64_t>> os = ReadInt64s(ctx.input(2));
     if (!os.ok()) return ctx.Error("output_shape: " + os.status().message());
     if (static_cast<int>(os->size()) != rank)
-      return ctx.Error("output_shape must have " + std::to_string(rank) +
-                       " values");
+      return ctx.Error("output_shape must have " + std::to_string(rank) + " values");
     for (int d = 0; d < rank; ++d) {
       if ((*os)[static_cast<size_t>(d)] < inferred[static_cast<size_t>(d)]) {
         return ctx.Error("output_shape " + ShapeToString(*os) +
-                         " is smaller than the unpooled shape " +
-                         ShapeToString(inferred));
+                         " is smaller than the unpooled shape " + ShapeToString(inferred));
       }
     }
     out_shape = *os;
@@ -101,16 +94,14 @@ Status MaxUnpool(KernelContext& ctx) {
     for (size_t i = 0; i < idx.size(); ++i) {
       int64_t k = idx[i];
       if (k < 0 || k >= limit) {
-        return ctx.Error("index " + std::to_string(k) +
-                         " is outside the unpooled output " +
+        return ctx.Error("index " + std::to_string(k) + " is outside the unpooled output " +
                          ShapeToString(inferred));
       }
       if (!same) {
         int64_t rem = k;
         k = 0;
         for (int d = 0; d < rank; ++d) {
-          k += rem / in_strides[static_cast<size_t>(d)] *
-               out_strides[static_cast<size_t>(d)];
+          k += rem / in_strides[static_cast<size_t>(d)] * out_strides[static_cast<size_t>(d)];
           rem %= in_strides[static_cast<size_t>(d)];
         }
       }

@@ -67,13 +67,10 @@ struct Options {
 
 Result<Options> ReadOptions(const KernelContext& ctx) {
   Options o;
-  auto present = [&](int i) {
-    return ctx.has_input(i) && ctx.input(i).numel() > 0;
-  };
+  auto present = [&](int i) { return ctx.has_input(i) && ctx.input(i).numel() > 0; };
   if (present(2)) {
     Result<std::vector<int64_t>> v = ReadInt64s(ctx.input(2));
-    if (!v.ok())
-      return ctx.Error("max_output_boxes_per_class: " + v.status().message());
+    if (!v.ok()) return ctx.Error("max_output_boxes_per_class: " + v.status().message());
     o.max_per_class = std::max<int64_t>(0, (*v)[0]);
   }
   if (present(3)) {
@@ -81,8 +78,7 @@ Result<Options> ReadOptions(const KernelContext& ctx) {
     if (!v.ok()) return ctx.Error("iou_threshold: " + v.status().message());
     o.iou_threshold = static_cast<float>((*v)[0]);
     if (!(o.iou_threshold >= 0 && o.iou_threshold <= 1)) {
-      return ctx.Error("iou_threshold must be in [0, 1], got " +
-                       std::to_string(o.iou_threshold));
+      return ctx.Error("iou_threshold must be in [0, 1], got " + std::to_string(o.iou_threshold));
     }
   }
   if (present(4)) {
@@ -99,8 +95,7 @@ Status NonMaxSuppression(KernelContext& ctx) {
   const Tensor& boxes_t = ctx.input(0);
   const Tensor& scores_t = ctx.input(1);
   if (boxes_t.rank() != 3 || boxes_t.dim(2) != 4) {
-    return ctx.Error("boxes must be [batch, boxes, 4], got " +
-                     ShapeToString(boxes_t.shape()));
+    return ctx.Error("boxes must be [batch, boxes, 4], got " + ShapeToString(boxes_t.shape()));
   }
   if (scores_t.rank() != 3 || scores_t.dim(0) != boxes_t.dim(0) ||
       scores_t.dim(2) != boxes_t.dim(1)) {
@@ -112,23 +107,19 @@ Status NonMaxSuppression(KernelContext& ctx) {
   Result<std::vector<double>> boxes_v = ReadDoubles(boxes_t);
   if (!boxes_v.ok()) return ctx.Error("boxes: " + boxes_v.status().message());
   Result<std::vector<double>> scores_v = ReadDoubles(scores_t);
-  if (!scores_v.ok())
-    return ctx.Error("scores: " + scores_v.status().message());
-  const int64_t batches = boxes_t.dim(0), n = boxes_t.dim(1),
-                classes = scores_t.dim(1);
+  if (!scores_v.ok()) return ctx.Error("scores: " + scores_v.status().message());
+  const int64_t batches = boxes_t.dim(0), n = boxes_t.dim(1), classes = scores_t.dim(1);
   const bool center = ctx.node().attr_int("center_point_box", 0) != 0;
   std::vector<int64_t> selected;  // Triples (batch, class, box).
   std::vector<int64_t> order;
   std::vector<int64_t> kept;
   for (int64_t b = 0; b < batches && opt.max_per_class > 0; ++b) {
-    const std::vector<Box> boxes =
-        ToBoxes(boxes_v->data() + b * n * 4, n, center);
+    const std::vector<Box> boxes = ToBoxes(boxes_v->data() + b * n * 4, n, center);
     for (int64_t c = 0; c < classes; ++c) {
       const double* sc = scores_v->data() + (b * classes + c) * n;
       order.clear();
       for (int64_t i = 0; i < n; ++i) {
-        if (!opt.has_score_threshold ||
-            static_cast<float>(sc[i]) > opt.score_threshold)
+        if (!opt.has_score_threshold || static_cast<float>(sc[i]) > opt.score_threshold)
           order.push_back(i);
       }
       std::stable_sort(order.begin(), order.end(), [&](int64_t i, int64_t j) {
@@ -139,8 +130,8 @@ Status NonMaxSuppression(KernelContext& ctx) {
         if (static_cast<int64_t>(kept.size()) >= opt.max_per_class) break;
         bool keep = true;
         for (int64_t k : kept) {
-          if (Suppresses(boxes[static_cast<size_t>(k)],
-                         boxes[static_cast<size_t>(i)], opt.iou_threshold)) {
+          if (Suppresses(boxes[static_cast<size_t>(k)], boxes[static_cast<size_t>(i)],
+                         opt.iou_threshold)) {
             keep = false;
             break;
           }
@@ -152,17 +143,14 @@ Status NonMaxSuppression(KernelContext& ctx) {
     }
   }
   const int64_t count = static_cast<int64_t>(selected.size() / 3);
-  PX_ASSIGN_OR_RETURN(Tensor * out,
-                      ctx.Output(0, DType::kInt64, Shape{count, 3}));
+  PX_ASSIGN_OR_RETURN(Tensor * out, ctx.Output(0, DType::kInt64, Shape{count, 3}));
   std::copy(selected.begin(), selected.end(), out->data<int64_t>());
   return Status::Ok();
 }
 
 }  // namespace
 
-void RegisterNmsOps(OpRegistry& r) {
-  r.Register("NonMaxSuppression", NonMaxSuppression);
-}
+void RegisterNmsOps(OpRegistry& r) { r.Register("NonMaxSuppression", NonMaxSuppression); }
 
 }  // namespace image
 }  // namespace parallax

@@ -37,13 +37,7 @@ enum class Coord {
 };
 // kLegacy: Upsample and Resize-10 (floor when upsampling, ceil when
 // downsampling, as onnxruntime does for these versions).
-enum class Nearest {
-  kRoundPreferFloor,
-  kRoundPreferCeil,
-  kFloor,
-  kCeil,
-  kLegacy
-};
+enum class Nearest { kRoundPreferFloor, kRoundPreferCeil, kFloor, kCeil, kLegacy };
 enum class Policy { kStretch, kNotLarger, kNotSmaller };
 
 struct Attrs {
@@ -81,10 +75,8 @@ struct Geometry {
 
 // Looks `attr` (default `def`) up in `names`; an error names unknown values.
 template <typename E>
-Status ParseEnum(const KernelInit& init, const std::string& attr,
-                 const std::string& def,
-                 std::initializer_list<std::pair<const char*, E>> names,
-                 E* out) {
+Status ParseEnum(const KernelInit& init, const std::string& attr, const std::string& def,
+                 std::initializer_list<std::pair<const char*, E>> names, E* out) {
   const std::string v = init.node.attr_string(attr, def);
   for (const auto& [name, value] : names) {
     if (v == name) {
@@ -104,8 +96,7 @@ Status ParseLegacyAttrs(const KernelInit& init, Attrs& a) {
     a.attr_scales = {1.0, 1.0, n.attr_float("height_scale", 1.0f),
                      n.attr_float("width_scale", 1.0f)};
   } else if (a.upsample && init.opset() < 9) {
-    if (!n.has_attr("scales"))
-      return init.Error("missing required attribute 'scales'");
+    if (!n.has_attr("scales")) return init.Error("missing required attribute 'scales'");
     for (float s : n.attr_floats("scales")) a.attr_scales.push_back(s);
   }
   return Status::Ok();
@@ -121,31 +112,27 @@ Result<Attrs> ParseAttrs(const KernelInit& init, bool upsample) {
                                       {"bilinear", Mode::kLinear},
                                       {"cubic", Mode::kCubic}},
                                      &a.mode));
-  if (upsample && a.mode == Mode::kCubic)
-    return init.Error("Upsample does not support cubic mode");
+  if (upsample && a.mode == Mode::kCubic) return init.Error("Upsample does not support cubic mode");
   if (upsample || init.opset() < 11) {
     PX_RETURN_IF_ERROR(ParseLegacyAttrs(init, a));
     return a;
   }
-  PX_RETURN_IF_ERROR(
-      ParseEnum<Coord>(init, "coordinate_transformation_mode", "half_pixel",
-                       {{"half_pixel", Coord::kHalfPixel},
-                        {"half_pixel_symmetric", Coord::kHalfPixelSymmetric},
-                        {"pytorch_half_pixel", Coord::kPytorchHalfPixel},
-                        {"align_corners", Coord::kAlignCorners},
-                        {"asymmetric", Coord::kAsymmetric},
-                        {"tf_half_pixel_for_nn", Coord::kTfHalfPixelForNn},
-                        {"tf_crop_and_resize", Coord::kTfCropAndResize}},
-                       &a.coord));
-  PX_RETURN_IF_ERROR(
-      ParseEnum<Nearest>(init, "nearest_mode", "round_prefer_floor",
-                         {{"round_prefer_floor", Nearest::kRoundPreferFloor},
-                          {"round_prefer_ceil", Nearest::kRoundPreferCeil},
-                          {"floor", Nearest::kFloor},
-                          {"ceil", Nearest::kCeil}},
-                         &a.nearest));
-  PX_RETURN_IF_ERROR(ParseEnum<Policy>(init, "keep_aspect_ratio_policy",
-                                       "stretch",
+  PX_RETURN_IF_ERROR(ParseEnum<Coord>(init, "coordinate_transformation_mode", "half_pixel",
+                                      {{"half_pixel", Coord::kHalfPixel},
+                                       {"half_pixel_symmetric", Coord::kHalfPixelSymmetric},
+                                       {"pytorch_half_pixel", Coord::kPytorchHalfPixel},
+                                       {"align_corners", Coord::kAlignCorners},
+                                       {"asymmetric", Coord::kAsymmetric},
+                                       {"tf_half_pixel_for_nn", Coord::kTfHalfPixelForNn},
+                                       {"tf_crop_and_resize", Coord::kTfCropAndResize}},
+                                      &a.coord));
+  PX_RETURN_IF_ERROR(ParseEnum<Nearest>(init, "nearest_mode", "round_prefer_floor",
+                                        {{"round_prefer_floor", Nearest::kRoundPreferFloor},
+                                         {"round_prefer_ceil", Nearest::kRoundPreferCeil},
+                                         {"floor", Nearest::kFloor},
+                                         {"ceil", Nearest::kCeil}},
+                                        &a.nearest));
+  PX_RETURN_IF_ERROR(ParseEnum<Policy>(init, "keep_aspect_ratio_policy", "stretch",
                                        {{"stretch", Policy::kStretch},
                                         {"not_larger", Policy::kNotLarger},
                                         {"not_smaller", Policy::kNotSmaller}},
@@ -162,11 +149,10 @@ Result<Attrs> ParseAttrs(const KernelInit& init, bool upsample) {
 }
 
 // Maps output coordinate x to a coordinate in the input (ONNX formulas).
-double SourceCoord(Coord coord, double x, double scale, int64_t in, int64_t out,
-                   double roi_start, double roi_end) {
+double SourceCoord(Coord coord, double x, double scale, int64_t in, int64_t out, double roi_start,
+                   double roi_end) {
   const double in_d = static_cast<double>(in);
-  const double out_f =
-      scale * in_d;  // The reference's (fractional) output length.
+  const double out_f = scale * in_d;  // The reference's (fractional) output length.
   switch (coord) {
     case Coord::kHalfPixel:
       return (x + 0.5) / scale - 0.5;
@@ -185,8 +171,7 @@ double SourceCoord(Coord coord, double x, double scale, int64_t in, int64_t out,
       return (x + 0.5) / scale;
     case Coord::kTfCropAndResize:
       if (out > 1)
-        return roi_start * (in_d - 1) +
-               x * (roi_end - roi_start) * (in_d - 1) / (out_f - 1);
+        return roi_start * (in_d - 1) + x * (roi_end - roi_start) * (in_d - 1) / (out_f - 1);
       return 0.5 * (roi_start + roi_end) * (in_d - 1);
   }
   return 0.0;
@@ -221,12 +206,10 @@ double SaneCoord(double x, double lo, double hi) {
 }
 
 bool IsOutside(const Attrs& a, double xo, int64_t in) {
-  return a.coord == Coord::kTfCropAndResize &&
-         (xo < 0 || xo > static_cast<double>(in - 1));
+  return a.coord == Coord::kTfCropAndResize && (xo < 0 || xo > static_cast<double>(in - 1));
 }
 
-AxisPlan NearestPlan(const Attrs& a, int64_t in, int64_t out, double scale,
-                     double r0, double r1) {
+AxisPlan NearestPlan(const Attrs& a, int64_t in, int64_t out, double scale, double r0, double r1) {
   AxisPlan p;
   p.in = in;
   p.out = out;
@@ -234,8 +217,7 @@ AxisPlan NearestPlan(const Attrs& a, int64_t in, int64_t out, double scale,
   p.outside.assign(static_cast<size_t>(out), 0);
   bool identity = in == out;
   for (int64_t x = 0; x < out; ++x) {
-    double xo =
-        SourceCoord(a.coord, static_cast<double>(x), scale, in, out, r0, r1);
+    double xo = SourceCoord(a.coord, static_cast<double>(x), scale, in, out, r0, r1);
     int64_t i = -1;
     if (IsOutside(a, xo, in)) {
       p.outside[static_cast<size_t>(x)] = 1;
@@ -260,11 +242,9 @@ double KernelWeight(Mode mode, double d, double a) {
   return 0.0;
 }
 
-void FillFilterTaps(const Attrs& a, AxisPlan& p, int64_t x, double xo, double s,
-                    int64_t first) {
+void FillFilterTaps(const Attrs& a, AxisPlan& p, int64_t x, double xo, double s, int64_t first) {
   const size_t base = static_cast<size_t>(x) * static_cast<size_t>(p.taps);
-  xo = SaneCoord(xo, -static_cast<double>(p.taps) - 2,
-                 static_cast<double>(p.in + p.taps) + 2);
+  xo = SaneCoord(xo, -static_cast<double>(p.taps) - 2, static_cast<double>(p.in + p.taps) + 2);
   double f = std::floor(xo);
   double ratio = xo - f;
   if (ratio == 0.0) {  // Prefer the left neighbour: ratio in (0, 1].
@@ -275,23 +255,19 @@ void FillFilterTaps(const Attrs& a, AxisPlan& p, int64_t x, double xo, double s,
   double sum = 0.0;
   for (int t = 0; t < p.taps; ++t) {
     const int64_t off = first + t;
-    double w =
-        KernelWeight(a.mode, s * (static_cast<double>(off) - ratio), a.cubic_a);
+    double w = KernelWeight(a.mode, s * (static_cast<double>(off) - ratio), a.cubic_a);
     const int64_t src = xi + off;
     if (a.exclude_outside && (src < 0 || src >= p.in)) w = 0.0;
-    p.index[base + static_cast<size_t>(t)] =
-        std::clamp<int64_t>(src, 0, p.in - 1);
+    p.index[base + static_cast<size_t>(t)] = std::clamp<int64_t>(src, 0, p.in - 1);
     p.weight[base + static_cast<size_t>(t)] = w;
     sum += w;
   }
   if ((a.antialias || a.exclude_outside) && sum != 0.0) {
-    for (int t = 0; t < p.taps; ++t)
-      p.weight[base + static_cast<size_t>(t)] /= sum;
+    for (int t = 0; t < p.taps; ++t) p.weight[base + static_cast<size_t>(t)] /= sum;
   }
 }
 
-AxisPlan FilterPlan(const Attrs& a, int64_t in, int64_t out, double scale,
-                    double r0, double r1) {
+AxisPlan FilterPlan(const Attrs& a, int64_t in, int64_t out, double scale, double r0, double r1) {
   AxisPlan p;
   p.in = in;
   p.out = out;
@@ -306,8 +282,7 @@ AxisPlan FilterPlan(const Attrs& a, int64_t in, int64_t out, double scale,
   p.outside.assign(static_cast<size_t>(out), 0);
   bool identity = in == out;
   for (int64_t x = 0; x < out; ++x) {
-    const double xo =
-        SourceCoord(a.coord, static_cast<double>(x), scale, in, out, r0, r1);
+    const double xo = SourceCoord(a.coord, static_cast<double>(x), scale, in, out, r0, r1);
     if (IsOutside(a, xo, in)) {
       p.outside[static_cast<size_t>(x)] = 1;
       p.has_outside = true;
@@ -316,8 +291,8 @@ AxisPlan FilterPlan(const Attrs& a, int64_t in, int64_t out, double scale,
     }
     FillFilterTaps(a, p, x, xo, s, first);
     for (int t = 0; t < p.taps && identity; ++t) {
-      const size_t k = static_cast<size_t>(x) * static_cast<size_t>(p.taps) +
-                       static_cast<size_t>(t);
+      const size_t k =
+          static_cast<size_t>(x) * static_cast<size_t>(p.taps) + static_cast<size_t>(t);
       const double w = p.weight[k];
       identity = w == 0.0 || (w == 1.0 && p.index[k] == x);
     }
@@ -356,9 +331,8 @@ int64_t ReplicationFactor(const AxisPlan& pw) {
 }
 
 template <typename T>
-void NearestResize(const T* in, T* out, const Shape& in_shape,
-                   const Shape& out_shape, const std::vector<AxisPlan>& plans,
-                   T ev) {
+void NearestResize(const T* in, T* out, const Shape& in_shape, const Shape& out_shape,
+                   const std::vector<AxisPlan>& plans, T ev) {
   const int rank = static_cast<int>(in_shape.size());
   if (rank == 0) {
     out[0] = in[0];
@@ -376,8 +350,7 @@ void NearestResize(const T* in, T* out, const Shape& in_shape,
     int64_t src = 0;
     for (int d = 0; d < last; ++d) {
       const int64_t ix =
-          plans[static_cast<size_t>(d)]
-              .index[static_cast<size_t>(oi[static_cast<size_t>(d)])];
+          plans[static_cast<size_t>(d)].index[static_cast<size_t>(oi[static_cast<size_t>(d)])];
       if (ix < 0) {
         src = -1;
         break;
@@ -394,8 +367,7 @@ void NearestResize(const T* in, T* out, const Shape& in_shape,
     }
     prev_src = src;
     for (int d = last - 1; d >= 0; --d) {
-      if (++oi[static_cast<size_t>(d)] < out_shape[static_cast<size_t>(d)])
-        break;
+      if (++oi[static_cast<size_t>(d)] < out_shape[static_cast<size_t>(d)]) break;
       oi[static_cast<size_t>(d)] = 0;
     }
   }
@@ -403,8 +375,8 @@ void NearestResize(const T* in, T* out, const Shape& in_shape,
 
 // One separable pass: [outer, in_n, inner] -> [outer, p.out, inner].
 template <typename C>
-void FilterAxis(const C* src, C* dst, int64_t outer, int64_t inner,
-                const AxisPlan& p, const std::vector<C>& w) {
+void FilterAxis(const C* src, C* dst, int64_t outer, int64_t inner, const AxisPlan& p,
+                const std::vector<C>& w) {
   const int taps = p.taps;
   const int64_t in_n = p.in;
   const int64_t out_n = p.out;
@@ -419,8 +391,7 @@ void FilterAxis(const C* src, C* dst, int64_t outer, int64_t inner,
       } else {
         for (int64_t x = 0; x < out_n; ++x) {
           C acc = 0;
-          for (int t = 0; t < taps; ++t)
-            acc += w[x * taps + t] * s[idx[x * taps + t]];
+          for (int t = 0; t < taps; ++t) acc += w[x * taps + t] * s[idx[x * taps + t]];
           d[x] = acc;
         }
       }
@@ -452,8 +423,7 @@ void FilterAxis(const C* src, C* dst, int64_t outer, int64_t inner,
 
 // Writes the extrapolation value wherever any axis sampled outside the roi.
 template <typename T>
-void FillOutside(T* out, const Shape& out_shape,
-                 const std::vector<AxisPlan>& plans, T ev) {
+void FillOutside(T* out, const Shape& out_shape, const std::vector<AxisPlan>& plans, T ev) {
   for (size_t d = 0; d < plans.size(); ++d) {
     if (!plans[d].has_outside) continue;
     int64_t outer = 1, inner = 1;
@@ -472,9 +442,8 @@ void FillOutside(T* out, const Shape& out_shape,
 // Resizes one slice below the leading identity axes: `cur` has shape
 // `shape` (the slice's axes), passes run over `active` (last axis first).
 template <typename T, typename C>
-void FilterSlice(const C* cur, Shape shape, const std::vector<AxisPlan>& plans,
-                 size_t lead, const std::vector<size_t>& active,
-                 const std::vector<std::vector<C>>& weights,
+void FilterSlice(const C* cur, Shape shape, const std::vector<AxisPlan>& plans, size_t lead,
+                 const std::vector<size_t>& active, const std::vector<std::vector<C>>& weights,
                  std::vector<C> (&bufs)[2], T* dst_out) {
   constexpr bool kDirect = std::is_same_v<T, C>;
   int which = 0;
@@ -503,8 +472,7 @@ void FilterSlice(const C* cur, Shape shape, const std::vector<AxisPlan>& plans,
 }
 
 template <typename T>
-void FilterResize(const Tensor& x, Tensor* out,
-                  const std::vector<AxisPlan>& plans, double ev) {
+void FilterResize(const Tensor& x, Tensor* out, const std::vector<AxisPlan>& plans, double ev) {
   using C = ComputeOf<T>;
   const size_t rank = static_cast<size_t>(x.rank());
   std::vector<size_t> active;  // Resized axes, last first.
@@ -516,13 +484,11 @@ void FilterResize(const Tensor& x, Tensor* out,
   const size_t lead = active.empty() ? rank : active.back();
   int64_t slices = 1;
   for (size_t d = 0; d < lead; ++d) slices *= x.shape()[d];
-  const Shape slice_shape(x.shape().begin() + static_cast<std::ptrdiff_t>(lead),
-                          x.shape().end());
+  const Shape slice_shape(x.shape().begin() + static_cast<std::ptrdiff_t>(lead), x.shape().end());
   const int64_t in_size = NumElements(slice_shape);
   const int64_t out_size = slices > 0 ? out->numel() / slices : 0;
   std::vector<std::vector<C>> weights;
-  for (size_t d : active)
-    weights.emplace_back(plans[d].weight.begin(), plans[d].weight.end());
+  for (size_t d : active) weights.emplace_back(plans[d].weight.begin(), plans[d].weight.end());
   std::vector<C> bufs[2];
   std::vector<C> converted;
   T* final_out = out->data<T>();
@@ -553,26 +519,24 @@ class ResizeKernel : public Kernel {
     PX_ASSIGN_OR_RETURN(Tensor * out, ctx.Output(0, x.dtype(), g.out_shape));
     if (out->numel() == 0) return Status::Ok();
     if (x.numel() == 0) {
-      return ctx.Error("cannot resize empty input " + ShapeToString(x.shape()) +
-                       " to " + ShapeToString(g.out_shape));
+      return ctx.Error("cannot resize empty input " + ShapeToString(x.shape()) + " to " +
+                       ShapeToString(g.out_shape));
     }
     const int rank = x.rank();
     std::vector<AxisPlan> plans(static_cast<size_t>(rank));
     for (int d = 0; d < rank; ++d) {
       const size_t k = static_cast<size_t>(d);
       const double r0 = g.roi.empty() ? 0.0 : g.roi[k];
-      const double r1 =
-          g.roi.empty() ? 1.0 : g.roi[k + static_cast<size_t>(rank)];
-      plans[k] =
-          a_.mode == Mode::kNearest
-              ? NearestPlan(a_, x.dim(d), g.out_shape[k], g.scales[k], r0, r1)
-              : FilterPlan(a_, x.dim(d), g.out_shape[k], g.scales[k], r0, r1);
+      const double r1 = g.roi.empty() ? 1.0 : g.roi[k + static_cast<size_t>(rank)];
+      plans[k] = a_.mode == Mode::kNearest
+                     ? NearestPlan(a_, x.dim(d), g.out_shape[k], g.scales[k], r0, r1)
+                     : FilterPlan(a_, x.dim(d), g.out_shape[k], g.scales[k], r0, r1);
     }
     const double ev = a_.extrapolation;
     return DispatchAll(x.dtype(), [&]<typename T>() -> Status {
       if (a_.mode == Mode::kNearest) {
-        NearestResize(x.data<T>(), out->data<T>(), x.shape(), g.out_shape,
-                      plans, FromCompute<T>(ev));
+        NearestResize(x.data<T>(), out->data<T>(), x.shape(), g.out_shape, plans,
+                      FromCompute<T>(ev));
       } else {
         FilterResize<T>(x, out, plans, ev);
       }
@@ -583,8 +547,7 @@ class ResizeKernel : public Kernel {
  private:
   // The tensor at input i when present and non-empty (empty means absent).
   static const Tensor* Present(const KernelContext& ctx, int i) {
-    return ctx.has_input(i) && ctx.input(i).numel() > 0 ? &ctx.input(i)
-                                                        : nullptr;
+    return ctx.has_input(i) && ctx.input(i).numel() > 0 ? &ctx.input(i) : nullptr;
   }
 
   Result<std::vector<int>> Axes(const KernelContext& ctx, int rank) const {
@@ -606,9 +569,8 @@ class ResizeKernel : public Kernel {
   }
 
   Result<Geometry> ComputeGeometry(const KernelContext& ctx) const;
-  Status ApplySizes(const KernelContext& ctx, const Tensor& sizes_t,
-                    const std::vector<int>& axes, const Shape& in_shape,
-                    Geometry& g) const;
+  Status ApplySizes(const KernelContext& ctx, const Tensor& sizes_t, const std::vector<int>& axes,
+                    const Shape& in_shape, Geometry& g) const;
 
   Attrs a_;
 };
@@ -645,8 +607,8 @@ Result<Geometry> ResizeKernel::ComputeGeometry(const KernelContext& ctx) const {
     Result<std::vector<double>> roi = ReadDoubles(*roi_t);
     if (!roi.ok()) return ctx.Error("roi: " + roi.status().message());
     if (roi->size() != 2 * na) {
-      return ctx.Error("roi has " + std::to_string(roi->size()) +
-                       " values, expected " + std::to_string(2 * na));
+      return ctx.Error("roi has " + std::to_string(roi->size()) + " values, expected " +
+                       std::to_string(2 * na));
     }
     g.roi.assign(2 * static_cast<size_t>(rank), 0.0);
     std::fill(g.roi.begin() + rank, g.roi.end(), 1.0);
@@ -660,9 +622,8 @@ Result<Geometry> ResizeKernel::ComputeGeometry(const KernelContext& ctx) const {
     return g;
   }
   if (scales.size() != na) {
-    return ctx.Error("scales has " + std::to_string(scales.size()) +
-                     " values for " + std::to_string(na) + " axes of input " +
-                     ShapeToString(x.shape()));
+    return ctx.Error("scales has " + std::to_string(scales.size()) + " values for " +
+                     std::to_string(na) + " axes of input " + ShapeToString(x.shape()));
   }
   for (size_t i = 0; i < na; ++i) {
     const size_t d = static_cast<size_t>(axes[i]);
@@ -671,8 +632,7 @@ Result<Geometry> ResizeKernel::ComputeGeometry(const KernelContext& ctx) const {
       return ctx.Error("scales must be positive, got " + std::to_string(s));
     const double len = std::floor(s * static_cast<double>(x.shape()[d]));
     if (len > 9.2e18)
-      return ctx.Error("scale " + std::to_string(s) +
-                       " gives an output that is too large");
+      return ctx.Error("scale " + std::to_string(s) + " gives an output that is too large");
     g.scales[d] = s;
     g.out_shape[d] = static_cast<int64_t>(len);
   }
@@ -680,24 +640,19 @@ Result<Geometry> ResizeKernel::ComputeGeometry(const KernelContext& ctx) const {
 }
 
 Status ResizeKernel::ApplySizes(const KernelContext& ctx, const Tensor& sizes_t,
-                                const std::vector<int>& axes,
-                                const Shape& in_shape, Geometry& g) const {
+                                const std::vector<int>& axes, const Shape& in_shape,
+                                Geometry& g) const {
   Result<std::vector<int64_t>> sizes = ReadInt64s(sizes_t);
   if (!sizes.ok()) return ctx.Error("sizes: " + sizes.status().message());
   if (sizes->size() != axes.size()) {
-    return ctx.Error("sizes has " + std::to_string(sizes->size()) +
-                     " values for " + std::to_string(axes.size()) +
-                     " axes of input " + ShapeToString(in_shape));
+    return ctx.Error("sizes has " + std::to_string(sizes->size()) + " values for " +
+                     std::to_string(axes.size()) + " axes of input " + ShapeToString(in_shape));
   }
   std::vector<double> ratios(axes.size());
   for (size_t i = 0; i < axes.size(); ++i) {
     const int64_t in = in_shape[static_cast<size_t>(axes[i])];
-    if ((*sizes)[i] < 0)
-      return ctx.Error("sizes must be >= 0, got " +
-                       std::to_string((*sizes)[i]));
-    ratios[i] = in > 0
-                    ? static_cast<double>((*sizes)[i]) / static_cast<double>(in)
-                    : 1.0;
+    if ((*sizes)[i] < 0) return ctx.Error("sizes must be >= 0, got " + std::to_string((*sizes)[i]));
+    ratios[i] = in > 0 ? static_cast<double>((*sizes)[i]) / static_cast<double>(in) : 1.0;
   }
   if (a_.policy == Policy::kStretch) {
     for (size_t i = 0; i < axes.size(); ++i) {
@@ -712,8 +667,7 @@ Status ResizeKernel::ApplySizes(const KernelContext& ctx, const Tensor& sizes_t,
   for (int axis : axes) {
     const size_t d = static_cast<size_t>(axis);
     g.scales[d] = s;
-    g.out_shape[d] =
-        static_cast<int64_t>(s * static_cast<double>(in_shape[d]) + 0.5);
+    g.out_shape[d] = static_cast<int64_t>(s * static_cast<double>(in_shape[d]) + 0.5);
   }
   return Status::Ok();
 }
@@ -721,8 +675,7 @@ Status ResizeKernel::ApplySizes(const KernelContext& ctx, const Tensor& sizes_t,
 KernelFactory ResizeFactory(bool upsample) {
   return [upsample](const KernelInit& init) -> Result<std::unique_ptr<Kernel>> {
     PX_ASSIGN_OR_RETURN(Attrs a, ParseAttrs(init, upsample));
-    return std::unique_ptr<Kernel>(
-        std::make_unique<ResizeKernel>(std::move(a)));
+    return std::unique_ptr<Kernel>(std::make_unique<ResizeKernel>(std::move(a)));
   };
 }
 

@@ -41,15 +41,13 @@ struct Sample {  // Four bilinear corners of one sampling point.
 };
 
 void BilinearSample(double y, double x, int64_t h, int64_t w, Sample& s) {
-  if (y < -1.0 || y > static_cast<double>(h) || x < -1.0 ||
-      x > static_cast<double>(w)) {
+  if (y < -1.0 || y > static_cast<double>(h) || x < -1.0 || x > static_cast<double>(w)) {
     s = Sample{{0, 0, 0, 0}, {0, 0, 0, 0}};
     return;
   }
   y = std::max(y, 0.0);
   x = std::max(x, 0.0);
-  int64_t y_lo = static_cast<int64_t>(y), x_lo = static_cast<int64_t>(x), y_hi,
-          x_hi;
+  int64_t y_lo = static_cast<int64_t>(y), x_lo = static_cast<int64_t>(x), y_hi, x_hi;
   if (y_lo >= h - 1) {
     y_hi = y_lo = h - 1;
     y = static_cast<double>(y_lo);
@@ -62,18 +60,15 @@ void BilinearSample(double y, double x, int64_t h, int64_t w, Sample& s) {
   } else {
     x_hi = x_lo + 1;
   }
-  const double ly = y - static_cast<double>(y_lo),
-               lx = x - static_cast<double>(x_lo);
+  const double ly = y - static_cast<double>(y_lo), lx = x - static_cast<double>(x_lo);
   const double hy = 1 - ly, hx = 1 - lx;
-  s = Sample{
-      {y_lo * w + x_lo, y_lo * w + x_hi, y_hi * w + x_lo, y_hi * w + x_hi},
-      {hy * hx, hy * lx, ly * hx, ly * lx}};
+  s = Sample{{y_lo * w + x_lo, y_lo * w + x_hi, y_hi * w + x_lo, y_hi * w + x_hi},
+             {hy * hx, hy * lx, ly * hx, ly * lx}};
 }
 
 // Samples of one roi, bin by bin: out_h * out_w * grid_h * grid_w entries.
 void RoiSamples(const RoiParams& p, const double* roi, int64_t h, int64_t w,
-                std::vector<Sample>& samples, int64_t& grid_h,
-                int64_t& grid_w) {
+                std::vector<Sample>& samples, int64_t& grid_h, int64_t& grid_w) {
   const double offset = p.half_pixel ? 0.5 : 0.0;
   const double start_w = roi[0] * p.spatial_scale - offset,
                start_h = roi[1] * p.spatial_scale - offset;
@@ -85,24 +80,20 @@ void RoiSamples(const RoiParams& p, const double* roi, int64_t h, int64_t w,
   }
   const double bin_h = roi_h / static_cast<double>(p.out_h),
                bin_w = roi_w / static_cast<double>(p.out_w);
-  grid_h = p.sampling_ratio > 0
-               ? p.sampling_ratio
-               : static_cast<int64_t>(std::ceil(std::max(0.0, bin_h)));
-  grid_w = p.sampling_ratio > 0
-               ? p.sampling_ratio
-               : static_cast<int64_t>(std::ceil(std::max(0.0, bin_w)));
+  grid_h = p.sampling_ratio > 0 ? p.sampling_ratio
+                                : static_cast<int64_t>(std::ceil(std::max(0.0, bin_h)));
+  grid_w = p.sampling_ratio > 0 ? p.sampling_ratio
+                                : static_cast<int64_t>(std::ceil(std::max(0.0, bin_w)));
   samples.resize(static_cast<size_t>(p.out_h * p.out_w * grid_h * grid_w));
   size_t k = 0;
   for (int64_t ph = 0; ph < p.out_h; ++ph) {
     for (int64_t pw = 0; pw < p.out_w; ++pw) {
       for (int64_t iy = 0; iy < grid_h; ++iy) {
         const double y = start_h + static_cast<double>(ph) * bin_h +
-                         (static_cast<double>(iy) + 0.5) * bin_h /
-                             static_cast<double>(grid_h);
+                         (static_cast<double>(iy) + 0.5) * bin_h / static_cast<double>(grid_h);
         for (int64_t ix = 0; ix < grid_w; ++ix) {
           const double x = start_w + static_cast<double>(pw) * bin_w +
-                           (static_cast<double>(ix) + 0.5) * bin_w /
-                               static_cast<double>(grid_w);
+                           (static_cast<double>(ix) + 0.5) * bin_w / static_cast<double>(grid_w);
           BilinearSample(y, x, h, w, samples[k++]);
         }
       }
@@ -111,8 +102,8 @@ void RoiSamples(const RoiParams& p, const double* roi, int64_t h, int64_t w,
 }
 
 template <typename T>
-void RoiPool(const RoiParams& p, const T* plane,
-             const std::vector<Sample>& samples, int64_t per_bin, T* out) {
+void RoiPool(const RoiParams& p, const T* plane, const std::vector<Sample>& samples,
+             int64_t per_bin, T* out) {
   using C = ComputeOf<T>;
   const int64_t bins = p.out_h * p.out_w;
   const C count = static_cast<C>(std::max<int64_t>(per_bin, 1));
@@ -138,23 +129,19 @@ Result<RoiParams> ReadRoiParams(const KernelContext& ctx) {
   const Node& n = ctx.node();
   RoiParams p;
   const std::string mode = n.attr_string("mode", "avg");
-  if (mode != "avg" && mode != "max")
-    return ctx.Error("unsupported mode '" + mode + "'");
+  if (mode != "avg" && mode != "max") return ctx.Error("unsupported mode '" + mode + "'");
   p.max_mode = mode == "max";
-  const std::string ctm =
-      n.attr_string("coordinate_transformation_mode",
-                    ctx.opset() >= 16 ? "half_pixel" : "output_half_pixel");
+  const std::string ctm = n.attr_string("coordinate_transformation_mode",
+                                        ctx.opset() >= 16 ? "half_pixel" : "output_half_pixel");
   if (ctm != "half_pixel" && ctm != "output_half_pixel") {
-    return ctx.Error("unsupported coordinate_transformation_mode '" + ctm +
-                     "'");
+    return ctx.Error("unsupported coordinate_transformation_mode '" + ctm + "'");
   }
   p.half_pixel = ctm == "half_pixel";
   p.out_h = n.attr_int("output_height", 1);
   p.out_w = n.attr_int("output_width", 1);
   p.sampling_ratio = n.attr_int("sampling_ratio", 0);
   p.spatial_scale = n.attr_float("spatial_scale", 1.0f);
-  if (p.out_h <= 0 || p.out_w <= 0)
-    return ctx.Error("output_height/output_width must be positive");
+  if (p.out_h <= 0 || p.out_w <= 0) return ctx.Error("output_height/output_width must be positive");
   if (p.sampling_ratio < 0) return ctx.Error("sampling_ratio must be >= 0");
   return p;
 }
@@ -163,37 +150,31 @@ Status RoiAlign(KernelContext& ctx) {
   if (!ctx.has_input(1) || !ctx.has_input(2))
     return ctx.Error("needs inputs X, rois and batch_indices");
   const Tensor& x = ctx.input(0);
-  if (x.rank() != 4)
-    return ctx.Error("X must be [N, C, H, W], got " + ShapeToString(x.shape()));
+  if (x.rank() != 4) return ctx.Error("X must be [N, C, H, W], got " + ShapeToString(x.shape()));
   const Tensor& rois_t = ctx.input(1);
   if (rois_t.rank() != 2 || rois_t.dim(1) != 4) {
-    return ctx.Error("rois must be [num_rois, 4], got " +
-                     ShapeToString(rois_t.shape()));
+    return ctx.Error("rois must be [num_rois, 4], got " + ShapeToString(rois_t.shape()));
   }
   const int64_t num_rois = rois_t.dim(0);
   PX_ASSIGN_OR_RETURN(RoiParams p, ReadRoiParams(ctx));
   Result<std::vector<int64_t>> batch = ReadInt64s(ctx.input(2));
-  if (!batch.ok())
-    return ctx.Error("batch_indices: " + batch.status().message());
+  if (!batch.ok()) return ctx.Error("batch_indices: " + batch.status().message());
   if (static_cast<int64_t>(batch->size()) != num_rois) {
-    return ctx.Error("batch_indices has " + std::to_string(batch->size()) +
-                     " values for " + std::to_string(num_rois) + " rois");
+    return ctx.Error("batch_indices has " + std::to_string(batch->size()) + " values for " +
+                     std::to_string(num_rois) + " rois");
   }
   Result<std::vector<double>> rois = ReadDoubles(rois_t);
   if (!rois.ok()) return ctx.Error("rois: " + rois.status().message());
   const int64_t n = x.dim(0), c = x.dim(1), h = x.dim(2), w = x.dim(3);
   for (int64_t b : *batch) {
     if (b < 0 || b >= n)
-      return ctx.Error("batch index " + std::to_string(b) +
-                       " out of range [0, " + std::to_string(n) + ")");
+      return ctx.Error("batch index " + std::to_string(b) + " out of range [0, " +
+                       std::to_string(n) + ")");
   }
-  PX_ASSIGN_OR_RETURN(
-      Tensor * out,
-      ctx.Output(0, x.dtype(), Shape{num_rois, c, p.out_h, p.out_w}));
+  PX_ASSIGN_OR_RETURN(Tensor * out, ctx.Output(0, x.dtype(), Shape{num_rois, c, p.out_h, p.out_w}));
   if (out->numel() == 0) return Status::Ok();
   if (h == 0 || w == 0)
-    return ctx.Error("X has an empty spatial shape " +
-                     ShapeToString(x.shape()));
+    return ctx.Error("X has an empty spatial shape " + ShapeToString(x.shape()));
   return DispatchImageFloat(x.dtype(), [&]<typename T>() -> Status {
     std::vector<Sample> samples;
     for (int64_t r = 0; r < num_rois; ++r) {
@@ -246,16 +227,13 @@ struct GsGeom {
 
 // Flat pixel index of (r, c) under the padding mode; -1 reads zero.
 int64_t PixelIndex(const GsParams& p, const GsGeom& g, int64_t r, int64_t c) {
-  if (p.pad == GsPad::kZeros)
-    return (r >= 0 && r < g.h && c >= 0 && c < g.w) ? r * g.w + c : -1;
+  if (p.pad == GsPad::kZeros) return (r >= 0 && r < g.h && c >= 0 && c < g.w) ? r * g.w + c : -1;
   if (p.pad == GsPad::kBorder) {
     r = std::clamp<int64_t>(r, 0, g.h - 1);
     c = std::clamp<int64_t>(c, 0, g.w - 1);
   } else {
-    c = static_cast<int64_t>(
-        GsReflect(static_cast<double>(c), g.x_min, g.x_max));
-    r = static_cast<int64_t>(
-        GsReflect(static_cast<double>(r), g.y_min, g.y_max));
+    c = static_cast<int64_t>(GsReflect(static_cast<double>(c), g.x_min, g.x_max));
+    r = static_cast<int64_t>(GsReflect(static_cast<double>(r), g.y_min, g.y_max));
     r = std::clamp<int64_t>(r, 0, g.h - 1);
     c = std::clamp<int64_t>(c, 0, g.w - 1);
   }
@@ -277,8 +255,7 @@ double Denormalize(double v, int64_t len, bool align_corners) {
 }
 
 // Fills `taps` (index, weight) pairs for the grid point (gx, gy).
-void GridTaps(const GsParams& p, const GsGeom& g, double gx, double gy,
-              int64_t* idx, double* wt) {
+void GridTaps(const GsParams& p, const GsGeom& g, double gx, double gy, int64_t* idx, double* wt) {
   double x = Denormalize(gx, g.w, p.align_corners);
   double y = Denormalize(gy, g.h, p.align_corners);
   if (p.mode == GsMode::kNearest) {
@@ -330,8 +307,7 @@ void GridTaps(const GsParams& p, const GsGeom& g, double gx, double gy,
 Result<GsParams> ReadGsParams(const KernelContext& ctx) {
   const Node& n = ctx.node();
   GsParams p;
-  const std::string mode =
-      n.attr_string("mode", ctx.opset() >= 20 ? "linear" : "bilinear");
+  const std::string mode = n.attr_string("mode", ctx.opset() >= 20 ? "linear" : "bilinear");
   if (mode == "bilinear" || mode == "linear") {
     p.mode = GsMode::kBilinear;
   } else if (mode == "nearest") {
@@ -356,15 +332,14 @@ Result<GsParams> ReadGsParams(const KernelContext& ctx) {
 }
 
 template <typename T>
-void GridApply(const T* plane, const int64_t* idx, const double* wt, int taps,
-               int64_t points, T* out) {
+void GridApply(const T* plane, const int64_t* idx, const double* wt, int taps, int64_t points,
+               T* out) {
   using C = ComputeOf<T>;
   for (int64_t i = 0; i < points; ++i) {
     C acc = 0;
     for (int t = 0; t < taps; ++t) {
       const int64_t k = idx[i * taps + t];
-      if (k >= 0)
-        acc += static_cast<C>(wt[i * taps + t]) * ToCompute<C>(plane[k]);
+      if (k >= 0) acc += static_cast<C>(wt[i * taps + t]) * ToCompute<C>(plane[k]);
     }
     out[i] = FromCompute<T>(acc);
   }
@@ -375,36 +350,24 @@ Status GridSample(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
   const Tensor& grid_t = ctx.input(1);
   if (x.rank() != 4)
-    return ctx.Error("only 4-D X [N, C, H, W] is supported, got " +
-                     ShapeToString(x.shape()));
+    return ctx.Error("only 4-D X [N, C, H, W] is supported, got " + ShapeToString(x.shape()));
   if (grid_t.rank() != 4 || grid_t.dim(0) != x.dim(0) || grid_t.dim(3) != 2) {
-    return ctx.Error("grid must be [N, H_out, W_out, 2] for X " +
-                     ShapeToString(x.shape()) + ", got " +
-                     ShapeToString(grid_t.shape()));
+    return ctx.Error("grid must be [N, H_out, W_out, 2] for X " + ShapeToString(x.shape()) +
+                     ", got " + ShapeToString(grid_t.shape()));
   }
   PX_ASSIGN_OR_RETURN(GsParams p, ReadGsParams(ctx));
   Result<std::vector<double>> grid = ReadDoubles(grid_t);
   if (!grid.ok()) return ctx.Error("grid: " + grid.status().message());
   const int64_t n = x.dim(0), c = x.dim(1), h = x.dim(2), w = x.dim(3);
   const int64_t ho = grid_t.dim(1), wo = grid_t.dim(2), points = ho * wo;
-  PX_ASSIGN_OR_RETURN(Tensor * out,
-                      ctx.Output(0, x.dtype(), Shape{n, c, ho, wo}));
+  PX_ASSIGN_OR_RETURN(Tensor * out, ctx.Output(0, x.dtype(), Shape{n, c, ho, wo}));
   if (out->numel() == 0) return Status::Ok();
   if (h == 0 || w == 0)
-    return ctx.Error("X has an empty spatial shape " +
-                     ShapeToString(x.shape()));
-  GsGeom g{h,
-           w,
-           -0.5,
-           -0.5,
-           static_cast<double>(w) - 0.5,
-           static_cast<double>(h) - 0.5};
+    return ctx.Error("X has an empty spatial shape " + ShapeToString(x.shape()));
+  GsGeom g{h, w, -0.5, -0.5, static_cast<double>(w) - 0.5, static_cast<double>(h) - 0.5};
   if (p.align_corners)
-    g = GsGeom{
-        h, w, 0.0, 0.0, static_cast<double>(w - 1), static_cast<double>(h - 1)};
-  const int taps = p.mode == GsMode::kNearest    ? 1
-                   : p.mode == GsMode::kBilinear ? 4
-                                                 : 16;
+    g = GsGeom{h, w, 0.0, 0.0, static_cast<double>(w - 1), static_cast<double>(h - 1)};
+  const int taps = p.mode == GsMode::kNearest ? 1 : p.mode == GsMode::kBilinear ? 4 : 16;
   std::vector<int64_t> idx(static_cast<size_t>(points * taps));
   std::vector<double> wt(idx.size());
   return DispatchImageFloat(x.dtype(), [&]<typename T>() -> Status {
@@ -413,8 +376,8 @@ Status GridSample(KernelContext& ctx) {
       for (int64_t i = 0; i < points; ++i)
         GridTaps(p, g, gp[2 * i], gp[2 * i + 1], &idx[i * taps], &wt[i * taps]);
       for (int64_t ch = 0; ch < c; ++ch) {
-        GridApply(x.data<T>() + (b * c + ch) * h * w, idx.data(), wt.data(),
-                  taps, points, out->data<T>() + (b * c + ch) * points);
+        GridApply(x.data<T>() + (b * c + ch) * h * w, idx.data(), wt.data(), taps, points,
+                  out->data<T>() + (b * c + ch) * points);
       }
     }
     return Status::Ok();

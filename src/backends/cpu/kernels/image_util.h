@@ -16,11 +16,10 @@
 namespace parallax {
 namespace image {
 
-void RegisterResizeOps(OpRegistry& r);  // image_resize.cc: Resize, Upsample
-void RegisterNmsOps(OpRegistry& r);     // image_nms.cc: NonMaxSuppression
-void RegisterSamplingOps(
-    OpRegistry& r);                     // image_sample.cc: RoiAlign, GridSample
-void RegisterUnpoolOps(OpRegistry& r);  // image.cc: MaxUnpool
+void RegisterResizeOps(OpRegistry& r);    // image_resize.cc: Resize, Upsample
+void RegisterNmsOps(OpRegistry& r);       // image_nms.cc: NonMaxSuppression
+void RegisterSamplingOps(OpRegistry& r);  // image_sample.cc: RoiAlign, GridSample
+void RegisterUnpoolOps(OpRegistry& r);    // image.cc: MaxUnpool
 
 // Reads a float32/float64/float16 tensor (or an int tensor) as doubles.
 Result<std::vector<double>> ReadDoubles(const Tensor& t);
@@ -28,11 +27,10 @@ Result<std::vector<double>> ReadDoubles(const Tensor& t);
 // The type arithmetic on T is done in: double for float64 and wide
 // integers, float otherwise (float16, float32, narrow integers, bool).
 template <typename T>
-using ComputeOf = std::conditional_t<
-    std::is_same_v<T, double> || std::is_same_v<T, int64_t> ||
-        std::is_same_v<T, uint64_t> || std::is_same_v<T, int32_t> ||
-        std::is_same_v<T, uint32_t>,
-    double, float>;
+using ComputeOf = std::conditional_t<std::is_same_v<T, double> || std::is_same_v<T, int64_t> ||
+                                         std::is_same_v<T, uint64_t> ||
+                                         std::is_same_v<T, int32_t> || std::is_same_v<T, uint32_t>,
+                                     double, float>;
 
 template <typename C, typename T>
 inline C ToCompute(T v) {
@@ -58,8 +56,7 @@ inline T FromCompute(C v) {
     C r = std::nearbyint(v);
     if (r <= static_cast<C>(std::numeric_limits<T>::lowest()))
       return std::numeric_limits<T>::lowest();
-    if (r >= static_cast<C>(std::numeric_limits<T>::max()))
-      return std::numeric_limits<T>::max();
+    if (r >= static_cast<C>(std::numeric_limits<T>::max())) return std::numeric_limits<T>::max();
     return static_cast<T>(r);
   }
 }

@@ -19,8 +19,7 @@ double Determinant(std::vector<double>& a, int64_t n) {
       if (std::abs(a[r * n + col]) > std::abs(a[pivot * n + col])) pivot = r;
     if (a[pivot * n + col] == 0.0) return 0.0;
     if (pivot != col) {
-      for (int64_t c = 0; c < n; ++c)
-        std::swap(a[col * n + c], a[pivot * n + c]);
+      for (int64_t c = 0; c < n; ++c) std::swap(a[col * n + c], a[pivot * n + c]);
       det = -det;
     }
     const double d = a[col * n + col];
@@ -66,8 +65,7 @@ Status Det(KernelContext& ctx) {
     return ctx.Error("Det needs a float16/float32/float64 input, got " +
                      std::string(DTypeName(dt)));
   if (x.rank() < 2 || x.dim(x.rank() - 1) != x.dim(x.rank() - 2))
-    return ctx.Error("Det needs an input of shape [*, M, M], got " +
-                     ShapeToString(x.shape()));
+    return ctx.Error("Det needs an input of shape [*, M, M], got " + ShapeToString(x.shape()));
   const int64_t n = x.dim(x.rank() - 1);
   Shape out_shape(x.shape().begin(), x.shape().end() - 2);
   PX_ASSIGN_OR_RETURN(Tensor * out, ctx.Output(0, dt, out_shape));

@@ -48,8 +48,8 @@ Result<Term> ParseTerm(const std::string& s) {
     }
     int id = LetterId(s[i]);
     if (id < 0)
-      return InvalidArgument("invalid character '" + std::string(1, s[i]) +
-                             "' in einsum term '" + s + "'");
+      return InvalidArgument("invalid character '" + std::string(1, s[i]) + "' in einsum term '" +
+                             s + "'");
     t.letters.push_back(id);
   }
   return t;
@@ -88,8 +88,7 @@ std::vector<int> ExpandTerm(const Term& t, int ell_rank, int total_ell) {
   std::vector<int> labels;
   for (size_t i = 0; i <= t.letters.size(); ++i) {
     if (static_cast<int>(i) == t.ellipsis_pos)
-      for (int k = total_ell - ell_rank; k < total_ell; ++k)
-        labels.push_back(kNumLetters + k);
+      for (int k = total_ell - ell_rank; k < total_ell; ++k) labels.push_back(kNumLetters + k);
     if (i < t.letters.size()) labels.push_back(t.letters[i]);
   }
   return labels;
@@ -101,13 +100,11 @@ Result<Resolved> Resolve(const Equation& e, const std::vector<Shape>& shapes) {
   std::vector<int> ell_ranks;
   for (size_t i = 0; i < e.inputs.size(); ++i) {
     const Term& t = e.inputs[i];
-    int rank = static_cast<int>(shapes[i].size()),
-        nl = static_cast<int>(t.letters.size());
+    int rank = static_cast<int>(shapes[i].size()), nl = static_cast<int>(t.letters.size());
     int ell = rank - nl;
     if ((t.ellipsis_pos < 0 && ell != 0) || ell < 0)
-      return InvalidArgument("einsum input " + std::to_string(i) +
-                             " has rank " + std::to_string(rank) +
-                             " but its term names " + std::to_string(nl) +
+      return InvalidArgument("einsum input " + std::to_string(i) + " has rank " +
+                             std::to_string(rank) + " but its term names " + std::to_string(nl) +
                              " axes");
     ell_ranks.push_back(ell);
     total_ell = std::max(total_ell, ell);
@@ -124,9 +121,8 @@ Result<Resolved> Resolve(const Equation& e, const std::vector<Shape>& shapes) {
       if (s < 0 || (ell && s == 1))
         s = d;
       else if (s != d && !(ell && d == 1))
-        return InvalidArgument(
-            "einsum label size mismatch: " + std::to_string(s) + " vs " +
-            std::to_string(d) + " in input " + std::to_string(i));
+        return InvalidArgument("einsum label size mismatch: " + std::to_string(s) + " vs " +
+                               std::to_string(d) + " in input " + std::to_string(i));
     }
     r.inputs.push_back(std::move(labels));
   }
@@ -135,12 +131,9 @@ Result<Resolved> Resolve(const Equation& e, const std::vector<Shape>& shapes) {
     r.output = ExpandTerm(e.output, total_ell, total_ell);
     for (size_t a = 0; a < r.output.size(); ++a) {
       int l = r.output[a];
-      if (count[l] == 0)
-        return InvalidArgument(
-            "einsum output label does not appear in any input");
+      if (count[l] == 0) return InvalidArgument("einsum output label does not appear in any input");
       for (size_t b = 0; b < a; ++b)
-        if (r.output[b] == l)
-          return InvalidArgument("einsum output repeats a label");
+        if (r.output[b] == l) return InvalidArgument("einsum output repeats a label");
     }
   } else {
     for (int k = 0; k < total_ell; ++k) r.output.push_back(kNumLetters + k);
@@ -160,8 +153,7 @@ struct View {
 };
 
 template <typename T>
-View<T> MakeView(const T* data, const std::vector<int>& labels,
-                 const Shape& shape) {
+View<T> MakeView(const T* data, const std::vector<int>& labels, const Shape& shape) {
   View<T> v;
   v.data = data;
   int64_t stride = 1;
@@ -185,8 +177,7 @@ View<T> MakeView(const T* data, const std::vector<int>& labels,
 
 // Calls f(offset) for every index of `sizes` in row-major order.
 template <typename F>
-void ForEachOffset(const std::vector<int64_t>& sizes,
-                   const std::vector<int64_t>& strides, F&& f) {
+void ForEachOffset(const std::vector<int64_t>& sizes, const std::vector<int64_t>& strides, F&& f) {
   for (int64_t s : sizes)
     if (s == 0) return;
   const size_t r = sizes.size();
@@ -213,19 +204,17 @@ void ForEachOffset(const std::vector<int64_t>& sizes,
 // Packs `v` into contiguous `out` with axes `target` (sizes from `sizes`),
 // broadcasting size-1 axes and summing the view's labels not in `target`.
 template <typename T>
-void Pack(const View<T>& v, const std::vector<int>& target,
-          const std::vector<int64_t>& sizes, T* out) {
+void Pack(const View<T>& v, const std::vector<int>& target, const std::vector<int64_t>& sizes,
+          T* out) {
   std::vector<int64_t> osz, ost, rsz, rst;
   for (int l : target) {
     osz.push_back(sizes[l]);
     auto it = std::find(v.labels.begin(), v.labels.end(), l);
     size_t i = static_cast<size_t>(it - v.labels.begin());
-    ost.push_back(
-        it == v.labels.end() || v.sizes[i] != sizes[l] ? 0 : v.strides[i]);
+    ost.push_back(it == v.labels.end() || v.sizes[i] != sizes[l] ? 0 : v.strides[i]);
   }
   for (size_t i = 0; i < v.labels.size(); ++i) {
-    if (std::find(target.begin(), target.end(), v.labels[i]) != target.end())
-      continue;
+    if (std::find(target.begin(), target.end(), v.labels[i]) != target.end()) continue;
     rsz.push_back(v.sizes[i]);
     rst.push_back(v.strides[i]);
   }
@@ -242,21 +231,17 @@ void Pack(const View<T>& v, const std::vector<int>& target,
   });
 }
 
-int64_t Product(const std::vector<int>& labels,
-                const std::vector<int64_t>& sizes) {
+int64_t Product(const std::vector<int>& labels, const std::vector<int64_t>& sizes) {
   int64_t p = 1;
   for (int l : labels) p *= sizes[l];
   return p;
 }
 
-bool Has(const std::vector<int>& v, int l) {
-  return std::find(v.begin(), v.end(), l) != v.end();
-}
+bool Has(const std::vector<int>& v, int l) { return std::find(v.begin(), v.end(), l) != v.end(); }
 
 // C[b] = A[b] (M x K) * B[b] (K x N), all contiguous.
 template <typename T>
-void BatchedMatMul(int64_t batch, int64_t M, int64_t K, int64_t N, const T* A,
-                   const T* B, T* C) {
+void BatchedMatMul(int64_t batch, int64_t M, int64_t K, int64_t N, const T* A, const T* B, T* C) {
   std::fill(C, C + batch * M * N, T(0));
   for (int64_t b = 0; b < batch; ++b) {
     const T* a = A + b * M * K;
@@ -275,8 +260,7 @@ void BatchedMatMul(int64_t batch, int64_t M, int64_t K, int64_t N, const T* A,
 
 // Contracts two views, keeping the labels in `keep`.
 template <typename T>
-View<T> Contract(const View<T>& a, const View<T>& b,
-                 const std::vector<int>& keep,
+View<T> Contract(const View<T>& a, const View<T>& b, const std::vector<int>& keep,
                  const std::vector<int64_t>& sizes) {
   std::vector<int> batch, m, n, k;
   for (int l : a.labels) {
@@ -290,15 +274,14 @@ View<T> Contract(const View<T>& a, const View<T>& b,
   }
   for (int l : b.labels)
     if (!Has(a.labels, l) && Has(keep, l)) n.push_back(l);
-  const int64_t nb = Product(batch, sizes), nm = Product(m, sizes),
-                nk = Product(k, sizes), nn = Product(n, sizes);
+  const int64_t nb = Product(batch, sizes), nm = Product(m, sizes), nk = Product(k, sizes),
+                nn = Product(n, sizes);
   std::vector<int> a_order = batch, b_order = batch;
   a_order.insert(a_order.end(), m.begin(), m.end());
   a_order.insert(a_order.end(), k.begin(), k.end());
   b_order.insert(b_order.end(), k.begin(), k.end());
   b_order.insert(b_order.end(), n.begin(), n.end());
-  std::vector<T> pa(static_cast<size_t>(nb * nm * nk)),
-      pb(static_cast<size_t>(nb * nk * nn));
+  std::vector<T> pa(static_cast<size_t>(nb * nm * nk)), pb(static_cast<size_t>(nb * nk * nn));
   Pack(a, a_order, sizes, pa.data());
   Pack(b, b_order, sizes, pb.data());
   View<T> c;
@@ -338,15 +321,13 @@ Status Einsum(KernelContext& ctx) {
   const Equation& eq = parsed.value();
   if (static_cast<int>(eq.inputs.size()) != ctx.num_inputs())
     return ctx.Error("equation has " + std::to_string(eq.inputs.size()) +
-                     " input terms but the node has " +
-                     std::to_string(ctx.num_inputs()) + " inputs");
+                     " input terms but the node has " + std::to_string(ctx.num_inputs()) +
+                     " inputs");
   std::vector<Shape> shapes;
   const DType dt = ctx.input(0).dtype();
   for (int i = 0; i < ctx.num_inputs(); ++i) {
-    if (!ctx.has_input(i))
-      return ctx.Error("input " + std::to_string(i) + " is missing");
-    if (ctx.input(i).dtype() != dt)
-      return ctx.Error("inputs must share one dtype");
+    if (!ctx.has_input(i)) return ctx.Error("input " + std::to_string(i) + " is missing");
+    if (ctx.input(i).dtype() != dt) return ctx.Error("inputs must share one dtype");
     shapes.push_back(ctx.input(i).shape());
   }
   auto resolved = Resolve(eq, shapes);
@@ -360,20 +341,17 @@ Status Einsum(KernelContext& ctx) {
     std::vector<const float*> ptrs;
     for (size_t i = 0; i < shapes.size(); ++i) {
       const Half* h = ctx.input(static_cast<int>(i)).data<Half>();
-      for (int64_t j = 0; j < NumElements(shapes[i]); ++j)
-        bufs[i].push_back(HalfToFloat(h[j]));
+      for (int64_t j = 0; j < NumElements(shapes[i]); ++j) bufs[i].push_back(HalfToFloat(h[j]));
       ptrs.push_back(bufs[i].data());
     }
     std::vector<float> o(static_cast<size_t>(out->numel()));
     RunEinsum(r, ptrs, shapes, o.data());
-    for (size_t j = 0; j < o.size(); ++j)
-      out->data<Half>()[j] = FloatToHalf(o[j]);
+    for (size_t j = 0; j < o.size(); ++j) out->data<Half>()[j] = FloatToHalf(o[j]);
     return Status::Ok();
   }
   return DispatchNumeric(dt, [&]<typename T>() -> Status {
     std::vector<const T*> ptrs;
-    for (int i = 0; i < ctx.num_inputs(); ++i)
-      ptrs.push_back(ctx.input(i).data<T>());
+    for (int i = 0; i < ctx.num_inputs(); ++i) ptrs.push_back(ctx.input(i).data<T>());
     RunEinsum(r, ptrs, shapes, out->data<T>());
     return Status::Ok();
   });

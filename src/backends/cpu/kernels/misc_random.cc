@@ -20,13 +20,7 @@
 namespace parallax {
 namespace {
 
-enum class RandomKind {
-  kUniform,
-  kNormal,
-  kUniformLike,
-  kNormalLike,
-  kBernoulli
-};
+enum class RandomKind { kUniform, kNormal, kUniformLike, kNormalLike, kBernoulli };
 
 bool IsFloat(DType t) {
   return t == DType::kFloat32 || t == DType::kFloat64 || t == DType::kFloat16;
@@ -44,8 +38,7 @@ class RandomKernel : public Kernel {
       std::random_device rd;
       gen_.seed((static_cast<uint64_t>(rd()) << 32) ^ rd());
     }
-    const bool normal =
-        kind == RandomKind::kNormal || kind == RandomKind::kNormalLike;
+    const bool normal = kind == RandomKind::kNormal || kind == RandomKind::kNormalLike;
     a_ = node.attr_float(normal ? "mean" : "low", 0.f);
     b_ = node.attr_float(normal ? "scale" : "high", 1.f);
   }
@@ -56,26 +49,21 @@ class RandomKernel : public Kernel {
     Shape shape;
     DType dt = DType::kFloat32;
     if (kind_ == RandomKind::kUniform || kind_ == RandomKind::kNormal) {
-      if (!node.has_attr("shape"))
-        return ctx.Error("attribute 'shape' is required");
+      if (!node.has_attr("shape")) return ctx.Error("attribute 'shape' is required");
       shape = node.attr_ints("shape");
       for (int64_t d : shape)
-        if (d < 0)
-          return ctx.Error("negative dimension in shape " +
-                           ShapeToString(shape));
+        if (d < 0) return ctx.Error("negative dimension in shape " + ShapeToString(shape));
     } else {
       if (!ctx.has_input(0)) return ctx.Error("input is required");
       shape = ctx.input(0).shape();
       dt = ctx.input(0).dtype();
     }
-    if (node.has_attr("dtype"))
-      dt = static_cast<DType>(node.attr_int("dtype", 1));
+    if (node.has_attr("dtype")) dt = static_cast<DType>(node.attr_int("dtype", 1));
     if (!IsFloat(dt))
       return ctx.Error("output dtype must be float16/float32/float64, got " +
                        std::string(DTypeName(dt)));
     PX_ASSIGN_OR_RETURN(Tensor * out, ctx.Output(0, dt, shape));
-    const bool normal =
-        kind_ == RandomKind::kNormal || kind_ == RandomKind::kNormalLike;
+    const bool normal = kind_ == RandomKind::kNormal || kind_ == RandomKind::kNormalLike;
     const int64_t n = out->numel();
     for (int64_t i = 0; i < n; ++i) {
       const double v = normal ? a_ + b_ * Normal() : a_ + (b_ - a_) * Uniform();
@@ -96,8 +84,7 @@ class RandomKernel : public Kernel {
     }
     double u1 = Uniform(), u2 = Uniform();
     while (u1 <= 0.0) u1 = Uniform();
-    const double r = std::sqrt(-2.0 * std::log(u1)),
-                 t = 2.0 * std::numbers::pi * u2;
+    const double r = std::sqrt(-2.0 * std::log(u1)), t = 2.0 * std::numbers::pi * u2;
     spare_ = r * std::sin(t);
     has_spare_ = true;
     return r * std::cos(t);
@@ -123,16 +110,14 @@ class RandomKernel : public Kernel {
       return ctx.Error("input must be float16/float32/float64, got " +
                        std::string(DTypeName(p.dtype())));
     DType dt = p.dtype();
-    if (ctx.node().has_attr("dtype"))
-      dt = static_cast<DType>(ctx.node().attr_int("dtype", 1));
+    if (ctx.node().has_attr("dtype")) dt = static_cast<DType>(ctx.node().attr_int("dtype", 1));
     if (!IsSupportedDType(dt)) return ctx.Error("unsupported output dtype");
     PX_ASSIGN_OR_RETURN(Tensor * out, ctx.Output(0, dt, p.shape()));
     const int64_t n = p.numel();
     return DispatchAll(dt, [&]<typename T>() -> Status {
       T* o = out->data<T>();
       for (int64_t i = 0; i < n; ++i) {
-        double prob = p.dtype() == DType::kFloat16
-                          ? HalfToFloat(p.data<Half>()[i])
+        double prob = p.dtype() == DType::kFloat16   ? HalfToFloat(p.data<Half>()[i])
                       : p.dtype() == DType::kFloat32 ? p.data<float>()[i]
                                                      : p.data<double>()[i];
         const bool one = Uniform() < prob;

@@ -31,12 +31,10 @@ struct ConvGeometry {
   int64_t group = 1;
   int64_t in_channels = 0, out_channels = 0;
   Window win;
-  Shape dnnl_w;  // oneDNN logical weight dims ([g,] O, I, k...).
-  std::vector<int64_t>
-      dnnl_w_strides;  // Strides of the ONNX bytes in those dims.
-  std::vector<int64_t>
-      pad_end;  // oneDNN padding_r (deconv: minus output_padding).
-  Shape y;      // Output shape.
+  Shape dnnl_w;                         // oneDNN logical weight dims ([g,] O, I, k...).
+  std::vector<int64_t> dnnl_w_strides;  // Strides of the ONNX bytes in those dims.
+  std::vector<int64_t> pad_end;         // oneDNN padding_r (deconv: minus output_padding).
+  Shape y;                              // Output shape.
   // What oneDNN computes: y less `deficit` trailing cells per spatial dim that
   // need a negative padding_r (ConvTranspose output beyond the natural size,
   // which gets the bias only).
@@ -53,9 +51,7 @@ struct ConvPlan {
   bool has_bias = false;
 };
 
-std::vector<int64_t> Spatial(const Shape& s) {
-  return {s.begin() + 2, s.end()};
-}
+std::vector<int64_t> Spatial(const Shape& s) { return {s.begin() + 2, s.end()}; }
 
 // Copies `part` (N, M, spatial...) into the leading corner of `full`, whose
 // other cells get the bias (or 0).
@@ -74,13 +70,11 @@ void EmbedWithBias(const Tensor& part, const float* bias, Tensor* full) {
     const float* src = part.data<float>() + p * pplane;
     for (int64_t z = 0; z < ps[0]; ++z)
       for (int64_t y = 0; y < ps[1]; ++y)
-        std::copy_n(src + (z * ps[1] + y) * ps[2], ps[2],
-                    dst + (z * fs[1] + y) * fs[2]);
+        std::copy_n(src + (z * ps[1] + y) * ps[2], ps[2], dst + (z * fs[1] + y) * fs[2]);
   }
 }
 
-Status ConvTransposeWindow(const Node& node, const Shape& x, const Shape& k,
-                           ConvGeometry* g) {
+Status ConvTransposeWindow(const Node& node, const Shape& x, const Shape& k, ConvGeometry* g) {
   size_t r = k.size();
   Window& w = g->win;
   PX_ASSIGN_OR_RETURN(w, ComputeWindow(node, Spatial(x), k, false, true));
@@ -89,8 +83,7 @@ Status ConvTransposeWindow(const Node& node, const Shape& x, const Shape& k,
   std::vector<int64_t> os = node.attr_ints("output_shape");
   if (os.size() == r + 2) os.erase(os.begin(), os.begin() + 2);
   if (adj.size() != r || (!os.empty() && os.size() != r))
-    return InvalidArgument(node.Describe() +
-                           ": output_padding/output_shape rank mismatch");
+    return InvalidArgument(node.Describe() + ": output_padding/output_shape rank mismatch");
   std::string auto_pad = node.attr_string("auto_pad", "NOTSET");
   bool same = auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER";
   g->pad_end.assign(r, 0);
@@ -101,14 +94,12 @@ Status ConvTransposeWindow(const Node& node, const Shape& x, const Shape& k,
     int64_t natural = (w.in[i] - 1) * w.stride[i] + adj[i] + ext;
     if (!os.empty() || same) {
       int64_t target = !os.empty() ? os[i] : w.in[i] * w.stride[i];
-      int64_t total =
-          natural - target;  // May be negative: extra output gets bias only.
+      int64_t total = natural - target;  // May be negative: extra output gets bias only.
       int64_t half = total >= 0 ? total / 2 : -((-total) / 2);
       // SAME_LOWER puts the odd element at the start (ONNX spec).
       w.pad_begin[i] = auto_pad == "SAME_LOWER" ? total - half : half;
       w.pad_end[i] = total - w.pad_begin[i];
-      if (w.pad_begin[i] <
-          0) {  // Keep the leading edge: push the surplus to the end.
+      if (w.pad_begin[i] < 0) {  // Keep the leading edge: push the surplus to the end.
         w.pad_end[i] += w.pad_begin[i];
         w.pad_begin[i] = 0;
       }
@@ -117,9 +108,8 @@ Status ConvTransposeWindow(const Node& node, const Shape& x, const Shape& k,
     }
     w.out[i] = natural - w.pad_begin[i] - w.pad_end[i];
     if (w.out[i] <= 0)
-      return InvalidArgument(node.Describe() + ": output size " +
-                             std::to_string(w.out[i]) + " in spatial dim " +
-                             std::to_string(i));
+      return InvalidArgument(node.Describe() + ": output size " + std::to_string(w.out[i]) +
+                             " in spatial dim " + std::to_string(i));
     g->pad_end[i] = std::max<int64_t>(0, w.pad_end[i] - adj[i]);
     g->deficit[i] = g->pad_end[i] - (w.pad_end[i] - adj[i]);
   }
@@ -127,36 +117,31 @@ Status ConvTransposeWindow(const Node& node, const Shape& x, const Shape& k,
 }
 
 // Validates shapes and computes the geometry for one (X, W) pair.
-Result<ConvGeometry> MakeGeometry(const Node& node, bool transpose,
-                                  const Shape& x, const Shape& w) {
+Result<ConvGeometry> MakeGeometry(const Node& node, bool transpose, const Shape& x,
+                                  const Shape& w) {
   ConvGeometry g;
   g.x = x;
   g.w = w;
   int rank = static_cast<int>(x.size());
   if (rank < 3 || rank > 5)
-    return Unsupported(node.Describe() + ": input rank " +
-                       std::to_string(rank) +
+    return Unsupported(node.Describe() + ": input rank " + std::to_string(rank) +
                        " (only 1-D, 2-D and 3-D convolutions are supported)");
   if (static_cast<int>(w.size()) != rank)
-    return InvalidArgument(node.Describe() + ": weight shape " +
-                           ShapeToString(w) + " does not match input shape " +
-                           ShapeToString(x));
+    return InvalidArgument(node.Describe() + ": weight shape " + ShapeToString(w) +
+                           " does not match input shape " + ShapeToString(x));
   g.group = node.attr_int("group", 1);
-  if (g.group <= 0)
-    return InvalidArgument(node.Describe() + ": group must be > 0");
+  if (g.group <= 0) return InvalidArgument(node.Describe() + ": group must be > 0");
   g.in_channels = x[1];
   g.out_channels = transpose ? w[1] * g.group : w[0];
   int64_t w_in = transpose ? w[0] : w[1] * g.group;
   if (w_in != x[1] || g.out_channels % g.group != 0 || x[1] % g.group != 0)
-    return InvalidArgument(node.Describe() + ": input " + ShapeToString(x) +
-                           ", weight " + ShapeToString(w) + " and group " +
-                           std::to_string(g.group) +
+    return InvalidArgument(node.Describe() + ": input " + ShapeToString(x) + ", weight " +
+                           ShapeToString(w) + " and group " + std::to_string(g.group) +
                            " do not agree on channels");
   Shape k = Spatial(w);
   PX_ASSIGN_OR_RETURN(std::vector<int64_t> ks, KernelShapeAttr(node, rank - 2));
   if (!ks.empty() && ks != k)
-    return InvalidArgument(node.Describe() +
-                           ": kernel_shape does not match weight " +
+    return InvalidArgument(node.Describe() + ": kernel_shape does not match weight " +
                            ShapeToString(w));
   if (transpose) {
     PX_RETURN_IF_ERROR(ConvTransposeWindow(node, x, k, &g));
@@ -183,8 +168,7 @@ Result<ConvGeometry> MakeGeometry(const Node& node, bool transpose,
     g.dnnl_w_strides = {s_oc, s_ic};
   }
   g.dnnl_w.insert(g.dnnl_w.end(), k.begin(), k.end());
-  g.dnnl_w_strides.insert(g.dnnl_w_strides.end(), ks_strides.begin(),
-                          ks_strides.end());
+  g.dnnl_w_strides.insert(g.dnnl_w_strides.end(), ks_strides.begin(), ks_strides.end());
   return g;
 }
 
@@ -197,14 +181,13 @@ bool PreferBlocked(const ConvGeometry& g) {
   const Window& w = g.win;
   bool pointwise = g.group == 1;
   for (int i = 0; i < w.rank; ++i)
-    pointwise = pointwise && w.kernel[i] == 1 && w.stride[i] == 1 &&
-                w.pad_begin[i] == 0 && g.pad_end[i] == 0;
+    pointwise = pointwise && w.kernel[i] == 1 && w.stride[i] == 1 && w.pad_begin[i] == 0 &&
+                g.pad_end[i] == 0;
   return !pointwise;
 }
 
 template <typename PD>
-void FinishPlan(const PD& pd, const ConvGeometry& g, const float* const_w,
-                ConvPlan* p) {
+void FinishPlan(const PD& pd, const ConvGeometry& g, const float* const_w, ConvPlan* p) {
   const dnnl::engine& eng = Engine();
   dnnl::stream& s = ThreadStream();
   memory::desc src_plain = PlainDesc(g.x), dst_plain = PlainDesc(g.y_dnnl);
@@ -214,22 +197,18 @@ void FinishPlan(const PD& pd, const ConvGeometry& g, const float* const_w,
   p->user_wei = memory(wei_user, eng, nullptr);
   if (pd.src_desc() != src_plain) {
     p->src_buf = memory(pd.src_desc(), eng);
-    p->src_reorder.emplace(
-        dnnl::reorder::primitive_desc(eng, src_plain, eng, pd.src_desc()));
+    p->src_reorder.emplace(dnnl::reorder::primitive_desc(eng, src_plain, eng, pd.src_desc()));
   }
   if (pd.dst_desc() != dst_plain) {
     p->dst_buf = memory(pd.dst_desc(), eng);
-    p->dst_reorder.emplace(
-        dnnl::reorder::primitive_desc(eng, pd.dst_desc(), eng, dst_plain));
+    p->dst_reorder.emplace(dnnl::reorder::primitive_desc(eng, pd.dst_desc(), eng, dst_plain));
   }
   if (pd.weights_desc() != wei_user) {
     p->wei_buf = memory(pd.weights_desc(), eng);
-    p->wei_reorder.emplace(
-        dnnl::reorder::primitive_desc(eng, wei_user, eng, pd.weights_desc()));
+    p->wei_reorder.emplace(dnnl::reorder::primitive_desc(eng, wei_user, eng, pd.weights_desc()));
     if (const_w != nullptr) {  // Pack the constant weights once.
       p->user_wei.set_data_handle(const_cast<float*>(const_w));
-      p->wei_reorder->execute(
-          s, {{DNNL_ARG_FROM, p->user_wei}, {DNNL_ARG_TO, p->wei_buf}});
+      p->wei_reorder->execute(s, {{DNNL_ARG_FROM, p->user_wei}, {DNNL_ARG_TO, p->wei_buf}});
       s.wait();
       p->weights_packed = true;
     }
@@ -238,20 +217,17 @@ void FinishPlan(const PD& pd, const ConvGeometry& g, const float* const_w,
   p->prim = dnnl::primitive(pd);
 }
 
-ConvPlan MakePlan(const ConvGeometry& g, bool transpose, bool has_bias,
-                  const float* const_w) {
+ConvPlan MakePlan(const ConvGeometry& g, bool transpose, bool has_bias, const float* const_w) {
   using dnnl::algorithm;
   using dnnl::prop_kind;
   const Window& w = g.win;
-  memory::dims strides = Dims(w.stride), pl = Dims(w.pad_begin),
-               pr = Dims(g.pad_end);
+  memory::dims strides = Dims(w.stride), pl = Dims(w.pad_begin), pr = Dims(g.pad_end);
   memory::dims dil(w.dilation.size());
   for (size_t i = 0; i < dil.size(); ++i) dil[i] = w.dilation[i] - 1;
   bool blocked = PreferBlocked(g);
-  memory::desc src =
-      blocked ? memory::desc(Dims(g.x), dt::f32, tag::any) : PlainDesc(g.x);
-  memory::desc dst = blocked ? memory::desc(Dims(g.y_dnnl), dt::f32, tag::any)
-                             : PlainDesc(g.y_dnnl);
+  memory::desc src = blocked ? memory::desc(Dims(g.x), dt::f32, tag::any) : PlainDesc(g.x);
+  memory::desc dst =
+      blocked ? memory::desc(Dims(g.y_dnnl), dt::f32, tag::any) : PlainDesc(g.y_dnnl);
   memory::desc wei(Dims(g.dnnl_w), dt::f32, tag::any);
   memory::desc bias = has_bias ? PlainDesc({g.out_channels}) : memory::desc();
   dnnl::primitive_attr attr;
@@ -261,29 +237,24 @@ ConvPlan MakePlan(const ConvGeometry& g, bool transpose, bool has_bias,
   if (has_bias) plan.bias = memory(bias, Engine(), nullptr);
   if (transpose) {
     dnnl::deconvolution_forward::desc d(prop_kind::forward_inference,
-                                        algorithm::deconvolution_direct, src,
-                                        wei, bias, dst, strides, dil, pl, pr);
-    FinishPlan(dnnl::deconvolution_forward::primitive_desc(d, attr, Engine()),
-               g, const_w, &plan);
+                                        algorithm::deconvolution_direct, src, wei, bias, dst,
+                                        strides, dil, pl, pr);
+    FinishPlan(dnnl::deconvolution_forward::primitive_desc(d, attr, Engine()), g, const_w, &plan);
   } else {
-    dnnl::convolution_forward::desc d(prop_kind::forward_inference,
-                                      algorithm::convolution_direct, src, wei,
-                                      bias, dst, strides, dil, pl, pr);
-    FinishPlan(dnnl::convolution_forward::primitive_desc(d, attr, Engine()), g,
-               const_w, &plan);
+    dnnl::convolution_forward::desc d(prop_kind::forward_inference, algorithm::convolution_direct,
+                                      src, wei, bias, dst, strides, dil, pl, pr);
+    FinishPlan(dnnl::convolution_forward::primitive_desc(d, attr, Engine()), g, const_w, &plan);
   }
   return plan;
 }
 
-void Execute(ConvPlan& p, const float* x, const float* w, const float* b,
-             float* y) {
+void Execute(ConvPlan& p, const float* x, const float* w, const float* b, float* y) {
   dnnl::stream& s = ThreadStream();
   p.user_src.set_data_handle(const_cast<float*>(x));
   p.user_dst.set_data_handle(y);
   memory src = p.user_src, dst = p.user_dst, wei = p.user_wei;
   if (p.src_reorder) {
-    p.src_reorder->execute(
-        s, {{DNNL_ARG_FROM, p.user_src}, {DNNL_ARG_TO, p.src_buf}});
+    p.src_reorder->execute(s, {{DNNL_ARG_FROM, p.user_src}, {DNNL_ARG_TO, p.src_buf}});
     src = p.src_buf;
   }
   if (p.weights_packed) {
@@ -291,8 +262,7 @@ void Execute(ConvPlan& p, const float* x, const float* w, const float* b,
   } else {
     p.user_wei.set_data_handle(const_cast<float*>(w));
     if (p.wei_reorder) {
-      p.wei_reorder->execute(
-          s, {{DNNL_ARG_FROM, p.user_wei}, {DNNL_ARG_TO, p.wei_buf}});
+      p.wei_reorder->execute(s, {{DNNL_ARG_FROM, p.user_wei}, {DNNL_ARG_TO, p.wei_buf}});
       wei = p.wei_buf;
     }
   }
@@ -307,8 +277,7 @@ void Execute(ConvPlan& p, const float* x, const float* w, const float* b,
   }
   p.prim.execute(s, args);
   if (p.dst_reorder)
-    p.dst_reorder->execute(
-        s, {{DNNL_ARG_FROM, p.dst_buf}, {DNNL_ARG_TO, p.user_dst}});
+    p.dst_reorder->execute(s, {{DNNL_ARG_FROM, p.dst_buf}, {DNNL_ARG_TO, p.user_dst}});
   s.wait();
 }
 
@@ -316,19 +285,14 @@ class ConvKernel final : public Kernel {
  public:
   explicit ConvKernel(bool transpose) : transpose_(transpose) {}
 
-  static Result<std::unique_ptr<Kernel>> Create(const KernelInit& init,
-                                                bool transpose) {
+  static Result<std::unique_ptr<Kernel>> Create(const KernelInit& init, bool transpose) {
     auto k = std::make_unique<ConvKernel>(transpose);
-    if (init.num_inputs() < 2)
-      return init.Error("expects at least 2 inputs (X, W)");
-    if (const Tensor* w = init.constant_input(1);
-        w != nullptr && IsFloatLike(w->dtype())) {
+    if (init.num_inputs() < 2) return init.Error("expects at least 2 inputs (X, W)");
+    if (const Tensor* w = init.constant_input(1); w != nullptr && IsFloatLike(w->dtype())) {
       PX_ASSIGN_OR_RETURN(k->const_w_, ToFloat32(*w));
-      k->const_w_ =
-          Tensor::Copy(k->const_w_);  // Own it: independent of the graph.
+      k->const_w_ = Tensor::Copy(k->const_w_);  // Own it: independent of the graph.
     }
-    if (const Tensor* b = init.constant_input(2);
-        b != nullptr && IsFloatLike(b->dtype())) {
+    if (const Tensor* b = init.constant_input(2); b != nullptr && IsFloatLike(b->dtype())) {
       PX_ASSIGN_OR_RETURN(k->const_b_, ToFloat32(*b));
       k->const_b_ = Tensor::Copy(k->const_b_);
     }
@@ -349,31 +313,27 @@ class ConvKernel final : public Kernel {
 
 Status ConvKernel::RunImpl(KernelContext& ctx) {
   PrepareThread();
-  if (!ctx.has_input(0) || !ctx.has_input(1))
-    return ctx.Error("X and W are required");
+  if (!ctx.has_input(0) || !ctx.has_input(1)) return ctx.Error("X and W are required");
   const Tensor& xin = ctx.input(0);
   DType dtype = xin.dtype();
   if (!IsFloatLike(dtype) || ctx.input(1).dtype() != dtype)
-    return ctx.Error("X and W must be the same float type, got " +
-                     std::string(DTypeName(dtype)) + " and " +
-                     std::string(DTypeName(ctx.input(1).dtype())));
+    return ctx.Error("X and W must be the same float type, got " + std::string(DTypeName(dtype)) +
+                     " and " + std::string(DTypeName(ctx.input(1).dtype())));
   PX_ASSIGN_OR_RETURN(Tensor x, ToFloat32(xin));
   Tensor w = const_w_;
   if (!w.defined()) {
     PX_ASSIGN_OR_RETURN(w, ToFloat32(ctx.input(1)));
   }
-  PX_ASSIGN_OR_RETURN(ConvGeometry g, MakeGeometry(ctx.node(), transpose_,
-                                                   x.shape(), w.shape()));
+  PX_ASSIGN_OR_RETURN(ConvGeometry g, MakeGeometry(ctx.node(), transpose_, x.shape(), w.shape()));
   bool has_bias = ctx.has_input(2);
   Tensor b = const_b_;
   if (has_bias && !b.defined()) {
-    if (ctx.input(2).dtype() != dtype)
-      return ctx.Error("B must have the type of X");
+    if (ctx.input(2).dtype() != dtype) return ctx.Error("B must have the type of X");
     PX_ASSIGN_OR_RETURN(b, ToFloat32(ctx.input(2)));
   }
   if (has_bias && b.numel() != g.out_channels)
-    return ctx.Error("bias has " + std::to_string(b.numel()) +
-                     " values, expected " + std::to_string(g.out_channels));
+    return ctx.Error("bias has " + std::to_string(b.numel()) + " values, expected " +
+                     std::to_string(g.out_channels));
   PX_ASSIGN_OR_RETURN(Tensor * out, ctx.Output(0, dtype, g.y));
   if (out->numel() == 0) return Status::Ok();
   if (x.numel() == 0 || w.numel() == 0) {  // No reduction: output is the bias.
@@ -392,19 +352,15 @@ Status ConvKernel::RunImpl(KernelContext& ctx) {
   key.push_back(has_bias ? 1 : 0);
   ConvPlan* plan = cache_.Find(key);
   if (plan == nullptr)
-    plan = cache_.Insert(
-        key, MakePlan(g, transpose_, has_bias,
-                      const_w_.defined() ? const_w_.data<float>() : nullptr));
+    plan = cache_.Insert(key, MakePlan(g, transpose_, has_bias,
+                                       const_w_.defined() ? const_w_.data<float>() : nullptr));
   bool embed = g.y_dnnl != g.y;
-  Tensor y = dtype == DType::kFloat32 && !embed
-                 ? *out
-                 : Tensor::Uninitialized(DType::kFloat32, g.y_dnnl);
-  Execute(*plan, x.data<float>(), w.data<float>(),
-          has_bias ? b.data<float>() : nullptr, y.data<float>());
+  Tensor y =
+      dtype == DType::kFloat32 && !embed ? *out : Tensor::Uninitialized(DType::kFloat32, g.y_dnnl);
+  Execute(*plan, x.data<float>(), w.data<float>(), has_bias ? b.data<float>() : nullptr,
+          y.data<float>());
   if (embed) {
-    Tensor full = dtype == DType::kFloat32
-                      ? *out
-                      : Tensor::Uninitialized(DType::kFloat32, g.y);
+    Tensor full = dtype == DType::kFloat32 ? *out : Tensor::Uninitialized(DType::kFloat32, g.y);
     EmbedWithBias(y, has_bias ? b.data<float>() : nullptr, &full);
     y = full;
   }
@@ -415,12 +371,9 @@ Status ConvKernel::RunImpl(KernelContext& ctx) {
 }  // namespace
 
 void RegisterConvOps(OpRegistry& r) {
-  r.Register("", "Conv", [](const KernelInit& init) {
-    return ConvKernel::Create(init, false);
-  });
-  r.Register("", "ConvTranspose", [](const KernelInit& init) {
-    return ConvKernel::Create(init, true);
-  });
+  r.Register("", "Conv", [](const KernelInit& init) { return ConvKernel::Create(init, false); });
+  r.Register("", "ConvTranspose",
+             [](const KernelInit& init) { return ConvKernel::Create(init, true); });
 }
 
 }  // namespace parallax::nn

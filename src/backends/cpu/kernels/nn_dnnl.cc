@@ -20,8 +20,7 @@ namespace dnnl_util {
 void PrepareThread() {
   thread_local bool prepared = false;
   if (!prepared) {
-    omp_set_num_threads(
-        1);  // The ICV is per thread: oneDNN stays on this thread.
+    omp_set_num_threads(1);  // The ICV is per thread: oneDNN stays on this thread.
     prepared = true;
   }
 }
@@ -51,10 +50,8 @@ dnnl::memory::desc PlainDesc(const Shape& shape, dt type) {
   return StridedDesc(dims, strides, type);
 }
 
-dnnl::memory::desc StridedDesc(const Shape& dims,
-                               const std::vector<int64_t>& strides, dt type) {
-  return dnnl::memory::desc(Dims(dims), type,
-                            dnnl::memory::dims(strides.begin(), strides.end()));
+dnnl::memory::desc StridedDesc(const Shape& dims, const std::vector<int64_t>& strides, dt type) {
+  return dnnl::memory::desc(Dims(dims), type, dnnl::memory::dims(strides.begin(), strides.end()));
 }
 
 dnnl::memory Wrap(const dnnl::memory::desc& md, const void* data) {
@@ -87,8 +84,7 @@ void StoreFromFloat32(const float* src, Tensor* out) {
   int64_t n = out->numel();
   if (out->dtype() == DType::kFloat32) {
     if (out->data<float>() != src && n > 0)
-      std::memcpy(out->data<float>(), src,
-                  static_cast<size_t>(n) * sizeof(float));
+      std::memcpy(out->data<float>(), src, static_cast<size_t>(n) * sizeof(float));
   } else if (out->dtype() == DType::kFloat64) {
     double* o = out->data<double>();
     for (int64_t i = 0; i < n; ++i) o[i] = src[i];
@@ -98,36 +94,30 @@ void StoreFromFloat32(const float* src, Tensor* out) {
   }
 }
 
-Result<std::vector<int64_t>> KernelShapeAttr(const Node& node,
-                                             int spatial_rank) {
+Result<std::vector<int64_t>> KernelShapeAttr(const Node& node, int spatial_rank) {
   std::vector<int64_t> k = node.attr_ints("kernel_shape");
   if (!k.empty() && static_cast<int>(k.size()) != spatial_rank)
-    return InvalidArgument(node.Describe() + ": kernel_shape has " +
-                           std::to_string(k.size()) +
-                           " values but the input has " +
-                           std::to_string(spatial_rank) + " spatial dims");
+    return InvalidArgument(node.Describe() + ": kernel_shape has " + std::to_string(k.size()) +
+                           " values but the input has " + std::to_string(spatial_rank) +
+                           " spatial dims");
   for (int64_t v : k)
-    if (v <= 0)
-      return InvalidArgument(node.Describe() +
-                             ": kernel_shape values must be > 0");
+    if (v <= 0) return InvalidArgument(node.Describe() + ": kernel_shape values must be > 0");
   return k;
 }
 
 namespace {
 
-Result<std::vector<int64_t>> IntsAttr(const Node& node, const char* name,
-                                      size_t n, int64_t def,
+Result<std::vector<int64_t>> IntsAttr(const Node& node, const char* name, size_t n, int64_t def,
                                       int64_t min_value) {
   std::vector<int64_t> v = node.attr_ints(name);
   if (v.empty()) return std::vector<int64_t>(n, def);
   if (v.size() != n)
     return InvalidArgument(node.Describe() + ": attribute '" + name + "' has " +
-                           std::to_string(v.size()) + " values, expected " +
-                           std::to_string(n));
+                           std::to_string(v.size()) + " values, expected " + std::to_string(n));
   for (int64_t x : v)
     if (x < min_value)
-      return InvalidArgument(node.Describe() + ": attribute '" + name +
-                             "' has invalid value " + std::to_string(x));
+      return InvalidArgument(node.Describe() + ": attribute '" + name + "' has invalid value " +
+                             std::to_string(x));
   return v;
 }
 
@@ -147,8 +137,7 @@ Result<Window> ComputeWindow(const Node& node, const std::vector<int64_t>& in,
   } else {
     w.dilation.assign(r, 1);
   }
-  PX_ASSIGN_OR_RETURN(std::vector<int64_t> pads,
-                      IntsAttr(node, "pads", 2 * r, 0, 0));
+  PX_ASSIGN_OR_RETURN(std::vector<int64_t> pads, IntsAttr(node, "pads", 2 * r, 0, 0));
   std::string auto_pad = node.attr_string("auto_pad", "NOTSET");
   w.pad_begin.assign(r, 0);
   w.pad_end.assign(r, 0);
@@ -167,16 +156,14 @@ Result<Window> ComputeWindow(const Node& node, const std::vector<int64_t>& in,
       w.pad_begin[i] = pads[i];
       w.pad_end[i] = pads[i + r];
     } else if (auto_pad != "VALID") {
-      return InvalidArgument(node.Describe() + ": unknown auto_pad '" +
-                             auto_pad + "'");
+      return InvalidArgument(node.Describe() + ": unknown auto_pad '" + auto_pad + "'");
     }
     int64_t span = in[i] + w.pad_begin[i] + w.pad_end[i] - ext;
     if (span < 0)
-      return InvalidArgument(
-          node.Describe() + ": window extent " + std::to_string(ext) +
-          " exceeds padded input size " +
-          std::to_string(in[i] + w.pad_begin[i] + w.pad_end[i]) +
-          " in spatial dim " + std::to_string(i));
+      return InvalidArgument(node.Describe() + ": window extent " + std::to_string(ext) +
+                             " exceeds padded input size " +
+                             std::to_string(in[i] + w.pad_begin[i] + w.pad_end[i]) +
+                             " in spatial dim " + std::to_string(i));
     w.out[i] = (ceil_mode ? (span + s - 1) / s : span / s) + 1;
     // A window may not start in the right padding (PyTorch/ONNX ceil rule).
     if (ceil_mode && (w.out[i] - 1) * s >= in[i] + w.pad_begin[i]) --w.out[i];
@@ -185,8 +172,7 @@ Result<Window> ComputeWindow(const Node& node, const std::vector<int64_t>& in,
 }
 
 Result<MatMulShapes> BroadcastMatMulShapes(Shape a, Shape b) {
-  if (a.empty() || b.empty())
-    return InvalidArgument("MatMul operands must have rank >= 1");
+  if (a.empty() || b.empty()) return InvalidArgument("MatMul operands must have rank >= 1");
   std::string what = "A " + ShapeToString(a) + ", B " + ShapeToString(b);
   bool a_vec = a.size() == 1, b_vec = b.size() == 1;
   if (a_vec) a.insert(a.begin(), 1);
@@ -195,12 +181,10 @@ Result<MatMulShapes> BroadcastMatMulShapes(Shape a, Shape b) {
   s.m = a[a.size() - 2];
   s.k = a.back();
   s.n = b.back();
-  if (b[b.size() - 2] != s.k)
-    return InvalidArgument("inner dimensions differ: " + what);
+  if (b[b.size() - 2] != s.k) return InvalidArgument("inner dimensions differ: " + what);
   Shape ba(a.begin(), a.end() - 2), bb(b.begin(), b.end() - 2);
   Result<Shape> batch = BroadcastShapes(ba, bb);
-  if (!batch.ok())
-    return InvalidArgument("batch dimensions do not broadcast: " + what);
+  if (!batch.ok()) return InvalidArgument("batch dimensions do not broadcast: " + what);
   size_t r = batch->size() + 2;
   s.a = a;
   s.b = b;

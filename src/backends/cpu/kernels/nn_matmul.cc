@@ -31,18 +31,15 @@ struct MatMulPlan {
 
 // Creates a matmul primitive. With `const_w`, the weights are packed once into
 // the preferred layout; otherwise the primitive reads `wei_md` directly.
-MatMulPlan MakeMatMulPlan(const memory::desc& src_md,
-                          const memory::desc& wei_md,
-                          const memory::desc& dst_md,
-                          const memory::desc& bias_md, float alpha,
+MatMulPlan MakeMatMulPlan(const memory::desc& src_md, const memory::desc& wei_md,
+                          const memory::desc& dst_md, const memory::desc& bias_md, float alpha,
                           const float* const_w) {
   const dnnl::engine& eng = Engine();
   dnnl::primitive_attr attr;
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   if (alpha != 1.f) attr.set_output_scales(0, {alpha});
-  memory::desc wei_want = const_w != nullptr
-                              ? memory::desc(wei_md.dims(), dt::f32, tag::any)
-                              : wei_md;
+  memory::desc wei_want =
+      const_w != nullptr ? memory::desc(wei_md.dims(), dt::f32, tag::any) : wei_md;
   dnnl::matmul::desc d(src_md, wei_want, bias_md, dst_md);
   dnnl::matmul::primitive_desc pd(d, attr, eng);
   MatMulPlan p;
@@ -64,17 +61,15 @@ MatMulPlan MakeMatMulPlan(const memory::desc& src_md,
   return p;
 }
 
-void RunMatMulPlan(MatMulPlan& p, const float* a, const float* b,
-                   const float* bias, float* y) {
+void RunMatMulPlan(MatMulPlan& p, const float* a, const float* b, const float* bias, float* y) {
   dnnl::stream& s = ThreadStream();
   p.src.set_data_handle(const_cast<float*>(a));
   p.dst.set_data_handle(y);
   if (!p.packed) p.wei.set_data_handle(const_cast<float*>(b));
-  std::unordered_map<int, memory> args = {
-      {DNNL_ARG_SRC, p.src},
-      {DNNL_ARG_WEIGHTS, p.packed ? p.wei_buf : p.wei},
-      {DNNL_ARG_DST, p.dst},
-      {DNNL_ARG_SCRATCHPAD, p.scratch}};
+  std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, p.src},
+                                          {DNNL_ARG_WEIGHTS, p.packed ? p.wei_buf : p.wei},
+                                          {DNNL_ARG_DST, p.dst},
+                                          {DNNL_ARG_SCRATCHPAD, p.scratch}};
   if (p.has_bias) {
     p.bias.set_data_handle(const_cast<float*>(bias));
     args[DNNL_ARG_BIAS] = p.bias;
@@ -87,8 +82,7 @@ class MatMulKernel final : public Kernel {
  public:
   static Result<std::unique_ptr<Kernel>> Create(const KernelInit& init) {
     auto k = std::make_unique<MatMulKernel>();
-    if (const Tensor* b = init.constant_input(1);
-        b != nullptr && IsFloatLike(b->dtype())) {
+    if (const Tensor* b = init.constant_input(1); b != nullptr && IsFloatLike(b->dtype())) {
       PX_ASSIGN_OR_RETURN(k->const_b_, ToFloat32(*b));
       k->const_b_ = Tensor::Copy(k->const_b_);
     }
@@ -106,14 +100,13 @@ class MatMulKernel final : public Kernel {
 
 Status MatMulKernel::RunImpl(KernelContext& ctx) {
   PrepareThread();
-  if (!ctx.has_input(0) || !ctx.has_input(1))
-    return ctx.Error("A and B are required");
+  if (!ctx.has_input(0) || !ctx.has_input(1)) return ctx.Error("A and B are required");
   const Tensor& ain = ctx.input(0);
   const Tensor& bin = ctx.input(1);
   DType dtype = ain.dtype();
   if (bin.dtype() != dtype)
-    return ctx.Error("A and B types differ: " + std::string(DTypeName(dtype)) +
-                     " vs " + std::string(DTypeName(bin.dtype())));
+    return ctx.Error("A and B types differ: " + std::string(DTypeName(dtype)) + " vs " +
+                     std::string(DTypeName(bin.dtype())));
   Result<MatMulShapes> shapes = BroadcastMatMulShapes(ain.shape(), bin.shape());
   if (!shapes.ok()) return ctx.Error(shapes.status().message());
   const MatMulShapes& s = *shapes;
@@ -125,9 +118,7 @@ Status MatMulKernel::RunImpl(KernelContext& ctx) {
     });
   }
   if (out->numel() == 0) return Status::Ok();
-  Tensor y = dtype == DType::kFloat32
-                 ? *out
-                 : Tensor::Uninitialized(DType::kFloat32, s.out);
+  Tensor y = dtype == DType::kFloat32 ? *out : Tensor::Uninitialized(DType::kFloat32, s.out);
   if (s.k == 0) {
     std::fill_n(y.data<float>(), y.numel(), 0.f);
   } else {
@@ -149,11 +140,9 @@ Status MatMulKernel::RunImpl(KernelContext& ctx) {
     MatMulPlan* plan = cache_.Find(key);
     if (plan == nullptr)
       plan = cache_.Insert(
-          key, MakeMatMulPlan(PlainDesc(sa), PlainDesc(sb), PlainDesc(sy),
-                              memory::desc(), 1.f,
+          key, MakeMatMulPlan(PlainDesc(sa), PlainDesc(sb), PlainDesc(sy), memory::desc(), 1.f,
                               const_b_.defined() ? b.data<float>() : nullptr));
-    RunMatMulPlan(*plan, a.data<float>(), b.data<float>(), nullptr,
-                  y.data<float>());
+    RunMatMulPlan(*plan, a.data<float>(), b.data<float>(), nullptr, y.data<float>());
   }
   if (dtype != DType::kFloat32) StoreFromFloat32(y.data<float>(), out);
   return Status::Ok();
@@ -163,8 +152,7 @@ class GemmKernel final : public Kernel {
  public:
   static Result<std::unique_ptr<Kernel>> Create(const KernelInit& init) {
     auto k = std::make_unique<GemmKernel>();
-    if (const Tensor* b = init.constant_input(1);
-        b != nullptr && IsFloatLike(b->dtype())) {
+    if (const Tensor* b = init.constant_input(1); b != nullptr && IsFloatLike(b->dtype())) {
       PX_ASSIGN_OR_RETURN(k->const_b_, ToFloat32(*b));
       k->const_b_ = Tensor::Copy(k->const_b_);
     }
@@ -183,45 +171,37 @@ class GemmKernel final : public Kernel {
 // beta * C as a [cm, cn] float32 bias broadcastable to [m, n].
 Result<Tensor> GemmBias(KernelContext& ctx, int64_t m, int64_t n, float beta) {
   const Tensor& c = ctx.input(2);
-  if (c.rank() > 2)
-    return ctx.Error("C must have rank <= 2, got " + ShapeToString(c.shape()));
-  int64_t cm = c.rank() == 2 ? c.dim(0) : 1,
-          cn = c.rank() >= 1 ? c.dim(c.rank() - 1) : 1;
+  if (c.rank() > 2) return ctx.Error("C must have rank <= 2, got " + ShapeToString(c.shape()));
+  int64_t cm = c.rank() == 2 ? c.dim(0) : 1, cn = c.rank() >= 1 ? c.dim(c.rank() - 1) : 1;
   if ((cm != 1 && cm != m) || (cn != 1 && cn != n))
-    return ctx.Error("C shape " + ShapeToString(c.shape()) +
-                     " cannot broadcast to [" + std::to_string(m) + "," +
-                     std::to_string(n) + "]");
+    return ctx.Error("C shape " + ShapeToString(c.shape()) + " cannot broadcast to [" +
+                     std::to_string(m) + "," + std::to_string(n) + "]");
   PX_ASSIGN_OR_RETURN(Tensor cf, ToFloat32(c));
   Tensor bias = Tensor::Uninitialized(DType::kFloat32, {cm, cn});
-  for (int64_t i = 0; i < cm * cn; ++i)
-    bias.data<float>()[i] = beta * cf.data<float>()[i];
+  for (int64_t i = 0; i < cm * cn; ++i) bias.data<float>()[i] = beta * cf.data<float>()[i];
   return bias;
 }
 
 Status GemmKernel::RunImpl(KernelContext& ctx) {
   PrepareThread();
-  if (!ctx.has_input(0) || !ctx.has_input(1))
-    return ctx.Error("A and B are required");
+  if (!ctx.has_input(0) || !ctx.has_input(1)) return ctx.Error("A and B are required");
   const Tensor& ain = ctx.input(0);
   DType dtype = ain.dtype();
   if (!IsFloatLike(dtype) || ctx.input(1).dtype() != dtype)
-    return Unsupported(ctx.node().Describe() +
-                       ": Gemm supports float types of equal dtype only");
+    return Unsupported(ctx.node().Describe() + ": Gemm supports float types of equal dtype only");
   if (ain.rank() != 2 || ctx.input(1).rank() != 2)
-    return ctx.Error("A and B must be 2-D, got " + ShapeToString(ain.shape()) +
-                     " and " + ShapeToString(ctx.input(1).shape()));
-  bool ta = ctx.node().attr_int("transA", 0) != 0,
-       tb = ctx.node().attr_int("transB", 0) != 0;
-  float alpha = ctx.node().attr_float("alpha", 1.f),
-        beta = ctx.node().attr_float("beta", 1.f);
+    return ctx.Error("A and B must be 2-D, got " + ShapeToString(ain.shape()) + " and " +
+                     ShapeToString(ctx.input(1).shape()));
+  bool ta = ctx.node().attr_int("transA", 0) != 0, tb = ctx.node().attr_int("transB", 0) != 0;
+  float alpha = ctx.node().attr_float("alpha", 1.f), beta = ctx.node().attr_float("beta", 1.f);
   const Shape& as = ain.shape();
   const Shape& bs = ctx.input(1).shape();
   int64_t m = ta ? as[1] : as[0], k = ta ? as[0] : as[1];
   int64_t kb = tb ? bs[1] : bs[0], n = tb ? bs[0] : bs[1];
   if (k != kb)
-    return ctx.Error("inner dimensions differ: A " + ShapeToString(as) +
-                     ", B " + ShapeToString(bs) + ", transA=" +
-                     std::to_string(ta) + ", transB=" + std::to_string(tb));
+    return ctx.Error("inner dimensions differ: A " + ShapeToString(as) + ", B " +
+                     ShapeToString(bs) + ", transA=" + std::to_string(ta) +
+                     ", transB=" + std::to_string(tb));
   Tensor bias;
   // oneDNN scales the bias too (dst = alpha * (AB + bias)): pre-divide by
   // alpha.
@@ -231,18 +211,15 @@ Status GemmKernel::RunImpl(KernelContext& ctx) {
   }
   PX_ASSIGN_OR_RETURN(Tensor * out, ctx.Output(0, dtype, {m, n}));
   if (out->numel() == 0) return Status::Ok();
-  Tensor y = dtype == DType::kFloat32
-                 ? *out
-                 : Tensor::Uninitialized(DType::kFloat32, {m, n});
+  Tensor y = dtype == DType::kFloat32 ? *out : Tensor::Uninitialized(DType::kFloat32, {m, n});
   float* py = y.data<float>();
   if (k == 0 || alpha == 0.f) {  // No product term: Y = beta * C.
     for (int64_t i = 0; i < m; ++i)
       for (int64_t j = 0; j < n; ++j)
-        py[i * n + j] =
-            bias.defined()
-                ? bias.data<float>()[(bias.dim(0) == 1 ? 0 : i) * bias.dim(1) +
-                                     (bias.dim(1) == 1 ? 0 : j)]
-                : 0.f;
+        py[i * n + j] = bias.defined()
+                            ? bias.data<float>()[(bias.dim(0) == 1 ? 0 : i) * bias.dim(1) +
+                                                 (bias.dim(1) == 1 ? 0 : j)]
+                            : 0.f;
   } else {
     PX_ASSIGN_OR_RETURN(Tensor a, ToFloat32(ain));
     Tensor b = const_b_;
@@ -255,11 +232,9 @@ Status GemmKernel::RunImpl(KernelContext& ctx) {
     if (plan == nullptr) {
       memory::desc amd = ta ? StridedDesc({m, k}, {1, m}) : PlainDesc({m, k});
       memory::desc bmd = tb ? StridedDesc({k, n}, {1, k}) : PlainDesc({k, n});
-      memory::desc cmd =
-          bias.defined() ? PlainDesc(bias.shape()) : memory::desc();
-      plan = cache_.Insert(
-          key, MakeMatMulPlan(amd, bmd, PlainDesc({m, n}), cmd, alpha,
-                              const_b_.defined() ? b.data<float>() : nullptr));
+      memory::desc cmd = bias.defined() ? PlainDesc(bias.shape()) : memory::desc();
+      plan = cache_.Insert(key, MakeMatMulPlan(amd, bmd, PlainDesc({m, n}), cmd, alpha,
+                                               const_b_.defined() ? b.data<float>() : nullptr));
     }
     RunMatMulPlan(*plan, a.data<float>(), b.data<float>(),
                   bias.defined() ? bias.data<float>() : nullptr, py);

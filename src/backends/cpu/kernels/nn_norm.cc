@@ -15,9 +15,8 @@ namespace parallax::nn {
 namespace {
 
 // y[n, p, s] = a[p] * x[n, p, s] + b[p] for P parameter rows of S elements.
-void ApplyAffine(const float* x, const std::vector<float>& a,
-                 const std::vector<float>& b, int64_t batch, int64_t rows,
-                 int64_t run, float* y) {
+void ApplyAffine(const float* x, const std::vector<float>& a, const std::vector<float>& b,
+                 int64_t batch, int64_t rows, int64_t run, float* y) {
   for (int64_t n = 0; n < batch; ++n)
     for (int64_t p = 0; p < rows; ++p) {
       const float* xi = x + (n * rows + p) * run;
@@ -49,10 +48,9 @@ void BatchStats(const float* x, int64_t batch, int64_t channels, int64_t run,
   }
 }
 
-Status WriteVector(KernelContext& ctx, int index, DType dtype,
-                   const Shape& shape, const std::vector<double>& v) {
-  if (index >= ctx.num_outputs() || !ctx.output_used(index))
-    return Status::Ok();
+Status WriteVector(KernelContext& ctx, int index, DType dtype, const Shape& shape,
+                   const std::vector<double>& v) {
+  if (index >= ctx.num_outputs() || !ctx.output_used(index)) return Status::Ok();
   PX_ASSIGN_OR_RETURN(Tensor * t, ctx.Output(index, dtype, shape));
   std::vector<float> f(v.begin(), v.end());
   StoreFromFloat32(f.data(), t);
@@ -63,37 +61,30 @@ bool TrainingMode(const KernelContext& ctx) {
   if (ctx.opset() >= 14) return ctx.node().attr_int("training_mode", 0) != 0;
   if (ctx.opset() < 7 && ctx.node().attr_int("is_test", 0) != 0) return false;
   for (int i = 1; i < ctx.num_outputs(); ++i)
-    if (ctx.output_used(i))
-      return true;  // Statistics outputs only exist in training.
+    if (ctx.output_used(i)) return true;  // Statistics outputs only exist in training.
   return false;
 }
 
 Status BatchNorm(KernelContext& ctx) {
   for (int i = 0; i < 5; ++i)
-    if (!ctx.has_input(i))
-      return ctx.Error("expects 5 inputs (X, scale, B, mean, var)");
+    if (!ctx.has_input(i)) return ctx.Error("expects 5 inputs (X, scale, B, mean, var)");
   const Tensor& xin = ctx.input(0);
   if (!IsFloatLike(xin.dtype()))
-    return ctx.Error("X must be a float tensor, got " +
-                     std::string(DTypeName(xin.dtype())));
-  if (xin.rank() < 2)
-    return ctx.Error("X must have rank >= 2, got " +
-                     ShapeToString(xin.shape()));
+    return ctx.Error("X must be a float tensor, got " + std::string(DTypeName(xin.dtype())));
+  if (xin.rank() < 2) return ctx.Error("X must have rank >= 2, got " + ShapeToString(xin.shape()));
   int64_t batch = xin.dim(0), channels = xin.dim(1);
   int64_t run = batch * channels == 0 ? 0 : xin.numel() / (batch * channels);
   std::vector<Tensor> prm(4);
   for (int i = 0; i < 4; ++i) {
-    PX_ASSIGN_OR_RETURN(prm[static_cast<size_t>(i)],
-                        ToFloat32(ctx.input(i + 1)));
+    PX_ASSIGN_OR_RETURN(prm[static_cast<size_t>(i)], ToFloat32(ctx.input(i + 1)));
   }
   int64_t rows = prm[0].numel();
   // opset < 9 with spatial=0: parameters are per (channel, spatial) element.
   bool per_element = rows != channels && rows == channels * run;
   for (const Tensor& t : prm)
     if (t.numel() != rows || (rows != channels && !per_element))
-      return ctx.Error("scale/B/mean/var must have " +
-                       std::to_string(channels) + " values, got shape " +
-                       ShapeToString(t.shape()));
+      return ctx.Error("scale/B/mean/var must have " + std::to_string(channels) +
+                       " values, got shape " + ShapeToString(t.shape()));
   int64_t affine_run = per_element ? 1 : run;
   int64_t affine_rows = per_element ? channels * run : channels;
   double eps = ctx.node().attr_float("epsilon", 1e-5f);
@@ -105,23 +96,19 @@ Status BatchNorm(KernelContext& ctx) {
   std::vector<double> mean(prm[2].data<float>(), prm[2].data<float>() + rows);
   std::vector<double> var(prm[3].data<float>(), prm[3].data<float>() + rows);
   std::vector<double> bmean, bvar;
-  if (training)
-    BatchStats(x.data<float>(), batch, channels, run, &bmean, &bvar);
+  if (training) BatchStats(x.data<float>(), batch, channels, run, &bmean, &bvar);
   const std::vector<double>& um = training ? bmean : mean;
   const std::vector<double>& uv = training ? bvar : var;
   std::vector<float> a(static_cast<size_t>(rows)), b(static_cast<size_t>(rows));
   for (size_t p = 0; p < a.size(); ++p) {
     double inv = 1.0 / std::sqrt(uv[p] + eps);
     a[p] = static_cast<float>(prm[0].data<float>()[p] * inv);
-    b[p] = static_cast<float>(prm[1].data<float>()[p] -
-                              um[p] * prm[0].data<float>()[p] * inv);
+    b[p] = static_cast<float>(prm[1].data<float>()[p] - um[p] * prm[0].data<float>()[p] * inv);
   }
   PX_ASSIGN_OR_RETURN(Tensor * out, ctx.Output(0, xin.dtype(), xin.shape()));
-  Tensor y = xin.dtype() == DType::kFloat32
-                 ? *out
-                 : Tensor::Uninitialized(DType::kFloat32, xin.shape());
-  ApplyAffine(x.data<float>(), a, b, batch, affine_rows, affine_run,
-              y.data<float>());
+  Tensor y =
+      xin.dtype() == DType::kFloat32 ? *out : Tensor::Uninitialized(DType::kFloat32, xin.shape());
+  ApplyAffine(x.data<float>(), a, b, batch, affine_rows, affine_run, y.data<float>());
   if (xin.dtype() != DType::kFloat32) StoreFromFloat32(y.data<float>(), out);
   if (!training) return Status::Ok();
   std::vector<double> rmean(mean.size()), rvar(var.size());
@@ -133,15 +120,12 @@ Status BatchNorm(KernelContext& ctx) {
   Shape cs = {channels};
   PX_RETURN_IF_ERROR(WriteVector(ctx, 1, stat_type, cs, rmean));
   PX_RETURN_IF_ERROR(WriteVector(ctx, 2, stat_type, cs, rvar));
-  PX_RETURN_IF_ERROR(
-      WriteVector(ctx, 3, stat_type, cs, bmean));   // opset < 14: saved_mean.
-  return WriteVector(ctx, 4, stat_type, cs, bvar);  // opset < 14: saved_var.
+  PX_RETURN_IF_ERROR(WriteVector(ctx, 3, stat_type, cs, bmean));  // opset < 14: saved_mean.
+  return WriteVector(ctx, 4, stat_type, cs, bvar);                // opset < 14: saved_var.
 }
 
 }  // namespace
 
-void RegisterNormOps(OpRegistry& r) {
-  r.Register("BatchNormalization", BatchNorm);
-}
+void RegisterNormOps(OpRegistry& r) { r.Register("BatchNormalization", BatchNorm); }
 
 }  // namespace parallax::nn

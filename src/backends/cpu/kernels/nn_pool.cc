@@ -54,21 +54,19 @@ struct PoolParams {
 };
 
 // Index of input element (z, y, x) for MaxPool's Indices output.
-inline int64_t SpatialIndex(const Pool3& g, int64_t z, int64_t y, int64_t x,
-                            bool column_major) {
+inline int64_t SpatialIndex(const Pool3& g, int64_t z, int64_t y, int64_t x, bool column_major) {
   if (!column_major) return (z * g.in[1] + y) * g.in[2] + x;
   return (x * g.in[1] + y) * g.in[0] + z;
 }
 
 // Pools one (n, c) plane of T values; Acc accumulates avg/lp sums.
 template <typename T, typename Acc>
-void PoolPlane(const Pool3& g, const PoolParams& pp, const T* in, T* out,
-               int64_t* idx, int64_t idx_base) {
+void PoolPlane(const Pool3& g, const PoolParams& pp, const T* in, T* out, int64_t* idx,
+               int64_t idx_base) {
   for (int64_t oz = 0; oz < g.out[0]; ++oz)
     for (int64_t oy = 0; oy < g.out[1]; ++oy)
       for (int64_t ox = 0; ox < g.out[2]; ++ox) {
-        int64_t o[3] = {oz, oy, ox}, start[3], padded[3] = {0, 0, 0},
-                inside[3] = {0, 0, 0};
+        int64_t o[3] = {oz, oy, ox}, start[3], padded[3] = {0, 0, 0}, inside[3] = {0, 0, 0};
         for (int i = 0; i < 3; ++i) start[i] = o[i] * g.s[i] - g.pb[i];
         for (int i = 0; i < 3; ++i)
           for (int64_t t = 0; t < g.k[i]; ++t) {
@@ -98,8 +96,7 @@ void PoolPlane(const Pool3& g, const PoolParams& pp, const T* in, T* out,
               } else if (pp.kind == PoolKind::kAvg) {
                 acc += static_cast<Acc>(v);
               } else {
-                acc += static_cast<Acc>(
-                    std::pow(std::abs(static_cast<double>(v)), pp.p));
+                acc += static_cast<Acc>(std::pow(std::abs(static_cast<double>(v)), pp.p));
               }
             }
           }
@@ -107,69 +104,60 @@ void PoolPlane(const Pool3& g, const PoolParams& pp, const T* in, T* out,
         int64_t oi = (oz * g.out[1] + oy) * g.out[2] + ox;
         if (pp.kind == PoolKind::kMax) {
           out[oi] = best;
-          if (idx != nullptr)
-            idx[oi] = idx_base + std::max<int64_t>(best_at, 0);
+          if (idx != nullptr) idx[oi] = idx_base + std::max<int64_t>(best_at, 0);
         } else if (pp.kind == PoolKind::kAvg) {
           int64_t* cnt = pp.count_include_pad ? padded : inside;
           int64_t n = cnt[0] * cnt[1] * cnt[2];
           out[oi] = static_cast<T>(n > 0 ? acc / static_cast<Acc>(n) : Acc(0));
         } else {
-          out[oi] =
-              static_cast<T>(std::pow(static_cast<double>(acc), 1.0 / pp.p));
+          out[oi] = static_cast<T>(std::pow(static_cast<double>(acc), 1.0 / pp.p));
         }
       }
 }
 
 template <typename T, typename Acc>
-void PoolAll(const Pool3& g, const PoolParams& pp, int64_t planes, const T* in,
-             T* out, int64_t* idx) {
-  int64_t in_plane = g.in[0] * g.in[1] * g.in[2],
-          out_plane = g.out[0] * g.out[1] * g.out[2];
+void PoolAll(const Pool3& g, const PoolParams& pp, int64_t planes, const T* in, T* out,
+             int64_t* idx) {
+  int64_t in_plane = g.in[0] * g.in[1] * g.in[2], out_plane = g.out[0] * g.out[1] * g.out[2];
   for (int64_t p = 0; p < planes; ++p)
     PoolPlane<T, Acc>(g, pp, in + p * in_plane, out + p * out_plane,
-                      idx != nullptr ? idx + p * out_plane : nullptr,
-                      p * in_plane);
+                      idx != nullptr ? idx + p * out_plane : nullptr, p * in_plane);
 }
 
 // C++ pooling of any supported dtype (float16 staged through float32).
-Status ReferencePool(KernelContext& ctx, const Window& w, const PoolParams& pp,
-                     Tensor* out, Tensor* indices) {
+Status ReferencePool(KernelContext& ctx, const Window& w, const PoolParams& pp, Tensor* out,
+                     Tensor* indices) {
   const Tensor& x = ctx.input(0);
   Pool3 g = ToPool3(w);
   int64_t planes = x.dim(0) * x.dim(1);
   int64_t* idx = indices != nullptr ? indices->data<int64_t>() : nullptr;
   switch (x.dtype()) {
     case DType::kFloat32:
-      PoolAll<float, float>(g, pp, planes, x.data<float>(), out->data<float>(),
-                            idx);
+      PoolAll<float, float>(g, pp, planes, x.data<float>(), out->data<float>(), idx);
       return Status::Ok();
     case DType::kFloat64:
-      PoolAll<double, double>(g, pp, planes, x.data<double>(),
-                              out->data<double>(), idx);
+      PoolAll<double, double>(g, pp, planes, x.data<double>(), out->data<double>(), idx);
       return Status::Ok();
     case DType::kFloat16: {
       PX_ASSIGN_OR_RETURN(Tensor xf, ToFloat32(x));
       Tensor yf = Tensor::Uninitialized(DType::kFloat32, out->shape());
-      PoolAll<float, float>(g, pp, planes, xf.data<float>(), yf.data<float>(),
-                            idx);
+      PoolAll<float, float>(g, pp, planes, xf.data<float>(), yf.data<float>(), idx);
       StoreFromFloat32(yf.data<float>(), out);
       return Status::Ok();
     }
     case DType::kInt8:
       if (pp.kind != PoolKind::kMax) break;
-      PoolAll<int8_t, int32_t>(g, pp, planes, x.data<int8_t>(),
-                               out->data<int8_t>(), idx);
+      PoolAll<int8_t, int32_t>(g, pp, planes, x.data<int8_t>(), out->data<int8_t>(), idx);
       return Status::Ok();
     case DType::kUInt8:
       if (pp.kind != PoolKind::kMax) break;
-      PoolAll<uint8_t, int32_t>(g, pp, planes, x.data<uint8_t>(),
-                                out->data<uint8_t>(), idx);
+      PoolAll<uint8_t, int32_t>(g, pp, planes, x.data<uint8_t>(), out->data<uint8_t>(), idx);
       return Status::Ok();
     default:
       break;
   }
-  return Unsupported(ctx.node().Describe() + ": dtype " +
-                     std::string(DTypeName(x.dtype())) + " is not supported");
+  return Unsupported(ctx.node().Describe() + ": dtype " + std::string(DTypeName(x.dtype())) +
+                     " is not supported");
 }
 
 struct PoolPlan {
@@ -178,26 +166,24 @@ struct PoolPlan {
   memory src, dst, scratch;
 };
 
-PoolPlan MakeDnnlPlan(const Shape& xs, const Shape& ys, const Window& w,
-                      PoolKind kind, bool include_pad) {
+PoolPlan MakeDnnlPlan(const Shape& xs, const Shape& ys, const Window& w, PoolKind kind,
+                      bool include_pad) {
   PoolPlan p;
   memory::dims dil(w.dilation.size()), pr(w.pad_end.size());
   for (size_t i = 0; i < dil.size(); ++i) {
     dil[i] = w.dilation[i] - 1;
     int64_t ext = (w.kernel[i] - 1) * w.dilation[i] + 1;
-    pr[i] = std::max(w.pad_end[i], (w.out[i] - 1) * w.stride[i] + ext -
-                                       w.in[i] - w.pad_begin[i]);
+    pr[i] = std::max(w.pad_end[i], (w.out[i] - 1) * w.stride[i] + ext - w.in[i] - w.pad_begin[i]);
   }
   dnnl::algorithm alg = kind == PoolKind::kMax ? dnnl::algorithm::pooling_max
-                        : include_pad
-                            ? dnnl::algorithm::pooling_avg_include_padding
-                            : dnnl::algorithm::pooling_avg_exclude_padding;
+                        : include_pad          ? dnnl::algorithm::pooling_avg_include_padding
+                                               : dnnl::algorithm::pooling_avg_exclude_padding;
   dnnl::primitive_attr attr;
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   try {
-    dnnl::pooling_v2_forward::desc d(
-        dnnl::prop_kind::forward_inference, alg, PlainDesc(xs), PlainDesc(ys),
-        Dims(w.stride), Dims(w.kernel), dil, Dims(w.pad_begin), pr);
+    dnnl::pooling_v2_forward::desc d(dnnl::prop_kind::forward_inference, alg, PlainDesc(xs),
+                                     PlainDesc(ys), Dims(w.stride), Dims(w.kernel), dil,
+                                     Dims(w.pad_begin), pr);
     dnnl::pooling_v2_forward::primitive_desc pd(d, attr, Engine());
     p.src = memory(pd.src_desc(), Engine(), nullptr);
     p.dst = memory(pd.dst_desc(), Engine(), nullptr);
@@ -245,8 +231,7 @@ Status PoolKernel::RunImpl(KernelContext& ctx) {
   if (!ctx.has_input(0)) return ctx.Error("input X is required");
   const Tensor& x = ctx.input(0);
   if (x.rank() < 3 || x.rank() > 5)
-    return Unsupported(ctx.node().Describe() + ": input rank " +
-                       std::to_string(x.rank()) +
+    return Unsupported(ctx.node().Describe() + ": input rank " + std::to_string(x.rank()) +
                        " (1-D to 3-D pooling is supported)");
   int r = x.rank() - 2;
   PX_ASSIGN_OR_RETURN(std::vector<int64_t> k, KernelShapeAttr(ctx.node(), r));
@@ -254,8 +239,7 @@ Status PoolKernel::RunImpl(KernelContext& ctx) {
   bool ceil_mode = ctx.node().attr_int("ceil_mode", 0) != 0;
   PX_ASSIGN_OR_RETURN(
       Window w,
-      ComputeWindow(ctx.node(), Shape(x.shape().begin() + 2, x.shape().end()),
-                    k, ceil_mode, true));
+      ComputeWindow(ctx.node(), Shape(x.shape().begin() + 2, x.shape().end()), k, ceil_mode, true));
   PX_ASSIGN_OR_RETURN(PoolParams pp, Params(ctx));
   Shape ys = {x.dim(0), x.dim(1)};
   ys.insert(ys.end(), w.out.begin(), w.out.end());
@@ -265,31 +249,27 @@ Status PoolKernel::RunImpl(KernelContext& ctx) {
     PX_ASSIGN_OR_RETURN(indices, ctx.Output(1, DType::kInt64, ys));
   }
   if (out->numel() == 0) return Status::Ok();
-  bool dnnl_ok =
-      x.dtype() == DType::kFloat32 && indices == nullptr &&
-      kind_ != PoolKind::kLp &&
-      !(kind_ == PoolKind::kAvg && ceil_mode && pp.count_include_pad);
+  bool dnnl_ok = x.dtype() == DType::kFloat32 && indices == nullptr && kind_ != PoolKind::kLp &&
+                 !(kind_ == PoolKind::kAvg && ceil_mode && pp.count_include_pad);
   if (!dnnl_ok) return ReferencePool(ctx, w, pp, out, indices);
   PrepareThread();
   PoolPlan* plan = cache_.Find(x.shape());
   if (plan == nullptr)
-    plan = cache_.Insert(
-        x.shape(), MakeDnnlPlan(x.shape(), ys, w, kind_, pp.count_include_pad));
+    plan = cache_.Insert(x.shape(), MakeDnnlPlan(x.shape(), ys, w, kind_, pp.count_include_pad));
   if (!plan->use_dnnl) return ReferencePool(ctx, w, pp, out, indices);
   dnnl::stream& s = ThreadStream();
   plan->src.set_data_handle(const_cast<void*>(x.raw_data()));
   plan->dst.set_data_handle(out->raw_data());
-  plan->prim.execute(s, {{DNNL_ARG_SRC, plan->src},
-                         {DNNL_ARG_DST, plan->dst},
-                         {DNNL_ARG_SCRATCHPAD, plan->scratch}});
+  plan->prim.execute(
+      s,
+      {{DNNL_ARG_SRC, plan->src}, {DNNL_ARG_DST, plan->dst}, {DNNL_ARG_SCRATCHPAD, plan->scratch}});
   s.wait();
   return Status::Ok();
 }
 
 // Global pooling over all spatial dims of each (n, c) plane.
 template <typename T>
-void GlobalPool(PoolKind kind, double p, int64_t planes, int64_t size,
-                const T* in, T* out) {
+void GlobalPool(PoolKind kind, double p, int64_t planes, int64_t size, const T* in, T* out) {
   for (int64_t i = 0; i < planes; ++i) {
     const T* v = in + i * size;
     if (kind == PoolKind::kMax) {
@@ -302,8 +282,7 @@ void GlobalPool(PoolKind kind, double p, int64_t planes, int64_t size,
       out[i] = static_cast<T>(acc / static_cast<double>(size));
     } else {
       double acc = 0;
-      for (int64_t j = 0; j < size; ++j)
-        acc += std::pow(std::abs(static_cast<double>(v[j])), p);
+      for (int64_t j = 0; j < size; ++j) acc += std::pow(std::abs(static_cast<double>(v[j])), p);
       out[i] = static_cast<T>(std::pow(acc, 1.0 / p));
     }
   }
@@ -313,14 +292,11 @@ template <PoolKind kKind>
 Status GlobalPoolKernel(KernelContext& ctx) {
   if (!ctx.has_input(0)) return ctx.Error("input X is required");
   const Tensor& x = ctx.input(0);
-  if (x.rank() < 2)
-    return ctx.Error("input must have rank >= 2, got " +
-                     ShapeToString(x.shape()));
+  if (x.rank() < 2) return ctx.Error("input must have rank >= 2, got " + ShapeToString(x.shape()));
   double p = 2;
   if (kKind == PoolKind::kLp) {
     const Attribute* a = ctx.node().attr("p");
-    if (a != nullptr)
-      p = a->kind == Attribute::Kind::kFloat ? a->f : static_cast<double>(a->i);
+    if (a != nullptr) p = a->kind == Attribute::Kind::kFloat ? a->f : static_cast<double>(a->i);
     if (!(p > 0)) return ctx.Error("p must be > 0");
   }
   Shape ys(x.shape().size(), 1);
@@ -334,12 +310,10 @@ Status GlobalPoolKernel(KernelContext& ctx) {
   if (planes == 0) return Status::Ok();
   switch (x.dtype()) {
     case DType::kFloat32:
-      GlobalPool<float>(kKind, p, planes, size, x.data<float>(),
-                        out->data<float>());
+      GlobalPool<float>(kKind, p, planes, size, x.data<float>(), out->data<float>());
       return Status::Ok();
     case DType::kFloat64:
-      GlobalPool<double>(kKind, p, planes, size, x.data<double>(),
-                         out->data<double>());
+      GlobalPool<double>(kKind, p, planes, size, x.data<double>(), out->data<double>());
       return Status::Ok();
     case DType::kFloat16: {
       PX_ASSIGN_OR_RETURN(Tensor xf, ToFloat32(x));
@@ -349,8 +323,7 @@ Status GlobalPoolKernel(KernelContext& ctx) {
       return Status::Ok();
     }
     default:
-      return Unsupported(ctx.node().Describe() + ": dtype " +
-                         std::string(DTypeName(x.dtype())) +
+      return Unsupported(ctx.node().Describe() + ": dtype " + std::string(DTypeName(x.dtype())) +
                          " is not supported");
   }
 }

@@ -44,8 +44,7 @@ Result<Window> ComputeWindow(const Node& node, const std::vector<int64_t>& in,
                              bool use_dilations);
 
 // Reads the optional `kernel_shape` attribute, checking its rank.
-Result<std::vector<int64_t>> KernelShapeAttr(const Node& node,
-                                             int spatial_rank);
+Result<std::vector<int64_t>> KernelShapeAttr(const Node& node, int spatial_rank);
 
 // Shapes of one numpy matmul: both operands padded to the output rank.
 struct MatMulShapes {
@@ -62,8 +61,7 @@ void BatchedMatMul(const MatMulShapes& s, const T* a, const T* b, T* y) {
   Shape batch(s.y.begin(), s.y.end() - 2);
   Shape ab(s.a.begin(), s.a.end() - 2), bb(s.b.begin(), s.b.end() - 2);
   std::vector<int64_t> bi(batch.size(), 0);
-  int64_t nb = NumElements(batch), mk = s.m * s.k, kn = s.k * s.n,
-          mn = s.m * s.n;
+  int64_t nb = NumElements(batch), mk = s.m * s.k, kn = s.k * s.n, mn = s.m * s.n;
   for (int64_t t = 0; t < nb; ++t) {
     int64_t oa = 0, ob = 0;  // Broadcast offsets of this batch index.
     for (size_t d = 0; d < batch.size(); ++d) {

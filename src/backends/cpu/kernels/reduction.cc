@@ -32,8 +32,7 @@ struct ReducePlan {
   int64_t count = 1;  // Input elements folded into each output element.
 };
 
-ReducePlan MakePlan(const Shape& shape, const std::vector<char>& mask,
-                    bool keepdims) {
+ReducePlan MakePlan(const Shape& shape, const std::vector<char>& mask, bool keepdims) {
   ReducePlan p;
   for (size_t i = 0; i < shape.size(); ++i) {
     if (mask[i]) {
@@ -132,9 +131,7 @@ struct MaxOp : SumOp<A> {
     else
       return static_cast<A>(std::numeric_limits<T>::lowest());
   }
-  static A Combine(A a, A b) {
-    return ((a >= b) | (a != a)) ? a : b;
-  }  // NaN sticks.
+  static A Combine(A a, A b) { return ((a >= b) | (a != a)) ? a : b; }  // NaN sticks.
 };
 
 template <typename A>
@@ -188,9 +185,8 @@ using AccT = std::conditional_t<
     std::is_floating_point_v<T>, T,
     std::conditional_t<
         std::is_same_v<T, Half>, float,
-        std::conditional_t<
-            Op<double>::kFloatAcc, double,
-            std::conditional_t<std::is_signed_v<T>, int64_t, uint64_t>>>>;
+        std::conditional_t<Op<double>::kFloatAcc, double,
+                           std::conditional_t<std::is_signed_v<T>, int64_t, uint64_t>>>>;
 
 template <typename A, typename T>
 inline A Load(T v) {
@@ -207,8 +203,8 @@ void ReduceCore(const T* x, A* out, const ReducePlan& p, const A* shift) {
     const T* xs = x + in_off;
     if (last_reduced) {
       const A s = kShift ? shift[out_off] : A(0);
-      A acc[4] = {Op::template Init<T>(), Op::template Init<T>(),
-                  Op::template Init<T>(), Op::template Init<T>()};
+      A acc[4] = {Op::template Init<T>(), Op::template Init<T>(), Op::template Init<T>(),
+                  Op::template Init<T>()};
       int64_t j = 0;
       for (; j + 4 <= len; j += 4) {
         for (int k = 0; k < 4; ++k) {
@@ -222,8 +218,7 @@ void ReduceCore(const T* x, A* out, const ReducePlan& p, const A* shift) {
         if constexpr (kShift) v -= s;
         acc[0] = Op::Combine(acc[0], Op::Map(v));
       }
-      A total =
-          Op::Combine(Op::Combine(acc[0], acc[1]), Op::Combine(acc[2], acc[3]));
+      A total = Op::Combine(Op::Combine(acc[0], acc[1]), Op::Combine(acc[2], acc[3]));
       out[out_off] = Op::Combine(out[out_off], total);
     } else {
       A* o = out + out_off;
@@ -234,8 +229,7 @@ void ReduceCore(const T* x, A* out, const ReducePlan& p, const A* shift) {
       }
     }
   });
-  for (int64_t i = 0; i < p.out_numel; ++i)
-    out[i] = Op::Finalize(out[i], p.count);
+  for (int64_t i = 0; i < p.out_numel; ++i) out[i] = Op::Finalize(out[i], p.count);
 }
 
 template <typename T, typename A>
@@ -258,11 +252,9 @@ Status DispatchNumericHalf(DType t, F&& f) {
 
 // Builds the plan for a Reduce* node: axes from the attribute (older opsets)
 // or the optional second input (ReduceSum >= 13, all others >= 18).
-Result<ReducePlan> PlanFromContext(const KernelContext& ctx,
-                                   const Shape& shape) {
+Result<ReducePlan> PlanFromContext(const KernelContext& ctx, const Shape& shape) {
   const Node& n = ctx.node();
-  const bool axes_input =
-      ctx.opset() >= 18 || (n.op_type == "ReduceSum" && ctx.opset() >= 13);
+  const bool axes_input = ctx.opset() >= 18 || (n.op_type == "ReduceSum" && ctx.opset() >= 13);
   std::vector<int64_t> axes;
   if (axes_input) {
     if (ctx.has_input(1)) {
@@ -276,12 +268,10 @@ Result<ReducePlan> PlanFromContext(const KernelContext& ctx,
   const bool keepdims = n.attr_int("keepdims", 1) != 0;
   const bool noop = n.attr_int("noop_with_empty_axes", 0) != 0;
   const int rank = static_cast<int>(shape.size());
-  std::vector<char> mask(static_cast<size_t>(rank),
-                         axes.empty() && !noop ? 1 : 0);
+  std::vector<char> mask(static_cast<size_t>(rank), axes.empty() && !noop ? 1 : 0);
   for (int64_t a : axes) {
     if (a < -rank || a >= rank)
-      return ctx.Error("axis " + std::to_string(a) +
-                       " is out of range for input shape " +
+      return ctx.Error("axis " + std::to_string(a) + " is out of range for input shape " +
                        ShapeToString(shape));
     mask[static_cast<size_t>(a < 0 ? a + rank : a)] = 1;
   }
@@ -318,22 +308,18 @@ template <bool kMax>
 Status ArgReduce(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
   const Node& n = ctx.node();
-  if (x.rank() == 0)
-    return ctx.Error("input must have rank >= 1, got a scalar");
+  if (x.rank() == 0) return ctx.Error("input must have rank >= 1, got a scalar");
   const int64_t axis_attr = n.attr_int("axis", 0);
   if (axis_attr < -x.rank() || axis_attr >= x.rank())
-    return ctx.Error("axis " + std::to_string(axis_attr) +
-                     " is out of range for input shape " +
+    return ctx.Error("axis " + std::to_string(axis_attr) + " is out of range for input shape " +
                      ShapeToString(x.shape()));
-  const int axis =
-      static_cast<int>(axis_attr < 0 ? axis_attr + x.rank() : axis_attr);
+  const int axis = static_cast<int>(axis_attr < 0 ? axis_attr + x.rank() : axis_attr);
   const bool keepdims = n.attr_int("keepdims", 1) != 0;
   const bool last = n.attr_int("select_last_index", 0) != 0;
   const AxisView v = MakeAxisView(x.shape(), axis);
   if (v.n == 0 && x.numel() == 0 && v.outer * v.inner != 0)
-    return ctx.Error(
-        "cannot take an arg-reduction over an empty axis in shape " +
-        ShapeToString(x.shape()));
+    return ctx.Error("cannot take an arg-reduction over an empty axis in shape " +
+                     ShapeToString(x.shape()));
   Shape out_shape;
   for (int i = 0; i < x.rank(); ++i) {
     if (i != axis)
@@ -354,8 +340,7 @@ Status ArgReduce(KernelContext& ctx) {
         int64_t arg = 0;
         for (int64_t r = 1; r < v.n; ++r) {
           const C val = ToCompute(xs[r]);
-          const bool take =
-              kMax ? (last ? val >= b : val > b) : (last ? val <= b : val < b);
+          const bool take = kMax ? (last ? val >= b : val > b) : (last ? val <= b : val < b);
           b = take ? val : b;
           arg = take ? r : arg;
         }
@@ -371,8 +356,7 @@ Status ArgReduce(KernelContext& ctx) {
         for (int64_t i = 0; i < v.inner; ++i) {
           const C val = ToCompute(row[i]);
           C& b = best[static_cast<size_t>(i)];
-          const bool take =
-              kMax ? (last ? val >= b : val > b) : (last ? val <= b : val < b);
+          const bool take = kMax ? (last ? val >= b : val > b) : (last ? val <= b : val < b);
           b = take ? val : b;
           oi[i] = take ? r : oi[i];
         }
@@ -386,15 +370,13 @@ Status ArgReduce(KernelContext& ctx) {
 // (default [0, 2, 3]), population variance.
 Status MeanVarianceNormalization(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
-  std::vector<int64_t> axes = ctx.node().has_attr("axes")
-                                  ? ctx.node().attr_ints("axes")
-                                  : std::vector<int64_t>{0, 2, 3};
+  std::vector<int64_t> axes =
+      ctx.node().has_attr("axes") ? ctx.node().attr_ints("axes") : std::vector<int64_t>{0, 2, 3};
   const int rank = x.rank();
   std::vector<char> mask(static_cast<size_t>(rank), 0);
   for (int64_t a : axes) {
     if (a < -rank || a >= rank)
-      return ctx.Error("axis " + std::to_string(a) +
-                       " is out of range for input shape " +
+      return ctx.Error("axis " + std::to_string(a) + " is out of range for input shape " +
                        ShapeToString(x.shape()));
     mask[static_cast<size_t>(a < 0 ? a + rank : a)] = 1;
   }
@@ -404,11 +386,9 @@ Status MeanVarianceNormalization(KernelContext& ctx) {
     using A = ComputeT<T>;
     std::vector<A> mean(static_cast<size_t>(p.out_numel)), var(mean.size());
     ReduceCore<MeanOp<A>, T, A, false>(x.data<T>(), mean.data(), p, nullptr);
-    ReduceCore<SumSquareOp<A>, T, A, true>(x.data<T>(), var.data(), p,
-                                           mean.data());
+    ReduceCore<SumSquareOp<A>, T, A, true>(x.data<T>(), var.data(), p, mean.data());
     const A n = static_cast<A>(p.count);
-    for (A& s : var)
-      s = A(1) / (std::sqrt(s / n) + A(1e-9));  // Now 1 / (std + eps).
+    for (A& s : var) s = A(1) / (std::sqrt(s / n) + A(1e-9));  // Now 1 / (std + eps).
     const T* xs = x.data<T>();
     T* ys = out->data<T>();
     const int64_t len = p.dims.back();
@@ -416,8 +396,7 @@ Status MeanVarianceNormalization(KernelContext& ctx) {
     ForEachRun(p, [&](int64_t in_off, int64_t out_off) {
       for (int64_t j = 0; j < len; ++j) {
         const int64_t o = last_reduced ? out_off : out_off + j;
-        ys[in_off + j] =
-            FromCompute<T>((ToCompute(xs[in_off + j]) - mean[o]) * var[o]);
+        ys[in_off + j] = FromCompute<T>((ToCompute(xs[in_off + j]) - mean[o]) * var[o]);
       }
     });
     return Status::Ok();
@@ -439,8 +418,7 @@ void RegisterReductionOps(OpRegistry& r) {
   r.Register("ReduceSumSquare", NamedKernel<RunReduce<SumSquareOp>>);
   r.Register("ArgMax", NamedKernel<ArgReduce<true>>);
   r.Register("ArgMin", NamedKernel<ArgReduce<false>>);
-  r.Register("MeanVarianceNormalization",
-             NamedKernel<MeanVarianceNormalization>);
+  r.Register("MeanVarianceNormalization", NamedKernel<MeanVarianceNormalization>);
   RegisterSoftmaxFamilyOps(r);
   RegisterNormalizationOps(r);
   RegisterLossOps(r);

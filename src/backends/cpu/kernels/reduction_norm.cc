@@ -20,8 +20,8 @@ bool IsFloatLike(DType t) {
 
 // Reads a float tensor broadcast (numpy-style, unidirectionally) to `target`.
 template <typename C>
-Result<std::vector<C>> ExpandTo(const KernelContext& ctx, const Tensor& t,
-                                const Shape& target, const char* name) {
+Result<std::vector<C>> ExpandTo(const KernelContext& ctx, const Tensor& t, const Shape& target,
+                                const char* name) {
   if (!IsFloatLike(t.dtype()))
     return ctx.Error(std::string(name) + " must be a float tensor, got " +
                      std::string(DTypeName(t.dtype())));
@@ -61,12 +61,10 @@ void MeanInvStd(const T* x, int64_t n, S eps, S* mean, S* inv_std) {
 }
 
 template <typename T, typename S>
-Status LayerNormImpl(KernelContext& ctx, int axis, Tensor* y, Tensor* mean_t,
-                     Tensor* inv_t) {
+Status LayerNormImpl(KernelContext& ctx, int axis, Tensor* y, Tensor* mean_t, Tensor* inv_t) {
   const Tensor& x = ctx.input(0);
   const Shape norm_shape(x.shape().begin() + axis, x.shape().end());
-  PX_ASSIGN_OR_RETURN(std::vector<S> scale,
-                      ExpandTo<S>(ctx, ctx.input(1), norm_shape, "Scale"));
+  PX_ASSIGN_OR_RETURN(std::vector<S> scale, ExpandTo<S>(ctx, ctx.input(1), norm_shape, "Scale"));
   std::vector<S> bias(scale.size(), S(0));
   if (ctx.has_input(2)) {
     PX_ASSIGN_OR_RETURN(bias, ExpandTo<S>(ctx, ctx.input(2), norm_shape, "B"));
@@ -80,8 +78,8 @@ Status LayerNormImpl(KernelContext& ctx, int axis, Tensor* y, Tensor* mean_t,
     MeanInvStd<S>(xs, v.n, eps, &mean, &inv);
     for (int64_t j = 0; j < v.n; ++j) {
       const S norm = (static_cast<S>(ToCompute(xs[j])) - mean) * inv;
-      ys[j] = FromCompute<T>(static_cast<ComputeT<T>>(
-          norm * scale[static_cast<size_t>(j)] + bias[static_cast<size_t>(j)]));
+      ys[j] = FromCompute<T>(static_cast<ComputeT<T>>(norm * scale[static_cast<size_t>(j)] +
+                                                      bias[static_cast<size_t>(j)]));
     }
     if (mean_t) {
       if (mean_t->dtype() == DType::kFloat64)
@@ -107,11 +105,9 @@ Status LayerNormalization(KernelContext& ctx) {
   const int rank = x.rank();
   const int64_t axis_attr = ctx.node().attr_int("axis", -1);
   if (rank == 0 || axis_attr < -rank || axis_attr >= rank)
-    return ctx.Error("axis " + std::to_string(axis_attr) +
-                     " is out of range for input shape " +
+    return ctx.Error("axis " + std::to_string(axis_attr) + " is out of range for input shape " +
                      ShapeToString(x.shape()));
-  const int axis =
-      static_cast<int>(axis_attr < 0 ? axis_attr + rank : axis_attr);
+  const int axis = static_cast<int>(axis_attr < 0 ? axis_attr + rank : axis_attr);
   const int64_t stash = ctx.node().attr_int("stash_type", 1);
   if (stash != static_cast<int64_t>(DType::kFloat32) &&
       stash != static_cast<int64_t>(DType::kFloat64))
@@ -137,17 +133,13 @@ Status LayerNormalization(KernelContext& ctx) {
 
 // InstanceNormalization: per (n, c) statistics over the spatial dims.
 Status InstanceNormalization(KernelContext& ctx) {
-  if (!ctx.has_input(1) || !ctx.has_input(2))
-    return ctx.Error("missing input 'scale' or 'B'");
+  if (!ctx.has_input(1) || !ctx.has_input(2)) return ctx.Error("missing input 'scale' or 'B'");
   const Tensor& x = ctx.input(0);
-  if (x.rank() < 2)
-    return ctx.Error("input must have rank >= 2, got " +
-                     ShapeToString(x.shape()));
+  if (x.rank() < 2) return ctx.Error("input must have rank >= 2, got " + ShapeToString(x.shape()));
   const int64_t c_dim = x.dim(1);
   if (ctx.input(1).numel() != c_dim || ctx.input(2).numel() != c_dim)
-    return ctx.Error("scale " + ShapeToString(ctx.input(1).shape()) +
-                     " and B " + ShapeToString(ctx.input(2).shape()) +
-                     " must have " + std::to_string(c_dim) +
+    return ctx.Error("scale " + ShapeToString(ctx.input(1).shape()) + " and B " +
+                     ShapeToString(ctx.input(2).shape()) + " must have " + std::to_string(c_dim) +
                      " elements for input " + ShapeToString(x.shape()));
   if (!IsFloatLike(ctx.input(1).dtype()) || !IsFloatLike(ctx.input(2).dtype()))
     return ctx.Error("scale and B must be float tensors");
@@ -166,8 +158,7 @@ Status InstanceNormalization(KernelContext& ctx) {
       const S a = inv * scale[static_cast<size_t>(nc % c_dim)];
       const S b = bias[static_cast<size_t>(nc % c_dim)] - mean * a;
       for (int64_t j = 0; j < spatial; ++j)
-        ys[j] = FromCompute<T>(
-            static_cast<ComputeT<T>>(static_cast<S>(ToCompute(xs[j])) * a + b));
+        ys[j] = FromCompute<T>(static_cast<ComputeT<T>>(static_cast<S>(ToCompute(xs[j])) * a + b));
     }
     return Status::Ok();
   });
@@ -177,14 +168,10 @@ Status InstanceNormalization(KernelContext& ctx) {
 // window))^beta.
 Status Lrn(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
-  if (x.rank() < 2)
-    return ctx.Error("input must have rank >= 2, got " +
-                     ShapeToString(x.shape()));
-  if (!ctx.node().has_attr("size"))
-    return ctx.Error("missing attribute 'size'");
+  if (x.rank() < 2) return ctx.Error("input must have rank >= 2, got " + ShapeToString(x.shape()));
+  if (!ctx.node().has_attr("size")) return ctx.Error("missing attribute 'size'");
   const int64_t size = ctx.node().attr_int("size", 1);
-  if (size < 1)
-    return ctx.Error("size must be positive, got " + std::to_string(size));
+  if (size < 1) return ctx.Error("size must be positive, got " + std::to_string(size));
   const double alpha = ctx.node().attr_float("alpha", 1e-4f);
   const double beta = ctx.node().attr_float("beta", 0.75f);
   const double bias = ctx.node().attr_float("bias", 1.0f);
@@ -194,8 +181,7 @@ Status Lrn(KernelContext& ctx) {
   PX_ASSIGN_OR_RETURN(Tensor * y, ctx.Output(0, x.dtype(), x.shape()));
   return DispatchFloatHalf(x.dtype(), [&]<typename T>() -> Status {
     using C = ComputeT<T>;
-    std::vector<C> sq(static_cast<size_t>(c_dim * spatial)),
-        acc(static_cast<size_t>(spatial));
+    std::vector<C> sq(static_cast<size_t>(c_dim * spatial)), acc(static_cast<size_t>(spatial));
     const C k = static_cast<C>(alpha / static_cast<double>(size));
     for (int64_t n = 0; n < n_dim; ++n) {
       const T* xs = x.data<T>() + n * c_dim * spatial;
@@ -206,18 +192,14 @@ Status Lrn(KernelContext& ctx) {
       }
       for (int64_t c = 0; c < c_dim; ++c) {
         std::fill(acc.begin(), acc.end(), C(0));
-        for (int64_t w = std::max<int64_t>(0, c - lo);
-             w <= std::min(c_dim - 1, c + hi); ++w) {
+        for (int64_t w = std::max<int64_t>(0, c - lo); w <= std::min(c_dim - 1, c + hi); ++w) {
           const C* row = sq.data() + w * spatial;
-          for (int64_t j = 0; j < spatial; ++j)
-            acc[static_cast<size_t>(j)] += row[j];
+          for (int64_t j = 0; j < spatial; ++j) acc[static_cast<size_t>(j)] += row[j];
         }
         for (int64_t j = 0; j < spatial; ++j) {
-          const C d =
-              std::pow(static_cast<C>(bias) + k * acc[static_cast<size_t>(j)],
-                       static_cast<C>(beta));
-          ys[c * spatial + j] =
-              FromCompute<T>(ToCompute(xs[c * spatial + j]) / d);
+          const C d = std::pow(static_cast<C>(bias) + k * acc[static_cast<size_t>(j)],
+                               static_cast<C>(beta));
+          ys[c * spatial + j] = FromCompute<T>(ToCompute(xs[c * spatial + j]) / d);
         }
       }
     }
@@ -231,14 +213,11 @@ Status LpNormalization(KernelContext& ctx) {
   const int rank = x.rank();
   const int64_t axis_attr = ctx.node().attr_int("axis", -1);
   if (rank == 0 || axis_attr < -rank || axis_attr >= rank)
-    return ctx.Error("axis " + std::to_string(axis_attr) +
-                     " is out of range for input shape " +
+    return ctx.Error("axis " + std::to_string(axis_attr) + " is out of range for input shape " +
                      ShapeToString(x.shape()));
-  const int axis =
-      static_cast<int>(axis_attr < 0 ? axis_attr + rank : axis_attr);
+  const int axis = static_cast<int>(axis_attr < 0 ? axis_attr + rank : axis_attr);
   const int64_t p = ctx.node().attr_int("p", 2);
-  if (p != 1 && p != 2)
-    return ctx.Error("p must be 1 or 2, got " + std::to_string(p));
+  if (p != 1 && p != 2) return ctx.Error("p must be 1 or 2, got " + std::to_string(p));
   const AxisView v = MakeAxisView(x.shape(), axis);
   PX_ASSIGN_OR_RETURN(Tensor * y, ctx.Output(0, x.dtype(), x.shape()));
   return DispatchFloatHalf(x.dtype(), [&]<typename T>() -> Status {
@@ -258,8 +237,8 @@ Status LpNormalization(KernelContext& ctx) {
         for (C& s : norm) s = std::sqrt(s);
       for (int64_t r = 0; r < v.n; ++r)
         for (int64_t i = 0; i < v.inner; ++i)
-          ys[r * v.inner + i] = FromCompute<T>(ToCompute(xs[r * v.inner + i]) /
-                                               norm[static_cast<size_t>(i)]);
+          ys[r * v.inner + i] =
+              FromCompute<T>(ToCompute(xs[r * v.inner + i]) / norm[static_cast<size_t>(i)]);
     }
     return Status::Ok();
   });

@@ -22,8 +22,7 @@ enum class SoftKind { kSoftmax, kLogSoftmax, kHardmax };
 Result<int> AxisOf(const KernelContext& ctx, int64_t axis, const Shape& shape) {
   const int rank = static_cast<int>(shape.size());
   if (axis < -rank || axis >= rank)
-    return ctx.Error("axis " + std::to_string(axis) +
-                     " is out of range for input shape " +
+    return ctx.Error("axis " + std::to_string(axis) + " is out of range for input shape " +
                      ShapeToString(shape));
   return static_cast<int>(axis < 0 ? axis + rank : axis);
 }
@@ -49,8 +48,7 @@ C RowSum(const C* x, int64_t n) {
   for (; j + 8 <= n; j += 8)
     for (int k = 0; k < 8; ++k) acc[k] += x[j + k];
   for (; j < n; ++j) acc[0] += x[j];
-  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) +
-         ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
 // One contiguous row of n values (inner == 1).
@@ -95,8 +93,7 @@ void SoftBlock(const C* x, C* y, int64_t n, int64_t inner, C* m, C* s) {
   }
   if constexpr (K == SoftKind::kHardmax) {
     for (int64_t r = 0; r < n; ++r)
-      for (int64_t i = 0; i < inner; ++i)
-        y[r * inner + i] = s[i] == C(r) ? C(1) : C(0);
+      for (int64_t i = 0; i < inner; ++i) y[r * inner + i] = s[i] == C(r) ? C(1) : C(0);
     return;
   }
   for (int64_t r = 0; r < n; ++r) {
@@ -113,8 +110,7 @@ void SoftBlock(const C* x, C* y, int64_t n, int64_t inner, C* m, C* s) {
   } else {
     for (int64_t i = 0; i < inner; ++i) s[i] = m[i] + std::log(s[i]);
     for (int64_t r = 0; r < n; ++r)
-      for (int64_t i = 0; i < inner; ++i)
-        y[r * inner + i] = x[r * inner + i] - s[i];
+      for (int64_t i = 0; i < inner; ++i) y[r * inner + i] = x[r * inner + i] - s[i];
   }
 }
 
@@ -124,11 +120,9 @@ template <SoftKind K>
 Status SoftKernel(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
   const bool legacy = ctx.opset() < 13;
-  if (x.rank() == 0)
-    return ctx.Error("input must have rank >= 1, got a scalar");
-  PX_ASSIGN_OR_RETURN(
-      int axis,
-      AxisOf(ctx, ctx.node().attr_int("axis", legacy ? 1 : -1), x.shape()));
+  if (x.rank() == 0) return ctx.Error("input must have rank >= 1, got a scalar");
+  PX_ASSIGN_OR_RETURN(int axis,
+                      AxisOf(ctx, ctx.node().attr_int("axis", legacy ? 1 : -1), x.shape()));
   const AxisView v = MakeAxisView(x.shape(), axis, legacy);
   PX_ASSIGN_OR_RETURN(Tensor * out, ctx.Output(0, x.dtype(), x.shape()));
   if (x.numel() == 0) return Status::Ok();
@@ -155,8 +149,7 @@ Status SoftKernel(KernelContext& ctx) {
         SoftBlock<K>(xs + off, ys + off, v.n, v.inner, m.data(), s.data());
     }
     if constexpr (std::is_same_v<T, Half>) {
-      for (size_t i = 0; i < ybuf.size(); ++i)
-        out->data<Half>()[i] = FloatToHalf(ybuf[i]);
+      for (size_t i = 0; i < ybuf.size(); ++i) out->data<Half>()[i] = FloatToHalf(ybuf[i]);
     }
     return Status::Ok();
   });
@@ -174,10 +167,8 @@ Status CumSum(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
   PX_ASSIGN_OR_RETURN(std::vector<int64_t> axis_v, ReadInt64s(ctx.input(1)));
   if (axis_v.size() != 1)
-    return ctx.Error("axis must hold one value, got shape " +
-                     ShapeToString(ctx.input(1).shape()));
-  if (x.rank() == 0)
-    return ctx.Error("input must have rank >= 1, got a scalar");
+    return ctx.Error("axis must hold one value, got shape " + ShapeToString(ctx.input(1).shape()));
+  if (x.rank() == 0) return ctx.Error("input must have rank >= 1, got a scalar");
   PX_ASSIGN_OR_RETURN(int axis, AxisOf(ctx, axis_v[0], x.shape()));
   const bool exclusive = ctx.node().attr_int("exclusive", 0) != 0;
   const bool reverse = ctx.node().attr_int("reverse", 0) != 0;
@@ -208,8 +199,7 @@ Status CumSum(KernelContext& ctx) {
 // ties go to the lower index.
 template <typename C, bool kLargest>
 struct TopKOrder {
-  bool operator()(const std::pair<C, int64_t>& a,
-                  const std::pair<C, int64_t>& b) const {
+  bool operator()(const std::pair<C, int64_t>& a, const std::pair<C, int64_t>& b) const {
     if constexpr (std::is_floating_point_v<C>) {
       const bool an = std::isnan(a.first), bn = std::isnan(b.first);
       if (an || bn) {
@@ -217,8 +207,7 @@ struct TopKOrder {
         return kLargest ? an : bn;
       }
     }
-    if (a.first != b.first)
-      return kLargest ? a.first > b.first : a.first < b.first;
+    if (a.first != b.first) return kLargest ? a.first > b.first : a.first < b.first;
     return a.second < b.second;
   }
 };
@@ -232,14 +221,12 @@ Result<int64_t> TopKCount(const KernelContext& ctx) {
   auto k = ReadInt64s(ctx.input(1));
   if (!k.ok()) return ctx.Error("K: " + k.status().message());
   if (k->size() != 1)
-    return ctx.Error("K must hold one value, got shape " +
-                     ShapeToString(ctx.input(1).shape()));
+    return ctx.Error("K must hold one value, got shape " + ShapeToString(ctx.input(1).shape()));
   return (*k)[0];
 }
 
 template <typename T, bool kLargest>
-void TopKSlices(const T* x, T* vals, int64_t* idx, const AxisView& v,
-                int64_t k) {
+void TopKSlices(const T* x, T* vals, int64_t* idx, const AxisView& v, int64_t k) {
   using C = ComputeT<T>;
   std::vector<std::pair<C, int64_t>> buf(static_cast<size_t>(v.n));
   const TopKOrder<C, kLargest> order;
@@ -251,8 +238,7 @@ void TopKSlices(const T* x, T* vals, int64_t* idx, const AxisView& v,
       std::partial_sort(buf.begin(), buf.begin() + k, buf.end(), order);
       const int64_t base = o * k * v.inner + i;
       for (int64_t r = 0; r < k; ++r) {
-        vals[base + r * v.inner] =
-            FromCompute<T>(buf[static_cast<size_t>(r)].first);
+        vals[base + r * v.inner] = FromCompute<T>(buf[static_cast<size_t>(r)].first);
         idx[base + r * v.inner] = buf[static_cast<size_t>(r)].second;
       }
     }
@@ -263,16 +249,13 @@ void TopKSlices(const T* x, T* vals, int64_t* idx, const AxisView& v,
 // `sorted` from opset 11. Results are always sorted.
 Status TopK(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
-  if (x.rank() == 0)
-    return ctx.Error("input must have rank >= 1, got a scalar");
+  if (x.rank() == 0) return ctx.Error("input must have rank >= 1, got a scalar");
   PX_ASSIGN_OR_RETURN(int64_t k, TopKCount(ctx));
-  PX_ASSIGN_OR_RETURN(int axis,
-                      AxisOf(ctx, ctx.node().attr_int("axis", -1), x.shape()));
+  PX_ASSIGN_OR_RETURN(int axis, AxisOf(ctx, ctx.node().attr_int("axis", -1), x.shape()));
   const bool largest = ctx.node().attr_int("largest", 1) != 0;
   if (k < 0 || k > x.dim(axis))
     return ctx.Error("k = " + std::to_string(k) + " is out of range for axis " +
-                     std::to_string(axis) + " of input shape " +
-                     ShapeToString(x.shape()));
+                     std::to_string(axis) + " of input shape " + ShapeToString(x.shape()));
   Shape out_shape = x.shape();
   out_shape[static_cast<size_t>(axis)] = k;
   PX_ASSIGN_OR_RETURN(Tensor * vals, ctx.Output(0, x.dtype(), out_shape));
@@ -281,11 +264,9 @@ Status TopK(KernelContext& ctx) {
   const AxisView v = MakeAxisView(x.shape(), axis);
   return DispatchNumericHalf(x.dtype(), [&]<typename T>() -> Status {
     if (largest)
-      TopKSlices<T, true>(x.data<T>(), vals->data<T>(), idx->data<int64_t>(), v,
-                          k);
+      TopKSlices<T, true>(x.data<T>(), vals->data<T>(), idx->data<int64_t>(), v, k);
     else
-      TopKSlices<T, false>(x.data<T>(), vals->data<T>(), idx->data<int64_t>(),
-                           v, k);
+      TopKSlices<T, false>(x.data<T>(), vals->data<T>(), idx->data<int64_t>(), v, k);
     return Status::Ok();
   });
 }

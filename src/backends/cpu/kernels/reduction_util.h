@@ -84,8 +84,7 @@ struct AxisView {
   int64_t inner = 1;
 };
 
-inline AxisView MakeAxisView(const Shape& shape, int axis,
-                             bool coerce_2d = false) {
+inline AxisView MakeAxisView(const Shape& shape, int axis, bool coerce_2d = false) {
   AxisView v;
   for (int i = 0; i < static_cast<int>(shape.size()); ++i) {
     int64_t d = shape[static_cast<size_t>(i)];
@@ -125,16 +124,13 @@ inline std::vector<C> ReadAsFloats(const Tensor& t) {
   std::vector<C> v(static_cast<size_t>(t.numel()));
   switch (t.dtype()) {
     case DType::kFloat32:
-      for (size_t i = 0; i < v.size(); ++i)
-        v[i] = static_cast<C>(t.data<float>()[i]);
+      for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<C>(t.data<float>()[i]);
       break;
     case DType::kFloat64:
-      for (size_t i = 0; i < v.size(); ++i)
-        v[i] = static_cast<C>(t.data<double>()[i]);
+      for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<C>(t.data<double>()[i]);
       break;
     case DType::kFloat16:
-      for (size_t i = 0; i < v.size(); ++i)
-        v[i] = static_cast<C>(HalfToFloat(t.data<Half>()[i]));
+      for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<C>(HalfToFloat(t.data<Half>()[i]));
       break;
     default:
       break;

@@ -45,8 +45,7 @@ Result<Config> ParseConfig(Cell cell, const KernelInit& init) {
   Config c;
   c.cell = cell;
   std::vector<Activation> defaults;
-  const Activation sig{ActKind::kSigmoid, 0.f, 0.f},
-      tanh_act{ActKind::kTanh, 0.f, 0.f};
+  const Activation sig{ActKind::kSigmoid, 0.f, 0.f}, tanh_act{ActKind::kTanh, 0.f, 0.f};
   switch (cell) {
     case Cell::kRnn:
       c.num_gates = 1;
@@ -72,21 +71,18 @@ Result<Config> ParseConfig(Cell cell, const KernelInit& init) {
   if (node.has_attr("hidden_size")) {
     c.hidden_attr = node.attr_int("hidden_size", 0);
     if (c.hidden_attr <= 0)
-      return init.Error("hidden_size must be positive, got " +
-                        std::to_string(c.hidden_attr));
+      return init.Error("hidden_size must be positive, got " + std::to_string(c.hidden_attr));
   }
   std::vector<std::string> names;
   if (const Attribute* a = node.attr("activations")) names = a->strings;
   auto acts = rnn::ParseActivations(names, node.attr_floats("activation_alpha"),
-                                    node.attr_floats("activation_beta"),
-                                    defaults, c.num_dirs);
+                                    node.attr_floats("activation_beta"), defaults, c.num_dirs);
   if (!acts.ok()) return acts.status().WithContext(node.Describe());
   c.acts = std::move(acts).value();
   if (node.has_attr("clip")) {
     c.has_clip = true;
     c.clip = node.attr_float("clip", 0.f);
-    if (!(c.clip > 0.f))
-      return init.Error("clip must be positive, got " + std::to_string(c.clip));
+    if (!(c.clip > 0.f)) return init.Error("clip must be positive, got " + std::to_string(c.clip));
   }
   c.input_forget = node.attr_int("input_forget", 0) != 0;
   c.linear_before_reset = node.attr_int("linear_before_reset", 0) != 0;
@@ -112,14 +108,11 @@ const T* AsT(const Tensor& t, std::vector<T>* buf) {
   const size_t n = static_cast<size_t>(t.numel());
   buf->resize(n);
   if (t.dtype() == DType::kFloat16) {
-    for (size_t i = 0; i < n; ++i)
-      (*buf)[i] = static_cast<T>(HalfToFloat(t.data<Half>()[i]));
+    for (size_t i = 0; i < n; ++i) (*buf)[i] = static_cast<T>(HalfToFloat(t.data<Half>()[i]));
   } else if (t.dtype() == DType::kFloat32) {
-    for (size_t i = 0; i < n; ++i)
-      (*buf)[i] = static_cast<T>(t.data<float>()[i]);
+    for (size_t i = 0; i < n; ++i) (*buf)[i] = static_cast<T>(t.data<float>()[i]);
   } else {
-    for (size_t i = 0; i < n; ++i)
-      (*buf)[i] = static_cast<T>(t.data<double>()[i]);
+    for (size_t i = 0; i < n; ++i) (*buf)[i] = static_cast<T>(t.data<double>()[i]);
   }
   return buf->data();
 }
@@ -129,8 +122,7 @@ template <typename T>
 void SwapFirstTwo(const T* in, int64_t A, int64_t B, int64_t inner, T* out) {
   for (int64_t a = 0; a < A; ++a)
     for (int64_t b = 0; b < B; ++b)
-      std::memcpy(out + (b * A + a) * inner, in + (a * B + b) * inner,
-                  inner * sizeof(T));
+      std::memcpy(out + (b * A + a) * inner, in + (a * B + b) * inner, inner * sizeof(T));
 }
 
 // w [dirs, rows, cols] -> out [dirs, cols, rows].
@@ -159,8 +151,7 @@ template <typename T>
 void Store(const std::vector<T>& src, Tensor* out) {
   if (out->dtype() == DType::kFloat16) {
     Half* o = out->data<Half>();
-    for (size_t i = 0; i < src.size(); ++i)
-      o[i] = FloatToHalf(static_cast<float>(src[i]));
+    for (size_t i = 0; i < src.size(); ++i) o[i] = FloatToHalf(static_cast<float>(src[i]));
   } else if (!src.empty()) {
     std::memcpy(out->raw_data(), src.data(), src.size() * sizeof(T));
   }
@@ -181,8 +172,8 @@ class RecurrentKernel : public Kernel {
   template <typename T>
   Status RunT(KernelContext& ctx);
   template <typename T>
-  Status Emit(KernelContext& ctx, const Dims& d, const std::vector<T>& y,
-              const std::vector<T>& h, const std::vector<T>& c) const;
+  Status Emit(KernelContext& ctx, const Dims& d, const std::vector<T>& y, const std::vector<T>& h,
+              const std::vector<T>& c) const;
   template <typename T>
   Packed<T>& packed() {
     if constexpr (std::is_same_v<T, double>)
@@ -199,8 +190,7 @@ class RecurrentKernel : public Kernel {
 Status RecurrentKernel::Prepare(const KernelInit& init) {
   const Tensor* w = init.constant_input(1);
   const Tensor* r = init.constant_input(2);
-  if (w == nullptr || r == nullptr || w->rank() != 3 || r->rank() != 3)
-    return Status::Ok();
+  if (w == nullptr || r == nullptr || w->rank() != 3 || r->rank() != 3) return Status::Ok();
   if (!IsFloatType(w->dtype()) || w->dtype() != r->dtype()) return Status::Ok();
   if (w->dtype() == DType::kFloat64) {
     PackTransposed(*w, &packed_d_.wt);
@@ -221,32 +211,27 @@ Result<Dims> RecurrentKernel::CheckInputs(KernelContext& ctx) const {
   const Tensor& w = ctx.input(1);
   const Tensor& r = ctx.input(2);
   if (!IsFloatType(x.dtype()))
-    return ctx.Error("X must be float16/float32/float64, got " +
-                     std::string(DTypeName(x.dtype())));
+    return ctx.Error("X must be float16/float32/float64, got " + std::string(DTypeName(x.dtype())));
   for (int i = 1; i < ctx.num_inputs(); ++i) {
     if (i == 4 || !ctx.has_input(i)) continue;
     if (ctx.input(i).dtype() != x.dtype())
       return ctx.Error("input " + std::to_string(i) + " has dtype " +
-                       std::string(DTypeName(ctx.input(i).dtype())) +
-                       " but X has " + std::string(DTypeName(x.dtype())));
+                       std::string(DTypeName(ctx.input(i).dtype())) + " but X has " +
+                       std::string(DTypeName(x.dtype())));
   }
-  if (x.rank() != 3)
-    return ctx.Error("X must have rank 3, got " + Str(x.shape()));
+  if (x.rank() != 3) return ctx.Error("X must have rank 3, got " + Str(x.shape()));
   Dims d;
   d.seq = cfg_.layout == 0 ? x.dim(0) : x.dim(1);
   d.batch = cfg_.layout == 0 ? x.dim(1) : x.dim(0);
   d.input = x.dim(2);
-  if (r.rank() != 3)
-    return ctx.Error("R must have rank 3, got " + Str(r.shape()));
+  if (r.rank() != 3) return ctx.Error("R must have rank 3, got " + Str(r.shape()));
   d.hidden = cfg_.hidden_attr >= 0 ? cfg_.hidden_attr : r.dim(2);
   const int64_t gh = cfg_.num_gates * d.hidden;
   const int64_t nd = cfg_.num_dirs;
   if (w.shape() != Shape{nd, gh, d.input})
-    return ctx.Error("W must have shape " + Str({nd, gh, d.input}) + ", got " +
-                     Str(w.shape()));
+    return ctx.Error("W must have shape " + Str({nd, gh, d.input}) + ", got " + Str(w.shape()));
   if (r.shape() != Shape{nd, gh, d.hidden})
-    return ctx.Error("R must have shape " + Str({nd, gh, d.hidden}) + ", got " +
-                     Str(r.shape()));
+    return ctx.Error("R must have shape " + Str({nd, gh, d.hidden}) + ", got " + Str(r.shape()));
   PX_RETURN_IF_ERROR(CheckOptional(ctx, d));
   return d;
 }
@@ -259,22 +244,22 @@ Status RecurrentKernel::CheckOptional(KernelContext& ctx, const Dims& d) const {
   if (ctx.has_input(4)) {
     const Tensor& lens = ctx.input(4);
     if (lens.shape() != Shape{d.batch})
-      return ctx.Error("sequence_lens must have shape " + Str({d.batch}) +
-                       ", got " + Str(lens.shape()));
+      return ctx.Error("sequence_lens must have shape " + Str({d.batch}) + ", got " +
+                       Str(lens.shape()));
     PX_ASSIGN_OR_RETURN(std::vector<int64_t> v, ReadInt64s(lens));
     for (int64_t l : v)
       if (l < 0 || l > d.seq)
-        return ctx.Error("sequence_lens value " + std::to_string(l) +
-                         " is outside [0, " + std::to_string(d.seq) + "]");
+        return ctx.Error("sequence_lens value " + std::to_string(l) + " is outside [0, " +
+                         std::to_string(d.seq) + "]");
   }
-  const Shape state = cfg_.layout == 0 ? Shape{nd, d.batch, d.hidden}
-                                       : Shape{d.batch, nd, d.hidden};
+  const Shape state =
+      cfg_.layout == 0 ? Shape{nd, d.batch, d.hidden} : Shape{d.batch, nd, d.hidden};
   const char* names[] = {"initial_h", "initial_c"};
   for (int i = 5; i <= 6; ++i) {
     if (i == 6 && cfg_.cell != Cell::kLstm) break;
     if (ctx.has_input(i) && ctx.input(i).shape() != state)
-      return ctx.Error(std::string(names[i - 5]) + " must have shape " +
-                       Str(state) + ", got " + Str(ctx.input(i).shape()));
+      return ctx.Error(std::string(names[i - 5]) + " must have shape " + Str(state) + ", got " +
+                       Str(ctx.input(i).shape()));
   }
   if (cfg_.cell == Cell::kLstm && ctx.has_input(7) &&
       ctx.input(7).shape() != Shape{nd, 3 * d.hidden})
@@ -292,8 +277,7 @@ Status RecurrentKernel::Run(KernelContext& ctx) {
 // Reads an optional [dirs, batch, H] state (layout 1: [batch, dirs, H]) into
 // layout-0 values, zeros when absent.
 template <typename T>
-std::vector<T> ReadState(KernelContext& ctx, int i, int layout, int64_t dirs,
-                         const Dims& d) {
+std::vector<T> ReadState(KernelContext& ctx, int i, int layout, int64_t dirs, const Dims& d) {
   std::vector<T> out(static_cast<size_t>(dirs * d.batch * d.hidden), T(0));
   if (!ctx.has_input(i)) return out;
   std::vector<T> buf;
@@ -332,11 +316,9 @@ Status RecurrentKernel::RunT(KernelContext& ctx) {
     lens.assign(v.begin(), v.end());
   }
   std::vector<T> h = ReadState<T>(ctx, 5, cfg_.layout, nd, d);
-  std::vector<T> c =
-      lstm ? ReadState<T>(ctx, 6, cfg_.layout, nd, d) : std::vector<T>();
+  std::vector<T> c = lstm ? ReadState<T>(ctx, 6, cfg_.layout, nd, d) : std::vector<T>();
   std::vector<T> y;
-  if (ctx.output_used(0))
-    y.resize(static_cast<size_t>(d.seq * nd * d.batch * d.hidden));
+  if (ctx.output_used(0)) y.resize(static_cast<size_t>(d.seq * nd * d.batch * d.hidden));
   for (int dir = 0; dir < nd; ++dir) {
     rnn::Direction<T> r;
     r.cell = cfg_.cell;
@@ -351,8 +333,7 @@ Status RecurrentKernel::RunT(KernelContext& ctx) {
     r.lens = lens.empty() ? nullptr : lens.data();
     r.acts = &cfg_.acts[static_cast<size_t>(dir * cfg_.acts_per_dir)];
     r.has_clip = cfg_.has_clip, r.clip = static_cast<T>(cfg_.clip);
-    r.input_forget = cfg_.input_forget,
-    r.linear_before_reset = cfg_.linear_before_reset;
+    r.input_forget = cfg_.input_forget, r.linear_before_reset = cfg_.linear_before_reset;
     r.h = h.data() + dir * d.batch * d.hidden;
     r.c = lstm ? c.data() + dir * d.batch * d.hidden : nullptr;
     r.y = y.empty() ? nullptr : y.data();
@@ -362,9 +343,8 @@ Status RecurrentKernel::RunT(KernelContext& ctx) {
 }
 
 template <typename T>
-Status RecurrentKernel::Emit(KernelContext& ctx, const Dims& d,
-                             const std::vector<T>& y, const std::vector<T>& h,
-                             const std::vector<T>& c) const {
+Status RecurrentKernel::Emit(KernelContext& ctx, const Dims& d, const std::vector<T>& y,
+                             const std::vector<T>& h, const std::vector<T>& c) const {
   const DType dt = ctx.input(0).dtype();
   const int64_t nd = cfg_.num_dirs, H = d.hidden;
   const bool l1 = cfg_.layout == 1;

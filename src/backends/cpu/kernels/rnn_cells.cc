@@ -39,22 +39,21 @@ constexpr ActSpec kActSpecs[] = {
 
 std::string Lower(const std::string& s) {
   std::string out = s;
-  for (char& ch : out)
-    ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  for (char& ch : out) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
   return out;
 }
 
 }  // namespace
 
-Result<std::vector<Activation>> ParseActivations(
-    const std::vector<std::string>& names, const std::vector<float>& alphas,
-    const std::vector<float>& betas, const std::vector<Activation>& defaults,
-    int num_dirs) {
+Result<std::vector<Activation>> ParseActivations(const std::vector<std::string>& names,
+                                                 const std::vector<float>& alphas,
+                                                 const std::vector<float>& betas,
+                                                 const std::vector<Activation>& defaults,
+                                                 int num_dirs) {
   size_t per_dir = defaults.size();
   std::vector<Activation> out;
   if (names.empty()) {
-    for (int d = 0; d < num_dirs; ++d)
-      out.insert(out.end(), defaults.begin(), defaults.end());
+    for (int d = 0; d < num_dirs; ++d) out.insert(out.end(), defaults.begin(), defaults.end());
     return out;
   }
   size_t ai = 0, bi = 0;
@@ -63,8 +62,7 @@ Result<std::vector<Activation>> ParseActivations(
     const ActSpec* spec = nullptr;
     for (const ActSpec& s : kActSpecs)
       if (lower == s.name) spec = &s;
-    if (spec == nullptr)
-      return Unsupported("unknown activation function '" + name + "'");
+    if (spec == nullptr) return Unsupported("unknown activation function '" + name + "'");
     Activation a{spec->kind, spec->alpha, spec->beta};
     if (spec->num_alpha > 0 && ai < alphas.size()) a.alpha = alphas[ai++];
     if (spec->num_beta > 0 && bi < betas.size()) a.beta = betas[bi++];
@@ -74,8 +72,8 @@ Result<std::vector<Activation>> ParseActivations(
     out.insert(out.end(), out.begin(), out.end());
   }
   if (out.size() != per_dir * static_cast<size_t>(num_dirs))
-    return InvalidArgument("expected " + std::to_string(per_dir * num_dirs) +
-                           " activations, got " + std::to_string(names.size()));
+    return InvalidArgument("expected " + std::to_string(per_dir * num_dirs) + " activations, got " +
+                           std::to_string(names.size()));
   return out;
 }
 
@@ -93,8 +91,7 @@ void Apply(const Activation& act, T* x, int64_t n) {
       for (int64_t i = 0; i < n; ++i) x[i] = std::max(x[i], T(0));
       break;
     case ActKind::kHardSigmoid:
-      for (int64_t i = 0; i < n; ++i)
-        x[i] = std::clamp(alpha * x[i] + beta, T(0), T(1));
+      for (int64_t i = 0; i < n; ++i) x[i] = std::clamp(alpha * x[i] + beta, T(0), T(1));
       break;
     case ActKind::kLeakyRelu:
       for (int64_t i = 0; i < n; ++i) x[i] = x[i] >= T(0) ? x[i] : alpha * x[i];
@@ -109,8 +106,7 @@ void Apply(const Activation& act, T* x, int64_t n) {
       for (int64_t i = 0; i < n; ++i) x[i] = alpha * x[i] + beta;
       break;
     case ActKind::kElu:
-      for (int64_t i = 0; i < n; ++i)
-        x[i] = x[i] >= T(0) ? x[i] : alpha * (std::exp(x[i]) - T(1));
+      for (int64_t i = 0; i < n; ++i) x[i] = x[i] >= T(0) ? x[i] : alpha * (std::exp(x[i]) - T(1));
       break;
     case ActKind::kSoftsign:
       for (int64_t i = 0; i < n; ++i) x[i] = x[i] / (T(1) + std::abs(x[i]));
@@ -127,8 +123,8 @@ void Clip(T clip, T* x, int64_t n) {
 }
 
 template <typename T>
-void GemmAcc(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda,
-             const T* B, int64_t ldb, T* C, int64_t ldc) {
+void GemmAcc(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb,
+             T* C, int64_t ldc) {
   for (int64_t m = 0; m < M; ++m) {
     const T* a = A + m * lda;
     T* __restrict c = C + m * ldc;
@@ -139,8 +135,7 @@ void GemmAcc(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda,
       const T* __restrict b1 = b0 + ldb;
       const T* __restrict b2 = b1 + ldb;
       const T* __restrict b3 = b2 + ldb;
-      for (int64_t n = 0; n < N; ++n)
-        c[n] += a0 * b0[n] + a1 * b1[n] + a2 * b2[n] + a3 * b3[n];
+      for (int64_t n = 0; n < N; ++n) c[n] += a0 * b0[n] + a1 * b1[n] + a2 * b2[n] + a3 * b3[n];
     }
     for (; k < K; ++k) {
       const T ak = a[k];
@@ -178,8 +173,7 @@ void InputProjection(const Direction<T>& d, Work<T>& w) {
     for (int64_t j = 0; j < gh; ++j) b[j] = d.bias[j] + d.bias[gh + j];
     if (d.cell == Cell::kGru)  // Rbh is applied with the recurrent term.
       for (int64_t j = 2 * d.hidden; j < gh; ++j) b[j] = d.bias[j];
-    for (int64_t r = 0; r < rows; ++r)
-      std::memcpy(&w.xw[r * gh], b.data(), gh * sizeof(T));
+    for (int64_t r = 0; r < rows; ++r) std::memcpy(&w.xw[r * gh], b.data(), gh * sizeof(T));
   }
   GemmAcc(rows, gh, d.input, d.x, d.input, d.wt, gh, w.xw.data(), gh);
 }
@@ -225,8 +219,7 @@ void GruStep(const Direction<T>& d, Work<T>& w) {
     GemmAcc(d.batch, H, H, w.tmp.data(), H, d.rt + 2 * H, gh, w.rec.data(), H);
     for (int64_t b = 0; b < d.batch; ++b) {
       T* hc = gates + b * gh + 2 * H;
-      for (int64_t j = 0; j < H; ++j)
-        hc[j] += w.rec[b * H + j] + (rbh ? rbh[j] : T(0));
+      for (int64_t j = 0; j < H; ++j) hc[j] += w.rec[b * H + j] + (rbh ? rbh[j] : T(0));
     }
   }
   for (int64_t b = 0; b < d.batch; ++b) {
@@ -295,10 +288,8 @@ void RunDirection(const Direction<T>& d) {
   w.active.resize(static_cast<size_t>(d.batch));
   for (int64_t s = 0; s < d.seq; ++s) {
     const int64_t t = d.backward ? d.seq - 1 - s : s;
-    for (int64_t b = 0; b < d.batch; ++b)
-      w.active[b] = d.lens == nullptr || t < d.lens[b];
-    std::memcpy(w.gates.data(), &w.xw[t * d.batch * gh],
-                d.batch * gh * sizeof(T));
+    for (int64_t b = 0; b < d.batch; ++b) w.active[b] = d.lens == nullptr || t < d.lens[b];
+    std::memcpy(w.gates.data(), &w.xw[t * d.batch * gh], d.batch * gh * sizeof(T));
     switch (d.cell) {
       case Cell::kRnn:
         RnnStep(d, w);
@@ -323,10 +314,10 @@ void RunDirection(const Direction<T>& d) {
 
 template void Apply<float>(const Activation&, float*, int64_t);
 template void Apply<double>(const Activation&, double*, int64_t);
-template void GemmAcc<float>(int64_t, int64_t, int64_t, const float*, int64_t,
-                             const float*, int64_t, float*, int64_t);
-template void GemmAcc<double>(int64_t, int64_t, int64_t, const double*, int64_t,
-                              const double*, int64_t, double*, int64_t);
+template void GemmAcc<float>(int64_t, int64_t, int64_t, const float*, int64_t, const float*,
+                             int64_t, float*, int64_t);
+template void GemmAcc<double>(int64_t, int64_t, int64_t, const double*, int64_t, const double*,
+                              int64_t, double*, int64_t);
 template void RunDirection<float>(const Direction<float>&);
 template void RunDirection<double>(const Direction<double>&);
 

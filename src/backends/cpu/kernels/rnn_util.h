@@ -39,10 +39,11 @@ struct Activation {
 // activation_alpha / activation_beta in order for the functions that take
 // them (defaults otherwise). Returns `per_dir * num_dirs` entries; a list with
 // only `per_dir` names for a bidirectional node is repeated for both.
-Result<std::vector<Activation>> ParseActivations(
-    const std::vector<std::string>& names, const std::vector<float>& alphas,
-    const std::vector<float>& betas, const std::vector<Activation>& defaults,
-    int num_dirs);
+Result<std::vector<Activation>> ParseActivations(const std::vector<std::string>& names,
+                                                 const std::vector<float>& alphas,
+                                                 const std::vector<float>& betas,
+                                                 const std::vector<Activation>& defaults,
+                                                 int num_dirs);
 
 // x[i] = act(x[i]) for i in [0, n).
 template <typename T>
@@ -55,8 +56,8 @@ void Clip(T clip, T* x, int64_t n);
 // C[m, n] += sum_k A[m, k] * B[k, n] for m < M, n < N, k < K, with row
 // strides lda / ldb / ldc. The inner loop runs over contiguous n.
 template <typename T>
-void GemmAcc(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda,
-             const T* B, int64_t ldb, T* C, int64_t ldc);
+void GemmAcc(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb,
+             T* C, int64_t ldc);
 
 // Everything one direction of a recurrent op needs, in compute type T and
 // layout 0 ([seq, batch, ...]).

@@ -15,19 +15,30 @@ constexpr double kPi = 3.14159265358979323846;
 
 double ReadAt(const Tensor& t, int64_t i) {
   switch (t.dtype()) {
-    case DType::kFloat32: return t.data<float>()[i];
-    case DType::kFloat64: return t.data<double>()[i];
-    case DType::kFloat16: return HalfToFloat(t.data<Half>()[i]);
-    default: return 0;
+    case DType::kFloat32:
+      return t.data<float>()[i];
+    case DType::kFloat64:
+      return t.data<double>()[i];
+    case DType::kFloat16:
+      return HalfToFloat(t.data<Half>()[i]);
+    default:
+      return 0;
   }
 }
 
 void WriteAt(Tensor& t, int64_t i, double v) {
   switch (t.dtype()) {
-    case DType::kFloat32: t.data<float>()[i] = static_cast<float>(v); break;
-    case DType::kFloat64: t.data<double>()[i] = v; break;
-    case DType::kFloat16: t.data<Half>()[i] = FloatToHalf(static_cast<float>(v)); break;
-    default: break;
+    case DType::kFloat32:
+      t.data<float>()[i] = static_cast<float>(v);
+      break;
+    case DType::kFloat64:
+      t.data<double>()[i] = v;
+      break;
+    case DType::kFloat16:
+      t.data<Half>()[i] = FloatToHalf(static_cast<float>(v));
+      break;
+    default:
+      break;
   }
 }
 
@@ -36,8 +47,9 @@ void WriteAt(Tensor& t, int64_t i, double v) {
 struct Transform {
   int64_t len;
   bool inverse;
-  void Run(const Tensor& x, int64_t x_base, int64_t x_stride, int64_t n_in, bool complex_in, Tensor& y,
-           int64_t y_base, int64_t y_stride, int64_t n_out, const std::vector<double>* window) const {
+  void Run(const Tensor& x, int64_t x_base, int64_t x_stride, int64_t n_in, bool complex_in,
+           Tensor& y, int64_t y_base, int64_t y_stride, int64_t n_out,
+           const std::vector<double>* window) const {
     const double sign = inverse ? 1.0 : -1.0;
     for (int64_t k = 0; k < n_out; ++k) {
       double re = 0, im = 0;
@@ -46,7 +58,8 @@ struct Transform {
         double w = window ? (*window)[static_cast<size_t>(n)] : 1.0;
         double xr = ReadAt(x, complex_in ? off * 1 : off) * w;
         double xi = complex_in ? ReadAt(x, off + 1) * w : 0.0;
-        double ang = sign * 2.0 * kPi * static_cast<double>((k * n) % len) / static_cast<double>(len);
+        double ang =
+            sign * 2.0 * kPi * static_cast<double>((k * n) % len) / static_cast<double>(len);
         double c = std::cos(ang), s = std::sin(ang);
         re += xr * c - xi * s;
         im += xr * s + xi * c;
@@ -64,9 +77,11 @@ struct Transform {
 Status Dft(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
   if (!IsFloatingDType(x.dtype())) return ctx.Error("DFT input must be a floating-point tensor");
-  if (x.rank() < 3) return ctx.Error("DFT input must have rank >= 3, got " + ShapeToString(x.shape()));
+  if (x.rank() < 3)
+    return ctx.Error("DFT input must have rank >= 3, got " + ShapeToString(x.shape()));
   const int64_t last = x.shape().back();
-  if (last != 1 && last != 2) return ctx.Error("DFT input's last dimension must be 1 (real) or 2 (complex)");
+  if (last != 1 && last != 2)
+    return ctx.Error("DFT input's last dimension must be 1 (real) or 2 (complex)");
   PX_ASSIGN_OR_RETURN(int axis, NormalizeAxis(ctx.node().attr_int("axis", 1), x.rank()));
   if (axis == 0 || axis == x.rank() - 1) return ctx.Error("DFT axis must be a signal dimension");
   const bool inverse = ctx.node().attr_int("inverse", 0) != 0;
@@ -80,7 +95,7 @@ Status Dft(KernelContext& ctx) {
   Shape out_shape = x.shape();
   out_shape[static_cast<size_t>(axis)] = onesided ? n / 2 + 1 : n;
   out_shape.back() = 2;
-  PX_ASSIGN_OR_RETURN(Tensor* y, ctx.Output(0, x.dtype(), out_shape));
+  PX_ASSIGN_OR_RETURN(Tensor * y, ctx.Output(0, x.dtype(), out_shape));
   const std::vector<int64_t> xs = Strides(x.shape()), ys = Strides(out_shape);
   const int64_t n_in = x.shape()[static_cast<size_t>(axis)];
   Transform tf{n, inverse};
@@ -98,8 +113,8 @@ Status Dft(KernelContext& ctx) {
       xb += idx * xs[d];
       yb += idx * ys[d];
     }
-    tf.Run(x, xb, xs[static_cast<size_t>(axis)], n_in, last == 2, *y, yb, ys[static_cast<size_t>(axis)],
-           out_shape[static_cast<size_t>(axis)], nullptr);
+    tf.Run(x, xb, xs[static_cast<size_t>(axis)], n_in, last == 2, *y, yb,
+           ys[static_cast<size_t>(axis)], out_shape[static_cast<size_t>(axis)], nullptr);
   }
   return Status::Ok();
 }
@@ -107,7 +122,8 @@ Status Dft(KernelContext& ctx) {
 Status Stft(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
   if (!IsFloatingDType(x.dtype()) || x.rank() != 3 || (x.dim(2) != 1 && x.dim(2) != 2))
-    return ctx.Error("STFT signal must be a float tensor [batch, length, 1|2], got " + ShapeToString(x.shape()));
+    return ctx.Error("STFT signal must be a float tensor [batch, length, 1|2], got " +
+                     ShapeToString(x.shape()));
   PX_ASSIGN_OR_RETURN(std::vector<int64_t> step_v, ReadInt64s(ctx.input(1)));
   const int64_t step = step_v.at(0);
   std::vector<double> window;
@@ -118,19 +134,20 @@ Status Stft(KernelContext& ctx) {
     PX_ASSIGN_OR_RETURN(std::vector<int64_t> l, ReadInt64s(ctx.input(3)));
     len = l.at(0);
   }
-  if (len <= 0 || step <= 0) return ctx.Error("STFT needs a window or frame_length and a positive frame_step");
+  if (len <= 0 || step <= 0)
+    return ctx.Error("STFT needs a window or frame_length and a positive frame_step");
   if (!window.empty() && static_cast<int64_t>(window.size()) != len)
     return ctx.Error("STFT window length does not match frame_length");
   if (x.dim(1) < len) return ctx.Error("STFT signal is shorter than one frame");
   const bool onesided = ctx.node().attr_int("onesided", 1) != 0;
   const int64_t frames = (x.dim(1) - len) / step + 1, bins = onesided ? len / 2 + 1 : len;
-  PX_ASSIGN_OR_RETURN(Tensor* y, ctx.Output(0, x.dtype(), {x.dim(0), frames, bins, 2}));
+  PX_ASSIGN_OR_RETURN(Tensor * y, ctx.Output(0, x.dtype(), {x.dim(0), frames, bins, 2}));
   Transform tf{len, false};
   const bool complex_in = x.dim(2) == 2;
   for (int64_t b = 0; b < x.dim(0); ++b)
     for (int64_t f = 0; f < frames; ++f)
-      tf.Run(x, (b * x.dim(1) + f * step) * x.dim(2), x.dim(2), len, complex_in, *y, ((b * frames + f) * bins) * 2,
-             2, bins, window.empty() ? nullptr : &window);
+      tf.Run(x, (b * x.dim(1) + f * step) * x.dim(2), x.dim(2), len, complex_in, *y,
+             ((b * frames + f) * bins) * 2, 2, bins, window.empty() ? nullptr : &window);
   return Status::Ok();
 }
 
@@ -142,7 +159,7 @@ Status CosineWindow(KernelContext& ctx, double a0, double a1, double a2) {
   const DType dt = static_cast<DType>(ctx.node().attr_int("output_datatype", 1));
   const bool periodic = ctx.node().attr_int("periodic", 1) != 0;
   const double n_den = static_cast<double>(periodic ? size : size - 1);
-  PX_ASSIGN_OR_RETURN(Tensor* y, ctx.Output(0, dt, {size}));
+  PX_ASSIGN_OR_RETURN(Tensor * y, ctx.Output(0, dt, {size}));
   return DispatchNumeric(dt, [&]<typename T>() -> Status {
     for (int64_t n = 0; n < size; ++n) {
       double x = n_den > 0 ? 2.0 * kPi * static_cast<double>(n) / n_den : 0.0;
@@ -163,7 +180,8 @@ Status MelWeightMatrix(KernelContext& ctx) {
   PX_ASSIGN_OR_RETURN(double lo, ReadScalarAsDouble(ctx.input(3)));
   PX_ASSIGN_OR_RETURN(double hi, ReadScalarAsDouble(ctx.input(4)));
   const int64_t mels = static_cast<int64_t>(mels_d), dft = static_cast<int64_t>(dft_d);
-  if (mels <= 0 || dft <= 0 || rate <= 0) return ctx.Error("num_mel_bins, dft_length and sample_rate must be positive");
+  if (mels <= 0 || dft <= 0 || rate <= 0)
+    return ctx.Error("num_mel_bins, dft_length and sample_rate must be positive");
   const int64_t bins = dft / 2 + 1;
   const DType dt = static_cast<DType>(ctx.node().attr_int("output_datatype", 1));
   std::vector<int64_t> points(static_cast<size_t>(mels + 2));
@@ -171,21 +189,26 @@ Status MelWeightMatrix(KernelContext& ctx) {
   const double step = (hi_mel - lo_mel) / static_cast<double>(mels + 2);
   for (int64_t i = 0; i < mels + 2; ++i) {
     double hz = 700 * (std::pow(10.0, (static_cast<double>(i) * step + lo_mel) / 2595) - 1);
-    points[static_cast<size_t>(i)] = static_cast<int64_t>(std::floor(static_cast<double>(dft + 1) * hz / rate));
+    points[static_cast<size_t>(i)] =
+        static_cast<int64_t>(std::floor(static_cast<double>(dft + 1) * hz / rate));
   }
   std::vector<double> w(static_cast<size_t>(bins * mels), 0.0);
   auto set = [&](int64_t j, int64_t i, double v) {
     if (j >= 0 && j < bins) w[static_cast<size_t>(j * mels + i)] = v;
   };
   for (int64_t i = 0; i < mels; ++i) {
-    int64_t l = points[static_cast<size_t>(i)], c = points[static_cast<size_t>(i + 1)], r = points[static_cast<size_t>(i + 2)];
-    if (c == l) set(c, i, 1);
+    int64_t l = points[static_cast<size_t>(i)], c = points[static_cast<size_t>(i + 1)],
+            r = points[static_cast<size_t>(i + 2)];
+    if (c == l)
+      set(c, i, 1);
     else
-      for (int64_t j = l; j <= c; ++j) set(j, i, static_cast<double>(j - l) / static_cast<double>(c - l));
+      for (int64_t j = l; j <= c; ++j)
+        set(j, i, static_cast<double>(j - l) / static_cast<double>(c - l));
     if (r > c)
-      for (int64_t j = c; j < r; ++j) set(j, i, static_cast<double>(r - j) / static_cast<double>(r - c));
+      for (int64_t j = c; j < r; ++j)
+        set(j, i, static_cast<double>(r - j) / static_cast<double>(r - c));
   }
-  PX_ASSIGN_OR_RETURN(Tensor* y, ctx.Output(0, dt, {bins, mels}));
+  PX_ASSIGN_OR_RETURN(Tensor * y, ctx.Output(0, dt, {bins, mels}));
   return DispatchNumeric(dt, [&]<typename T>() -> Status {
     for (size_t i = 0; i < w.size(); ++i) y->data<T>()[i] = static_cast<T>(w[i]);
     return Status::Ok();

@@ -17,7 +17,8 @@ constexpr const char* kDomain = "ai.onnx.preview.training";
 Result<int> GroupSize(const KernelContext& ctx, int groups) {
   int n = ctx.num_inputs() - 2;
   if (n <= 0 || n % groups != 0)
-    return ctx.Error("expects R, T and " + std::to_string(groups) + " equally sized groups of tensors");
+    return ctx.Error("expects R, T and " + std::to_string(groups) +
+                     " equally sized groups of tensors");
   for (int i = 0; i < n; ++i)
     if (ctx.input(2 + i).shape() != ctx.input(2 + i % (n / groups)).shape())
       return ctx.Error("tensors of one parameter have different shapes");
@@ -28,13 +29,14 @@ Status Adagrad(KernelContext& ctx) {
   PX_ASSIGN_OR_RETURN(int n, GroupSize(ctx, 3));
   PX_ASSIGN_OR_RETURN(double r, ReadScalarAsDouble(ctx.input(0)));
   PX_ASSIGN_OR_RETURN(double t, ReadScalarAsDouble(ctx.input(1)));
-  const double norm = ctx.node().attr_float("norm_coefficient", 0), eps = ctx.node().attr_float("epsilon", 1e-6f);
+  const double norm = ctx.node().attr_float("norm_coefficient", 0),
+               eps = ctx.node().attr_float("epsilon", 1e-6f);
   const double decay = ctx.node().attr_float("decay_factor", 0);
   const double rate = r / (1 + t * decay);
   for (int p = 0; p < n; ++p) {
     const Tensor &x = ctx.input(2 + p), &g = ctx.input(2 + n + p), &h = ctx.input(2 + 2 * n + p);
-    PX_ASSIGN_OR_RETURN(Tensor* xo, ctx.Output(p, x.dtype(), x.shape()));
-    PX_ASSIGN_OR_RETURN(Tensor* ho, ctx.Output(n + p, h.dtype(), h.shape()));
+    PX_ASSIGN_OR_RETURN(Tensor * xo, ctx.Output(p, x.dtype(), x.shape()));
+    PX_ASSIGN_OR_RETURN(Tensor * ho, ctx.Output(n + p, h.dtype(), h.shape()));
     PX_RETURN_IF_ERROR(DispatchFloat(x.dtype(), [&]<typename T>() -> Status {
       for (int64_t i = 0; i < x.numel(); ++i) {
         double gr = norm * x.data<T>()[i] + g.data<T>()[i];
@@ -53,16 +55,17 @@ Status Adam(KernelContext& ctx) {
   PX_ASSIGN_OR_RETURN(double r, ReadScalarAsDouble(ctx.input(0)));
   PX_ASSIGN_OR_RETURN(double t, ReadScalarAsDouble(ctx.input(1)));
   const Node& node = ctx.node();
-  const double norm = node.attr_float("norm_coefficient", 0), post = node.attr_float("norm_coefficient_post", 0);
+  const double norm = node.attr_float("norm_coefficient", 0),
+               post = node.attr_float("norm_coefficient_post", 0);
   const double alpha = node.attr_float("alpha", 0.9f), beta = node.attr_float("beta", 0.999f);
   const double eps = node.attr_float("epsilon", 1e-6f);
   const double rate = t > 0 ? r * std::sqrt(1 - std::pow(beta, t)) / (1 - std::pow(alpha, t)) : r;
   for (int p = 0; p < n; ++p) {
     const Tensor &x = ctx.input(2 + p), &g = ctx.input(2 + n + p), &v = ctx.input(2 + 2 * n + p),
                  &h = ctx.input(2 + 3 * n + p);
-    PX_ASSIGN_OR_RETURN(Tensor* xo, ctx.Output(p, x.dtype(), x.shape()));
-    PX_ASSIGN_OR_RETURN(Tensor* vo, ctx.Output(n + p, v.dtype(), v.shape()));
-    PX_ASSIGN_OR_RETURN(Tensor* ho, ctx.Output(2 * n + p, h.dtype(), h.shape()));
+    PX_ASSIGN_OR_RETURN(Tensor * xo, ctx.Output(p, x.dtype(), x.shape()));
+    PX_ASSIGN_OR_RETURN(Tensor * vo, ctx.Output(n + p, v.dtype(), v.shape()));
+    PX_ASSIGN_OR_RETURN(Tensor * ho, ctx.Output(2 * n + p, h.dtype(), h.shape()));
     PX_RETURN_IF_ERROR(DispatchFloat(x.dtype(), [&]<typename T>() -> Status {
       for (int64_t i = 0; i < x.numel(); ++i) {
         double gr = norm * x.data<T>()[i] + g.data<T>()[i];
@@ -90,8 +93,8 @@ Status Momentum(KernelContext& ctx) {
   if (mode != "standard" && mode != "nesterov") return ctx.Error("unknown mode '" + mode + "'");
   for (int p = 0; p < n; ++p) {
     const Tensor &x = ctx.input(2 + p), &g = ctx.input(2 + n + p), &v = ctx.input(2 + 2 * n + p);
-    PX_ASSIGN_OR_RETURN(Tensor* xo, ctx.Output(p, x.dtype(), x.shape()));
-    PX_ASSIGN_OR_RETURN(Tensor* vo, ctx.Output(n + p, v.dtype(), v.shape()));
+    PX_ASSIGN_OR_RETURN(Tensor * xo, ctx.Output(p, x.dtype(), x.shape()));
+    PX_ASSIGN_OR_RETURN(Tensor * vo, ctx.Output(n + p, v.dtype(), v.shape()));
     PX_RETURN_IF_ERROR(DispatchFloat(x.dtype(), [&]<typename T>() -> Status {
       for (int64_t i = 0; i < x.numel(); ++i) {
         double gr = norm * x.data<T>()[i] + g.data<T>()[i];
