@@ -169,66 +169,138 @@ class LoopKernel : public Kernel {
   }
 };
 
+// How a Scan walks its inputs and stacks its outputs.
+struct ScanSpec {
+  std::vector<int> in_axes;  // Sequence axis per scan input.
+  std::vector<bool> in_reverse;
+  std::vector<int64_t> out_axes;  // Unnormalised stacking axis per scan output.
+  std::vector<bool> out_reverse;
+};
+
+bool Flag(const std::vector<int64_t>& v, size_t i) { return i < v.size() && v[i] == 1; }
+
+// Runs the body once per sequence step: state carried, scan inputs sliced,
+// scan outputs stacked. `state` holds the initial state and ends final.
+Status RunScan(const Body& body, const KernelContext& ctx, std::vector<Tensor>& state,
+               const std::vector<Tensor>& scan_in, const ScanSpec& spec,
+               std::vector<Tensor>* scan_out) {
+  const size_t n = state.size(), m = scan_in.size();
+  const size_t k = body.graph->outputs.size() - n;
+  int64_t length = -1;
+  for (size_t j = 0; j < m; ++j) {
+    int64_t len = scan_in[j].shape()[static_cast<size_t>(spec.in_axes[j])];
+    if (length >= 0 && len != length)
+      return ctx.Error("scan inputs have different sequence lengths");
+    length = len;
+  }
+  std::vector<std::vector<Tensor>> parts(k);
+  const std::vector<Tensor> caps = Captures(body, ctx);
+  std::vector<Tensor> ins(n + m), outs;
+  for (int64_t t = 0; t < length; ++t) {
+    for (size_t i = 0; i < n; ++i) ins[i] = state[i];
+    for (size_t j = 0; j < m; ++j)
+      ins[n + j] = SliceAxis(scan_in[j], spec.in_axes[j], spec.in_reverse[j] ? length - 1 - t : t);
+    Status s = body.runner->Run(ins, caps, &outs);
+    if (!s.ok()) return s.WithContext(ctx.node().Describe() + " step " + std::to_string(t));
+    for (size_t i = 0; i < n; ++i) state[i] = std::move(outs[i]);
+    for (size_t j = 0; j < k; ++j) parts[j].push_back(std::move(outs[n + j]));
+  }
+  scan_out->clear();
+  for (size_t j = 0; j < k; ++j) {
+    if (spec.out_reverse[j]) std::reverse(parts[j].begin(), parts[j].end());
+    int rank = parts[j].empty() ? 1 : parts[j][0].rank() + 1;
+    PX_ASSIGN_OR_RETURN(int axis, NormalizeAxis(spec.out_axes[j], rank));
+    const Value& v = body.graph->values[body.graph->outputs[n + j]];
+    Result<Tensor> st = Stack(parts[j], axis, v.dtype, Shape{0});
+    if (!st.ok()) return st.status().WithContext(ctx.node().Describe());
+    scan_out->push_back(std::move(st).value());
+  }
+  return Status::Ok();
+}
+
+// Scan, opset 9 and newer: no batch axis, per-input axes and directions.
 class ScanKernel : public Kernel {
  public:
   Body body;
   Status Run(KernelContext& ctx) override {
     const Node& node = ctx.node();
-    const Graph& g = *body.graph;
     const int m = static_cast<int>(node.attr_int("num_scan_inputs", 0));
     const int n = ctx.num_inputs() - m;
-    const int k = static_cast<int>(g.outputs.size()) - n;
+    const int k = static_cast<int>(body.graph->outputs.size()) - n;
     if (m <= 0 || n < 0 || k < 0) return ctx.Error("num_scan_inputs does not match the inputs");
-    std::vector<int64_t> in_axes = node.attr_ints("scan_input_axes"),
-                         in_dirs = node.attr_ints("scan_input_directions");
-    std::vector<int64_t> out_axes = node.attr_ints("scan_output_axes"),
-                         out_dirs = node.attr_ints("scan_output_directions");
-    int64_t length = -1;
-    std::vector<int> axes(static_cast<size_t>(m));
-    for (int j = 0; j < m; ++j) {
-      const Tensor& t = ctx.input(n + j);
-      PX_ASSIGN_OR_RETURN(
-          axes[static_cast<size_t>(j)],
-          NormalizeAxis(j < static_cast<int>(in_axes.size()) ? in_axes[static_cast<size_t>(j)] : 0,
-                        t.rank()));
-      int64_t len = t.shape()[static_cast<size_t>(axes[static_cast<size_t>(j)])];
-      if (length >= 0 && len != length)
-        return ctx.Error("scan inputs have different sequence lengths");
-      length = len;
-    }
-    std::vector<Tensor> state;
+    const std::vector<int64_t> in_axes = node.attr_ints("scan_input_axes");
+    const std::vector<int64_t> in_dirs = node.attr_ints("scan_input_directions");
+    const std::vector<int64_t> out_axes = node.attr_ints("scan_output_axes");
+    const std::vector<int64_t> out_dirs = node.attr_ints("scan_output_directions");
+    ScanSpec spec;
+    std::vector<Tensor> state, scan_in, scan_out;
     for (int i = 0; i < n; ++i) state.push_back(ctx.input(i));
-    std::vector<std::vector<Tensor>> scans(static_cast<size_t>(k));
-    const std::vector<Tensor> caps = Captures(body, ctx);
-    std::vector<Tensor> ins(static_cast<size_t>(n + m)), outs;
-    for (int64_t t = 0; t < length; ++t) {
-      for (int i = 0; i < n; ++i) ins[static_cast<size_t>(i)] = state[static_cast<size_t>(i)];
-      for (int j = 0; j < m; ++j) {
-        bool rev = j < static_cast<int>(in_dirs.size()) && in_dirs[static_cast<size_t>(j)] == 1;
-        ins[static_cast<size_t>(n + j)] =
-            SliceAxis(ctx.input(n + j), axes[static_cast<size_t>(j)], rev ? length - 1 - t : t);
-      }
-      Status s = body.runner->Run(ins, caps, &outs);
-      if (!s.ok()) return s.WithContext(node.Describe() + " step " + std::to_string(t));
-      for (int i = 0; i < n; ++i)
-        state[static_cast<size_t>(i)] = std::move(outs[static_cast<size_t>(i)]);
-      for (int j = 0; j < k; ++j)
-        scans[static_cast<size_t>(j)].push_back(std::move(outs[static_cast<size_t>(n + j)]));
-    }
-    for (int i = 0; i < n; ++i) PX_RETURN_IF_ERROR(ctx.SetOutput(i, state[static_cast<size_t>(i)]));
-    for (int j = 0; j < k; ++j) {
-      auto& parts = scans[static_cast<size_t>(j)];
-      if (j < static_cast<int>(out_dirs.size()) && out_dirs[static_cast<size_t>(j)] == 1)
-        std::reverse(parts.begin(), parts.end());
-      int rank = parts.empty() ? 1 : parts[0].rank() + 1;
+    for (size_t j = 0; j < static_cast<size_t>(m); ++j) {
+      scan_in.push_back(ctx.input(n + static_cast<int>(j)));
       PX_ASSIGN_OR_RETURN(
-          int axis,
-          NormalizeAxis(
-              j < static_cast<int>(out_axes.size()) ? out_axes[static_cast<size_t>(j)] : 0, rank));
-      const Value& v = g.values[g.outputs[static_cast<size_t>(n + j)]];
-      Result<Tensor> st = Stack(parts, axis, v.dtype, Shape{0});
+          int axis, NormalizeAxis(j < in_axes.size() ? in_axes[j] : 0, scan_in.back().rank()));
+      spec.in_axes.push_back(axis);
+      spec.in_reverse.push_back(Flag(in_dirs, j));
+    }
+    for (size_t j = 0; j < static_cast<size_t>(k); ++j) {
+      spec.out_axes.push_back(j < out_axes.size() ? out_axes[j] : 0);
+      spec.out_reverse.push_back(Flag(out_dirs, j));
+    }
+    PX_RETURN_IF_ERROR(RunScan(body, ctx, state, scan_in, spec, &scan_out));
+    for (int i = 0; i < n; ++i) PX_RETURN_IF_ERROR(ctx.SetOutput(i, state[static_cast<size_t>(i)]));
+    for (int j = 0; j < k; ++j)
+      PX_RETURN_IF_ERROR(ctx.SetOutput(n + j, scan_out[static_cast<size_t>(j)]));
+    return Status::Ok();
+  }
+};
+
+// Scan, opset 8: input 0 is the optional sequence_lens, every other input
+// and output has a leading batch axis, and sequences run along axis 1.
+class Scan8Kernel : public Kernel {
+ public:
+  Body body;
+  Status Run(KernelContext& ctx) override {
+    const Node& node = ctx.node();
+    const int m = static_cast<int>(node.attr_int("num_scan_inputs", 0));
+    const int n = ctx.num_inputs() - 1 - m;
+    const int k = static_cast<int>(body.graph->outputs.size()) - n;
+    if (m <= 0 || n < 0 || k < 0) return ctx.Error("num_scan_inputs does not match the inputs");
+    const int64_t batch = ctx.input(1).rank() > 0 ? ctx.input(1).dim(0) : 0;
+    for (int i = 1; i < ctx.num_inputs(); ++i)
+      if (ctx.input(i).rank() < 1 || ctx.input(i).dim(0) != batch)
+        return ctx.Error("every state and scan input needs the same leading batch dimension");
+    if (ctx.has_input(0)) {
+      PX_ASSIGN_OR_RETURN(std::vector<int64_t> lens, ReadInt64s(ctx.input(0)));
+      for (int64_t len : lens)
+        if (m > 0 && len != ctx.input(1 + n).dim(1))
+          return Unsupported(node.Describe() + ": sequence_lens shorter than the scan inputs");
+    }
+    const std::vector<int64_t> dirs = node.attr_ints("directions");
+    ScanSpec spec;
+    for (size_t j = 0; j < static_cast<size_t>(m); ++j) {
+      spec.in_axes.push_back(0);
+      spec.in_reverse.push_back(Flag(dirs, j));
+    }
+    spec.out_axes.assign(static_cast<size_t>(k), 0);
+    spec.out_reverse.assign(static_cast<size_t>(k), false);
+    std::vector<std::vector<Tensor>> finals(static_cast<size_t>(n)), scans(static_cast<size_t>(k));
+    for (int64_t b = 0; b < batch; ++b) {
+      std::vector<Tensor> state, scan_in, scan_out;
+      for (int i = 0; i < n; ++i) state.push_back(SliceAxis(ctx.input(1 + i), 0, b));
+      for (int j = 0; j < m; ++j) scan_in.push_back(SliceAxis(ctx.input(1 + n + j), 0, b));
+      PX_RETURN_IF_ERROR(RunScan(body, ctx, state, scan_in, spec, &scan_out));
+      for (int i = 0; i < n; ++i)
+        finals[static_cast<size_t>(i)].push_back(std::move(state[static_cast<size_t>(i)]));
+      for (int j = 0; j < k; ++j)
+        scans[static_cast<size_t>(j)].push_back(std::move(scan_out[static_cast<size_t>(j)]));
+    }
+    for (int i = 0; i < n + k; ++i) {
+      const auto& parts =
+          i < n ? finals[static_cast<size_t>(i)] : scans[static_cast<size_t>(i - n)];
+      const Value& v = body.graph->values[body.graph->outputs[static_cast<size_t>(i)]];
+      Result<Tensor> st = Stack(parts, 0, v.dtype, Shape{0});
       if (!st.ok()) return st.status().WithContext(node.Describe());
-      PX_RETURN_IF_ERROR(ctx.SetOutput(n + j, std::move(st).value()));
+      PX_RETURN_IF_ERROR(ctx.SetOutput(i, std::move(st).value()));
     }
     return Status::Ok();
   }
@@ -262,6 +334,11 @@ Result<std::unique_ptr<Kernel>> MakeLoop(const KernelInit& init) {
 }
 
 Result<std::unique_ptr<Kernel>> MakeScan(const KernelInit& init) {
+  if (init.opset() < 9) {
+    auto k = std::make_unique<Scan8Kernel>();
+    PX_ASSIGN_OR_RETURN(k->body, CompileBody(init, "body"));
+    return std::unique_ptr<Kernel>(std::move(k));
+  }
   auto k = std::make_unique<ScanKernel>();
   PX_ASSIGN_OR_RETURN(k->body, CompileBody(init, "body"));
   return std::unique_ptr<Kernel>(std::move(k));
@@ -272,7 +349,7 @@ Result<std::unique_ptr<Kernel>> MakeScan(const KernelInit& init) {
 void RegisterControlFlowOps(OpRegistry& r) {
   r.Register("", "If", MakeIf);
   r.Register("", "Loop", MakeLoop);
-  r.Register("", "Scan", MakeScan, 9);  // Opset 8's batched Scan is not supported.
+  r.Register("", "Scan", MakeScan, 8);
 }
 
 }  // namespace parallax
