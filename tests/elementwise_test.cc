@@ -12,6 +12,7 @@
 
 #include "backends/cpu/kernels/elementwise_util.h"
 #include "backends/cpu/kernels/families.h"
+#include "kernel_test_util.h"
 #include "ops/kernel.h"
 #include "ops/registry.h"
 #include "ops/shape_util.h"
@@ -19,12 +20,11 @@
 namespace parallax {
 namespace {
 
-class TestAllocator : public OutputAllocator {
- public:
-  Result<Tensor> Allocate(int, DType dtype, const Shape& shape) override {
-    return Tensor::Uninitialized(dtype, shape);
-  }
-};
+using testing::FloatAttr;
+using testing::FloatsAttr;
+using testing::IntAttr;
+using testing::IntsAttr;
+using testing::StrAttr;
 
 struct OpCall {
   std::string op;
@@ -56,7 +56,7 @@ Result<std::vector<Tensor>> RunOp(const OpCall& call) {
   if (e == nullptr) return NotFound("no kernel for " + call.op);
   KernelInit init{node, graph, nullptr};
   PX_ASSIGN_OR_RETURN(std::unique_ptr<Kernel> k, e->factory(init));
-  TestAllocator alloc;
+  testing::OwnedAllocator alloc;
   KernelContext ctx(node, ins, {}, call.num_outputs, &alloc);
   PX_RETURN_IF_ERROR(k->Run(ctx));
   return ctx.outputs();
@@ -72,25 +72,6 @@ Tensor I32(Shape shape, std::vector<int32_t> v) { return Make(DType::kInt32, sha
 template <typename T>
 std::vector<T> Values(const Tensor& t) {
   return std::vector<T>(t.data<T>(), t.data<T>() + t.numel());
-}
-
-Attribute IntAttr(int64_t v) {
-  Attribute a;
-  a.kind = Attribute::Kind::kInt;
-  a.i = v;
-  return a;
-}
-Attribute StrAttr(const std::string& s) {
-  Attribute a;
-  a.kind = Attribute::Kind::kString;
-  a.s = s;
-  return a;
-}
-Attribute FloatAttr(float f) {
-  Attribute a;
-  a.kind = Attribute::Kind::kFloat;
-  a.f = f;
-  return a;
 }
 
 std::vector<float> Iota(int64_t n) {

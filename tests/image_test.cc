@@ -8,37 +8,18 @@
 
 #include "backends/cpu/kernels/families.h"
 #include "graph/graph.h"
+#include "kernel_test_util.h"
 #include "ops/kernel.h"
 #include "ops/registry.h"
 
 namespace parallax {
 namespace {
 
-class HeapAllocator : public OutputAllocator {
- public:
-  Result<Tensor> Allocate(int, DType dtype, const Shape& shape) override {
-    return Tensor::Uninitialized(dtype, shape);
-  }
-};
-
-Attribute IntAttr(int64_t v) {
-  Attribute a;
-  a.kind = Attribute::Kind::kInt;
-  a.i = v;
-  return a;
-}
-Attribute StrAttr(const std::string& s) {
-  Attribute a;
-  a.kind = Attribute::Kind::kString;
-  a.s = s;
-  return a;
-}
-Attribute IntsAttr(std::vector<int64_t> v) {
-  Attribute a;
-  a.kind = Attribute::Kind::kInts;
-  a.ints = std::move(v);
-  return a;
-}
+using testing::FloatAttr;
+using testing::FloatsAttr;
+using testing::IntAttr;
+using testing::IntsAttr;
+using testing::StrAttr;
 
 // Runs one node; an undefined tensor in `inputs` is an omitted input.
 Result<std::vector<Tensor>> RunNode(const std::string& op, int opset,
@@ -69,7 +50,7 @@ Result<std::vector<Tensor>> RunNode(const std::string& op, int opset,
   if (entry == nullptr) return NotFound("no kernel for " + op);
   KernelInit init{node, graph, nullptr};
   PX_ASSIGN_OR_RETURN(std::unique_ptr<Kernel> kernel, entry->factory(init));
-  HeapAllocator alloc;
+  testing::OwnedAllocator alloc;
   KernelContext ctx(node, ptrs, {}, num_outputs, &alloc);
   PX_RETURN_IF_ERROR(kernel->Run(ctx));
   return ctx.outputs();

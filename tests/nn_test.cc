@@ -9,10 +9,17 @@
 #include <vector>
 
 #include "backends/cpu/cpu_backend.h"
+#include "kernel_test_util.h"
 #include "ops/kernel.h"
 
 namespace parallax {
 namespace {
+
+using testing::FloatAttr;
+using testing::FloatsAttr;
+using testing::IntAttr;
+using testing::IntsAttr;
+using testing::StrAttr;
 
 class TestAllocator : public OutputAllocator {
  public:
@@ -76,13 +83,6 @@ void ExpectNear(const Tensor& a, const std::vector<float>& b, float tol = 1e-4f)
     ASSERT_NEAR(a.data<float>()[i], b[i], tol * (1 + std::abs(b[i]))) << "element " << i;
 }
 
-Attribute Ints(std::vector<int64_t> v) {
-  Attribute a;
-  a.kind = Attribute::Kind::kInts;
-  a.ints = std::move(v);
-  return a;
-}
-
 // Naive 2-D ConvTranspose (group 1) writing into an output of size oh x ow.
 std::vector<float> NaiveConvTranspose(const Tensor& x, const Tensor& w, const Tensor& b, int64_t s,
                                       int64_t pb, int64_t oh, int64_t ow) {
@@ -109,8 +109,8 @@ std::vector<float> NaiveConvTranspose(const Tensor& x, const Tensor& w, const Te
 TEST(NnKernels, ConvTransposeOutputShapeLargerThanNatural) {
   Tensor x = Random({1, 2, 3, 3}, 1), w = Random({2, 3, 3, 3}, 2), b = Random({3}, 3);
   OneNode n("ConvTranspose", 13, {x, w, b}, {false, true, true}, 1);
-  n.node.attrs["strides"] = Ints({2, 2});
-  n.node.attrs["output_shape"] = Ints({9, 9});  // Natural size is 7: 2 bias-only rows/cols.
+  n.node.attrs["strides"] = IntsAttr({2, 2});
+  n.node.attrs["output_shape"] = IntsAttr({9, 9});  // Natural size is 7: 2 bias-only rows/cols.
   ASSERT_TRUE(n.Create().ok());
   Result<std::vector<Tensor>> y = n.Run({x, w, b});
   ASSERT_TRUE(y.ok()) << y.status().ToString();
@@ -121,8 +121,8 @@ TEST(NnKernels, ConvTransposeOutputShapeLargerThanNatural) {
 TEST(NnKernels, ConvTransposeOutputPaddingBeyondPads) {
   Tensor x = Random({1, 2, 3, 3}, 4), w = Random({2, 3, 3, 3}, 5), b = Random({3}, 6);
   OneNode n("ConvTranspose", 13, {x, w, b}, {false, false, false}, 1);
-  n.node.attrs["strides"] = Ints({2, 2});
-  n.node.attrs["output_padding"] = Ints({1, 1});
+  n.node.attrs["strides"] = IntsAttr({2, 2});
+  n.node.attrs["output_padding"] = IntsAttr({1, 1});
   ASSERT_TRUE(n.Create().ok());
   Result<std::vector<Tensor>> y = n.Run({x, w, b});
   ASSERT_TRUE(y.ok()) << y.status().ToString();
@@ -164,10 +164,10 @@ TEST(NnKernels, MaxPoolDnnlMatchesReferencePath) {
     std::vector<Tensor> ys;
     for (int outputs : {1, 2}) {
       OneNode n("MaxPool", 12, {x}, {false}, outputs);
-      n.node.attrs["kernel_shape"] = Ints({k, k});
-      n.node.attrs["strides"] = Ints({s, s});
-      n.node.attrs["dilations"] = Ints({d, d});
-      n.node.attrs["pads"] = Ints({p, p, p, p});
+      n.node.attrs["kernel_shape"] = IntsAttr({k, k});
+      n.node.attrs["strides"] = IntsAttr({s, s});
+      n.node.attrs["dilations"] = IntsAttr({d, d});
+      n.node.attrs["pads"] = IntsAttr({p, p, p, p});
       Attribute c;
       c.i = ceil;
       n.node.attrs["ceil_mode"] = c;
@@ -186,9 +186,9 @@ TEST(NnKernels, AveragePoolCeilIncludePadUsesPaddedCount) {
   Tensor x = Tensor::Empty(DType::kFloat32, {1, 1, 1, 5});
   for (int i = 0; i < 5; ++i) x.data<float>()[i] = static_cast<float>(i + 1);
   OneNode n("AveragePool", 11, {x}, {false}, 1);
-  n.node.attrs["kernel_shape"] = Ints({1, 3});
-  n.node.attrs["strides"] = Ints({1, 2});
-  n.node.attrs["pads"] = Ints({0, 1, 0, 0});
+  n.node.attrs["kernel_shape"] = IntsAttr({1, 3});
+  n.node.attrs["strides"] = IntsAttr({1, 2});
+  n.node.attrs["pads"] = IntsAttr({0, 1, 0, 0});
   Attribute one;
   one.i = 1;
   n.node.attrs["ceil_mode"] = one;

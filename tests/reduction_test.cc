@@ -12,39 +12,18 @@
 
 #include "backends/cpu/kernels/families.h"
 #include "backends/cpu/kernels/reduction_util.h"
+#include "kernel_test_util.h"
 #include "ops/kernel.h"
 #include "ops/registry.h"
 
 namespace parallax {
 namespace {
 
-class OwnedAllocator : public OutputAllocator {
- public:
-  Result<Tensor> Allocate(int, DType dtype, const Shape& shape) override {
-    return Tensor::Uninitialized(dtype, shape);
-  }
-};
-
-Attribute IntAttr(int64_t v) {
-  Attribute a;
-  a.kind = Attribute::Kind::kInt;
-  a.i = v;
-  return a;
-}
-
-Attribute IntsAttr(std::vector<int64_t> v) {
-  Attribute a;
-  a.kind = Attribute::Kind::kInts;
-  a.ints = std::move(v);
-  return a;
-}
-
-Attribute StringAttr(std::string v) {
-  Attribute a;
-  a.kind = Attribute::Kind::kString;
-  a.s = std::move(v);
-  return a;
-}
+using testing::FloatAttr;
+using testing::FloatsAttr;
+using testing::IntAttr;
+using testing::IntsAttr;
+using testing::StrAttr;
 
 // Runs one node; inputs may hold undefined tensors for omitted inputs.
 struct RunResult {
@@ -80,7 +59,7 @@ RunResult RunOp(const std::string& op, int opset, const std::vector<Tensor>& inp
     r.status = kernel.status();
     return r;
   }
-  OwnedAllocator alloc;
+  testing::OwnedAllocator alloc;
   KernelContext ctx(node, ins, {}, num_outputs, &alloc);
   r.status = (*kernel)->Run(ctx);
   r.outputs = ctx.outputs();
@@ -186,7 +165,7 @@ TEST(Reduction, ErrorsNameTheNodeAndValues) {
   ASSERT_FALSE(r.status.ok());
   EXPECT_NE(r.status.message().find("target value 7"), std::string::npos);
   r = RunOp("SoftmaxCrossEntropyLoss", 13, {x, I64({2}, {0, 1})}, 1,
-            {{"reduction", StringAttr("avg")}});
+            {{"reduction", StrAttr("avg")}});
   ASSERT_FALSE(r.status.ok());
   r = RunOp("TopK", 11, {x, I64({1}, {4})}, 2);
   ASSERT_FALSE(r.status.ok());

@@ -10,17 +10,17 @@
 #include <vector>
 
 #include "backends/cpu/kernels/families.h"
+#include "kernel_test_util.h"
 #include "ops/kernel.h"
 
 namespace parallax {
 namespace {
 
-class OwnedAllocator : public OutputAllocator {
- public:
-  Result<Tensor> Allocate(int, DType dtype, const Shape& shape) override {
-    return Tensor::Uninitialized(dtype, shape);
-  }
-};
+using testing::FloatAttr;
+using testing::FloatsAttr;
+using testing::IntAttr;
+using testing::IntsAttr;
+using testing::StrAttr;
 
 struct OpCall {
   std::string op;
@@ -67,35 +67,10 @@ Result<std::vector<Tensor>> RunOp(const OpCall& c) {
   if (e == nullptr) return NotFound("no kernel for " + c.op);
   KernelInit init{g.nodes[0], g, nullptr};
   PX_ASSIGN_OR_RETURN(std::unique_ptr<Kernel> k, e->factory(init));
-  OwnedAllocator alloc;
+  testing::OwnedAllocator alloc;
   KernelContext ctx(g.nodes[0], ptrs, {}, c.num_outputs, &alloc);
   PX_RETURN_IF_ERROR(k->Run(ctx));
   return ctx.outputs();
-}
-
-Attribute IntAttr(int64_t v) {
-  Attribute a;
-  a.kind = Attribute::Kind::kInt;
-  a.i = v;
-  return a;
-}
-Attribute FloatAttr(float v) {
-  Attribute a;
-  a.kind = Attribute::Kind::kFloat;
-  a.f = v;
-  return a;
-}
-Attribute StrAttr(const std::string& v) {
-  Attribute a;
-  a.kind = Attribute::Kind::kString;
-  a.s = v;
-  return a;
-}
-Attribute IntsAttr(std::vector<int64_t> v) {
-  Attribute a;
-  a.kind = Attribute::Kind::kInts;
-  a.ints = std::move(v);
-  return a;
 }
 
 Tensor Floats(Shape shape, const std::vector<float>& v) {

@@ -10,6 +10,7 @@
 #include <random>
 
 #include "backends/cpu/kernels/families.h"
+#include "kernel_test_util.h"
 #include "ops/kernel.h"
 #include "ops/registry.h"
 #include "ops/shape_util.h"
@@ -17,37 +18,11 @@
 namespace parallax {
 namespace {
 
-class OwnedAlloc : public OutputAllocator {
- public:
-  Result<Tensor> Allocate(int, DType dtype, const Shape& shape) override {
-    return Tensor::Uninitialized(dtype, shape);
-  }
-};
-
-Attribute Ints(std::vector<int64_t> v) {
-  Attribute a;
-  a.kind = Attribute::Kind::kInts;
-  a.ints = std::move(v);
-  return a;
-}
-Attribute Int(int64_t v) {
-  Attribute a;
-  a.kind = Attribute::Kind::kInt;
-  a.i = v;
-  return a;
-}
-Attribute Float(float v) {
-  Attribute a;
-  a.kind = Attribute::Kind::kFloat;
-  a.f = v;
-  return a;
-}
-Attribute Str(std::string v) {
-  Attribute a;
-  a.kind = Attribute::Kind::kString;
-  a.s = std::move(v);
-  return a;
-}
+using testing::FloatAttr;
+using testing::FloatsAttr;
+using testing::IntAttr;
+using testing::IntsAttr;
+using testing::StrAttr;
 
 Tensor F32(Shape shape, std::vector<float> v) {
   return Tensor::FromVector(DType::kFloat32, shape, v);
@@ -88,17 +63,17 @@ Result<std::vector<Tensor>> RunOp(const Op& op, const std::vector<Tensor>& input
   PX_ASSIGN_OR_RETURN(std::unique_ptr<Kernel> k, e->factory(init));
   std::vector<const Tensor*> ins;
   for (const Tensor& t : inputs) ins.push_back(t.defined() ? &t : nullptr);
-  OwnedAlloc alloc;
+  testing::OwnedAllocator alloc;
   KernelContext ctx(node, ins, {}, op.outputs, &alloc);
   PX_RETURN_IF_ERROR(k->Run(ctx));
   return ctx.outputs();
 }
 
 TEST(ShapeOps, ReshapeOpset1AttributeAndAllowZero) {
-  auto r = RunOp({"Reshape", 1, {{"shape", Ints({3, -1})}}}, {F32({2, 3}, {1, 2, 3, 4, 5, 6})});
+  auto r = RunOp({"Reshape", 1, {{"shape", IntsAttr({3, -1})}}}, {F32({2, 3}, {1, 2, 3, 4, 5, 6})});
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ((*r)[0].shape(), (Shape{3, 2}));
-  auto z = RunOp({"Reshape", 14, {{"allowzero", Int(1)}}}, {F32({0, 3}, {}), I64({2}, {3, 0})});
+  auto z = RunOp({"Reshape", 14, {{"allowzero", IntAttr(1)}}}, {F32({0, 3}, {}), I64({2}, {3, 0})});
   ASSERT_TRUE(z.ok()) << z.status().ToString();
   EXPECT_EQ((*z)[0].shape(), (Shape{3, 0}));
   auto bad = RunOp({"Reshape", 13, {}}, {F32({2, 3}, {}), I64({1}, {4})});
@@ -108,12 +83,12 @@ TEST(ShapeOps, ReshapeOpset1AttributeAndAllowZero) {
 }
 
 TEST(ShapeOps, SqueezeUnsqueezeAttributeForms) {
-  auto s = RunOp({"Squeeze", 11, {{"axes", Ints({-1})}}}, {F32({2, 1}, {1, 2})});
+  auto s = RunOp({"Squeeze", 11, {{"axes", IntsAttr({-1})}}}, {F32({2, 1}, {1, 2})});
   ASSERT_TRUE(s.ok()) << s.status().ToString();
   EXPECT_EQ((*s)[0].shape(), (Shape{2}));
-  auto bad = RunOp({"Squeeze", 11, {{"axes", Ints({0})}}}, {F32({2, 1}, {1, 2})});
+  auto bad = RunOp({"Squeeze", 11, {{"axes", IntsAttr({0})}}}, {F32({2, 1}, {1, 2})});
   EXPECT_FALSE(bad.ok());
-  auto u = RunOp({"Unsqueeze", 11, {{"axes", Ints({0, 3})}}}, {F32({2, 1}, {1, 2})});
+  auto u = RunOp({"Unsqueeze", 11, {{"axes", IntsAttr({0, 3})}}}, {F32({2, 1}, {1, 2})});
   ASSERT_TRUE(u.ok()) << u.status().ToString();
   EXPECT_EQ((*u)[0].shape(), (Shape{1, 2, 1, 1}));
   auto dup = RunOp({"Unsqueeze", 13, {}}, {F32({2}, {1, 2}), I64({2}, {0, 0})});
@@ -122,10 +97,10 @@ TEST(ShapeOps, SqueezeUnsqueezeAttributeForms) {
 
 TEST(ShapeOps, SplitForms) {
   Tensor x = F32({5}, {0, 1, 2, 3, 4});
-  auto a = RunOp({"Split", 11, {{"split", Ints({2, 3})}}, 2}, {x});
+  auto a = RunOp({"Split", 11, {{"split", IntsAttr({2, 3})}}, 2}, {x});
   ASSERT_TRUE(a.ok()) << a.status().ToString();
   EXPECT_EQ(Values<float>((*a)[1]), (std::vector<float>{2, 3, 4}));
-  auto b = RunOp({"Split", 18, {{"num_outputs", Int(3)}}, 3}, {x});
+  auto b = RunOp({"Split", 18, {{"num_outputs", IntAttr(3)}}, 3}, {x});
   ASSERT_TRUE(b.ok()) << b.status().ToString();
   EXPECT_EQ((*b)[0].shape(), (Shape{2}));
   EXPECT_EQ(Values<float>((*b)[2]), (std::vector<float>{4}));
@@ -137,7 +112,9 @@ TEST(ShapeOps, SplitForms) {
 
 TEST(ShapeOps, SliceOpset1AndExtremes) {
   Tensor x = F32({2, 4}, {0, 1, 2, 3, 4, 5, 6, 7});
-  auto a = RunOp({"Slice", 1, {{"starts", Ints({1})}, {"ends", Ints({1000})}, {"axes", Ints({1})}}},
+  auto a = RunOp({"Slice",
+                  1,
+                  {{"starts", IntsAttr({1})}, {"ends", IntsAttr({1000})}, {"axes", IntsAttr({1})}}},
                  {x});
   ASSERT_TRUE(a.ok()) << a.status().ToString();
   EXPECT_EQ(Values<float>((*a)[0]), (std::vector<float>{1, 2, 3, 5, 6, 7}));
@@ -154,13 +131,13 @@ TEST(ShapeOps, SliceOpset1AndExtremes) {
 
 TEST(ShapeOps, PadForms) {
   Tensor x = F32({3}, {1, 2, 3});
-  auto a = RunOp({"Pad", 2, {{"pads", Ints({1, 2})}, {"value", Float(9)}}}, {x});
+  auto a = RunOp({"Pad", 2, {{"pads", IntsAttr({1, 2})}, {"value", FloatAttr(9)}}}, {x});
   ASSERT_TRUE(a.ok()) << a.status().ToString();
   EXPECT_EQ(Values<float>((*a)[0]), (std::vector<float>{9, 1, 2, 3, 9, 9}));
-  auto b = RunOp({"Pad", 13, {{"mode", Str("reflect")}}}, {x, I64({2}, {2, 2})});
+  auto b = RunOp({"Pad", 13, {{"mode", StrAttr("reflect")}}}, {x, I64({2}, {2, 2})});
   ASSERT_TRUE(b.ok()) << b.status().ToString();
   EXPECT_EQ(Values<float>((*b)[0]), (std::vector<float>{3, 2, 1, 2, 3, 2, 1}));
-  auto c = RunOp({"Pad", 13, {{"mode", Str("edge")}}}, {x, I64({2}, {-1, 2})});
+  auto c = RunOp({"Pad", 13, {{"mode", StrAttr("edge")}}}, {x, I64({2}, {-1, 2})});
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   EXPECT_EQ(Values<float>((*c)[0]), (std::vector<float>{2, 3, 3, 3}));
   Tensor m = F32({2, 2}, {1, 2, 3, 4});
@@ -168,7 +145,7 @@ TEST(ShapeOps, PadForms) {
   ASSERT_TRUE(d.ok()) << d.status().ToString();
   EXPECT_EQ((*d)[0].shape(), (Shape{2, 3}));
   EXPECT_EQ(Values<float>((*d)[0]), (std::vector<float>{7, 1, 2, 7, 3, 4}));
-  auto e = RunOp({"Pad", 2, {{"pads", Ints({1})}}}, {x});
+  auto e = RunOp({"Pad", 2, {{"pads", IntsAttr({1})}}}, {x});
   EXPECT_FALSE(e.ok());
 }
 
@@ -185,7 +162,7 @@ TEST(ShapeOps, TransposeMatchesNaive) {
     Tensor x = Tensor::Uninitialized(trial % 2 ? DType::kFloat16 : DType::kInt32, shape);
     const size_t es = DTypeSize(x.dtype());
     for (size_t i = 0; i < x.nbytes(); ++i) static_cast<uint8_t*>(x.raw_data())[i] = rng() & 255;
-    auto out = RunOp({"Transpose", 13, {{"perm", Ints(perm)}}}, {x});
+    auto out = RunOp({"Transpose", 13, {{"perm", IntsAttr(perm)}}}, {x});
     ASSERT_TRUE(out.ok()) << out.status().ToString();
     const Tensor& y = (*out)[0];
     const std::vector<int64_t> ist = Strides(shape);
@@ -230,10 +207,10 @@ TEST(ShapeOps, GeneratorsAndTrilu) {
   auto r = RunOp({"Range", 11, {}}, {I64({}, {10}), I64({}, {3}), I64({}, {-3})});
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(Values<int64_t>((*r)[0]), (std::vector<int64_t>{10, 7, 4}));
-  auto e = RunOp({"EyeLike", 11, {{"k", Int(-1)}, {"dtype", Int(9)}}}, {F32({3, 2}, {})});
+  auto e = RunOp({"EyeLike", 11, {{"k", IntAttr(-1)}, {"dtype", IntAttr(9)}}}, {F32({3, 2}, {})});
   ASSERT_TRUE(e.ok()) << e.status().ToString();
   EXPECT_EQ(Values<bool>((*e)[0]), (std::vector<bool>{0, 0, 1, 0, 0, 1}));
-  auto t = RunOp({"Trilu", 14, {{"upper", Int(0)}}},
+  auto t = RunOp({"Trilu", 14, {{"upper", IntAttr(0)}}},
                  {F32({2, 2}, {1, 2, 3, 4}), I64({}, {std::numeric_limits<int64_t>::min()})});
   ASSERT_TRUE(t.ok()) << t.status().ToString();
   EXPECT_EQ(Values<float>((*t)[0]), (std::vector<float>{0, 0, 0, 0}));
@@ -257,27 +234,27 @@ TEST(IndexingOps, OutOfRangeIndicesAreClearErrors) {
 
 TEST(IndexingOps, ScatterReductionsAndGatherND) {
   Tensor x = F32({3}, {1, 5, 3});
-  auto mx = RunOp({"ScatterElements", 18, {{"reduction", Str("max")}}},
+  auto mx = RunOp({"ScatterElements", 18, {{"reduction", StrAttr("max")}}},
                   {x, I64({3}, {0, 1, 1}), F32({3}, {4, 2, 6})});
   ASSERT_TRUE(mx.ok()) << mx.status().ToString();
   EXPECT_EQ(Values<float>((*mx)[0]), (std::vector<float>{4, 6, 3}));
-  auto mn = RunOp({"ScatterND", 18, {{"reduction", Str("min")}}},
+  auto mn = RunOp({"ScatterND", 18, {{"reduction", StrAttr("min")}}},
                   {x, I64({2, 1}, {1, -1}), F32({2}, {2, 0})});
   ASSERT_TRUE(mn.ok()) << mn.status().ToString();
   EXPECT_EQ(Values<float>((*mn)[0]), (std::vector<float>{1, 2, 0}));
-  auto old = RunOp({"ScatterElements", 13, {{"reduction", Str("add")}}},
+  auto old = RunOp({"ScatterElements", 13, {{"reduction", StrAttr("add")}}},
                    {x, I64({1}, {0}), F32({1}, {9})});
   ASSERT_TRUE(old.ok());  // No reduction before opset 16: plain assignment.
   EXPECT_EQ(Values<float>((*old)[0]), (std::vector<float>{9, 5, 3}));
   Tensor d = F32({2, 2, 2}, {0, 1, 2, 3, 4, 5, 6, 7});
-  auto gn = RunOp({"GatherND", 13, {{"batch_dims", Int(1)}}}, {d, I64({2, 1}, {1, 0})});
+  auto gn = RunOp({"GatherND", 13, {{"batch_dims", IntAttr(1)}}}, {d, I64({2, 1}, {1, 0})});
   ASSERT_TRUE(gn.ok()) << gn.status().ToString();
   EXPECT_EQ((*gn)[0].shape(), (Shape{2, 2}));
   EXPECT_EQ(Values<float>((*gn)[0]), (std::vector<float>{2, 3, 4, 5}));
 }
 
 TEST(IndexingOps, SelectionOps) {
-  auto u = RunOp({"Unique", 11, {{"sorted", Int(0)}}, 4}, {F32({6}, {2, 1, 1, 3, 4, 3})});
+  auto u = RunOp({"Unique", 11, {{"sorted", IntAttr(0)}}, 4}, {F32({6}, {2, 1, 1, 3, 4, 3})});
   ASSERT_TRUE(u.ok()) << u.status().ToString();
   EXPECT_EQ(Values<float>((*u)[0]), (std::vector<float>{2, 1, 3, 4}));
   EXPECT_EQ(Values<int64_t>((*u)[1]), (std::vector<int64_t>{0, 1, 3, 4}));
@@ -286,12 +263,12 @@ TEST(IndexingOps, SelectionOps) {
   auto nz = RunOp({"NonZero", 13, {}}, {F32({2, 2}, {0, 1, 1, 0})});
   ASSERT_TRUE(nz.ok()) << nz.status().ToString();
   EXPECT_EQ(Values<int64_t>((*nz)[0]), (std::vector<int64_t>{0, 1, 1, 0}));
-  auto oh = RunOp({"OneHot", 11, {{"axis", Int(0)}}},
+  auto oh = RunOp({"OneHot", 11, {{"axis", IntAttr(0)}}},
                   {I64({3}, {0, -1, 7}), F32({}, {3}), F32({2}, {0, 1})});
   ASSERT_TRUE(oh.ok()) << oh.status().ToString();
   EXPECT_EQ(Values<float>((*oh)[0]), (std::vector<float>{1, 0, 0, 0, 0, 0, 0, 1, 0}));
   Tensor cond = Tensor::FromVector(DType::kBool, {4}, std::vector<bool>{false, false, false, true});
-  auto cp = RunOp({"Compress", 11, {{"axis", Int(0)}}}, {F32({3}, {1, 2, 3}), cond});
+  auto cp = RunOp({"Compress", 11, {{"axis", IntAttr(0)}}}, {F32({3}, {1, 2, 3}), cond});
   EXPECT_FALSE(cp.ok());  // Selects index 3 of a size-3 axis.
   auto rs = RunOp({"ReverseSequence", 10, {}}, {F32({3, 1}, {1, 2, 3}), I64({1}, {4})});
   EXPECT_FALSE(rs.ok());
