@@ -244,25 +244,25 @@ TEST(Elementwise, FastFloatMathMatchesLibm) {
   for (float x = -95.0f; x < 95.0f; x += 0.000731f) {
     const double e = std::exp(static_cast<double>(x));
     if (e > 1.2e-38 && e < 3.4e38)
-      max_exp = std::max(max_exp, std::fabs(elementwise::ExpF(x) - e) / e);
+      max_exp = std::max(max_exp, std::fabs(ExpF(x) - e) / e);
     const double t = std::tanh(static_cast<double>(x));
-    if (t != 0) max_tanh = std::max(max_tanh, std::fabs(elementwise::TanhF(x) - t) / std::fabs(t));
+    if (t != 0) max_tanh = std::max(max_tanh, std::fabs(TanhF(x) - t) / std::fabs(t));
     const double r = std::erf(static_cast<double>(x));
-    if (r != 0) max_erf = std::max(max_erf, std::fabs(elementwise::ErfF(x) - r) / std::fabs(r));
+    if (r != 0) max_erf = std::max(max_erf, std::fabs(ErfF(x) - r) / std::fabs(r));
   }
   EXPECT_LT(max_exp, 1e-6);
   EXPECT_LT(max_tanh, 1e-6);
   EXPECT_LT(max_erf, 1e-6);
   const float inf = std::numeric_limits<float>::infinity();
-  EXPECT_EQ(elementwise::ExpF(inf), inf);
-  EXPECT_EQ(elementwise::ExpF(-inf), 0.0f);
-  EXPECT_EQ(elementwise::ExpF(100.0f), inf);
-  EXPECT_TRUE(std::isnan(elementwise::ExpF(std::nanf(""))));
-  EXPECT_EQ(elementwise::TanhF(inf), 1.0f);
-  EXPECT_EQ(elementwise::TanhF(-inf), -1.0f);
-  EXPECT_TRUE(std::isnan(elementwise::TanhF(std::nanf(""))));
-  EXPECT_EQ(elementwise::ErfF(-inf), -1.0f);
-  EXPECT_TRUE(std::isnan(elementwise::ErfF(std::nanf(""))));
+  EXPECT_EQ(ExpF(inf), inf);
+  EXPECT_EQ(ExpF(-inf), 0.0f);
+  EXPECT_EQ(ExpF(100.0f), inf);
+  EXPECT_TRUE(std::isnan(ExpF(std::nanf(""))));
+  EXPECT_EQ(TanhF(inf), 1.0f);
+  EXPECT_EQ(TanhF(-inf), -1.0f);
+  EXPECT_TRUE(std::isnan(TanhF(std::nanf(""))));
+  EXPECT_EQ(ErfF(-inf), -1.0f);
+  EXPECT_TRUE(std::isnan(ErfF(std::nanf(""))));
 }
 
 TEST(Elementwise, SigmoidSaturates) {

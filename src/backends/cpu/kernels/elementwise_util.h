@@ -13,6 +13,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "backends/cpu/kernels/fast_math.h"
 #include "ops/kernel.h"
 #include "ops/registry.h"
 #include "ops/shape_util.h"
@@ -178,71 +179,6 @@ inline T WrapMul(T x, T y) {
   } else {
     return x * y;
   }
-}
-
-// Vectorisable float32 math -------------------------------------------------
-// Branch-free polynomial versions of expf/tanhf/erff (a few ulp; NaN and
-// +-inf behave like the libm functions). Loops calling them vectorise when the
-// translation unit is built with -fno-trapping-math (see CMakeLists.txt).
-
-inline float ExpF(float x) {
-  // Cephes expf: x = n*ln2 + r, |r| <= ln2/2, e^r by a degree-6 polynomial.
-  const float xc = std::min(std::max(x, -87.33654f), 88.72283f);
-  const float fn = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round(x/ln2)
-  const float r = (xc - fn * 0.693359375f) + fn * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  const float y = p * r * r + r + 1.0f;
-  // 2^n as two factors so n in [-126, 128] never leaves the exponent range.
-  const int32_t n = static_cast<int32_t>(fn);
-  const int32_t n1 = n >> 1;
-  const float s1 = std::bit_cast<float>((n1 + 127) << 23);
-  const float s2 = std::bit_cast<float>((n - n1 + 127) << 23);
-  // Above the clamp (x - max) * inf is +inf; below it is -inf (ignored).
-  const float e = std::max(y * s1 * s2, (x - 88.72283f) * std::numeric_limits<float>::infinity());
-  return x < -87.33654f ? 0.0f : e;  // Flush results below FLT_MIN to 0.
-}
-
-inline float TanhF(float a) {
-  // Rational minimax approximation on [-7.9, 7.9] (tanh is +-1 in float
-  // beyond).
-  const float x = std::min(std::max(a, -7.90531110763549805f), 7.90531110763549805f);
-  const float x2 = x * x;
-  float p = -2.76076847742355e-16f;
-  p = p * x2 + 2.00018790482477e-13f;
-  p = p * x2 - 8.60467152213735e-11f;
-  p = p * x2 + 5.12229709037114e-08f;
-  p = p * x2 + 1.48572235717979e-05f;
-  p = p * x2 + 6.37261928875436e-04f;
-  p = p * x2 + 4.89352455891786e-03f;
-  float q = 1.19825839466702e-06f;
-  q = q * x2 + 1.18534705686654e-04f;
-  q = q * x2 + 2.26843463243900e-03f;
-  q = q * x2 + 4.89352518554385e-03f;
-  return p * x / q;
-}
-
-inline float ErfF(float a) {
-  // Rational approximation on [-4, 4] (erf is +-1 in float beyond).
-  const float x = std::min(std::max(a, -4.0f), 4.0f);
-  const float x2 = x * x;
-  float p = -2.72614225801306e-10f;
-  p = p * x2 + 2.77068142495902e-08f;
-  p = p * x2 - 2.10102402082508e-06f;
-  p = p * x2 - 5.69250639462346e-05f;
-  p = p * x2 - 7.34990630326855e-04f;
-  p = p * x2 - 2.95459980854025e-03f;
-  p = p * x2 - 1.60960333262415e-02f;
-  float q = -1.45660718464996e-05f;
-  q = q * x2 - 2.13374055278905e-04f;
-  q = q * x2 - 1.68282697438203e-03f;
-  q = q * x2 - 7.37332916720468e-03f;
-  q = q * x2 - 1.42647390514189e-02f;
-  return p * x / q;
 }
 
 // Overloads for generic kernels: the fast versions for float, libm for double.

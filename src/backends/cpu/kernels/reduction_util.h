@@ -12,6 +12,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "backends/cpu/kernels/fast_math.h"
 #include "ops/dispatch.h"
 #include "ops/registry.h"
 #include "parallax/tensor.h"
@@ -29,44 +30,11 @@ Status NamedKernel(KernelContext& ctx) {
   return s.WithContext(who);
 }
 
-// exp(x) for float in plain, branch-free arithmetic so loops calling it
-// vectorise (std::exp does not without -ffast-math). Cephes polynomial,
-// about 2 ulp; returns 0 below -87.33 (denormal results flush to zero),
-// inf above 88.72, NaN for NaN.
-inline float FastExp(float x) {
-  const float hi = 88.72283f, lo = -87.33654f;
-  // Branch-free selects: with -fno-trapping-math (set for the reduction
-  // files) loops that call this vectorise.
-  float c = std::isless(x, lo) ? lo : x;
-  c = std::isgreater(c, hi) ? hi : c;
-  // n = round(c / ln2) with the 1.5 * 2^23 trick (no SSE4.1 round needed).
-  const float n = (c * 1.44269504f + 12582912.0f) - 12582912.0f;
-  const float r = (c - n * 0.693359375f) + n * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  // 2^n as two normal factors, so n = 128 (x near hi) and n = -126 work.
-  const int32_t ni = static_cast<int32_t>(n);
-  const int32_t n1 = ni / 2, n2 = ni - n1;
-  const int32_t b1 = (n1 + 127) << 23, b2 = (n2 + 127) << 23;
-  float s1, s2;
-  std::memcpy(&s1, &b1, sizeof(s1));
-  std::memcpy(&s2, &b2, sizeof(s2));
-  float y = p * s1 * s2;
-  y = std::isless(x, lo) ? 0.0f : y;
-  y = std::isgreater(x, hi) ? std::numeric_limits<float>::infinity() : y;
-  return std::isunordered(x, x) ? x : y;
-}
-
-// exp in the compute type: FastExp for float, std::exp otherwise.
+// exp in the compute type: ExpF for float, std::exp otherwise.
 template <typename C>
 inline C Exp(C x) {
   if constexpr (std::is_same_v<C, float>)
-    return FastExp(x);
+    return ExpF(x);
   else
     return std::exp(x);
 }
