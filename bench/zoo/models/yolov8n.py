@@ -29,7 +29,6 @@ import warnings
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from make_zoo import InputSpec, ZooModel
 
