@@ -15,6 +15,7 @@ import json
 import pathlib
 import sys
 import time
+import warnings
 from typing import Callable, Dict, List
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -53,6 +54,10 @@ def load_modules():
 
 
 def main():
+    # torch.onnx warns about its own deprecations on every export; progress lines matter more.
+    warnings.filterwarnings("ignore", category=UserWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=str(HERE.parent.parent / ".cache" / "zoo"))
     ap.add_argument("--only", nargs="*", default=[])
