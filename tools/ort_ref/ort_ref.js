@@ -9,7 +9,8 @@
 // --threads sets ORT's intra-op threads. --mode parallel turns on ORT's
 // parallel executor (independent nodes run concurrently) with --inter-op
 // threads (default: --threads); sequential (the default) uses one inter-op
-// thread. --no-outputs skips writing outputs (OUT_DIR is then unused).
+// thread. --no-outputs skips writing outputs (OUT_DIR is then unused) and the
+// run that makes them, so --warmup counts every untimed run.
 //
 // Outputs land as OUT_DIR/<output name>.npy (characters outside
 // [A-Za-z0-9._-] replaced by '_'). With --runs it also times session.run and
@@ -106,8 +107,9 @@ async function main() {
     const t = readNpy(a.slice(eq + 1));
     feeds[name] = new ort.Tensor(t.type, t.data, t.shape);
   }
-  const results = await session.run(feeds);
-  if (opts.outputs) {
+  // With --no-outputs and --runs the only untimed runs are the --warmup ones.
+  if (opts.outputs || opts.runs === 0) {
+    const results = await session.run(feeds);
     fs.mkdirSync(outDir, { recursive: true });
     for (const name of session.outputNames) {
       writeNpy(path.join(outDir, name.replace(/[^A-Za-z0-9._-]/g, '_') + '.npy'), results[name]);
