@@ -34,12 +34,33 @@ struct SessionOptions {
   // Upper bound on planned activation memory in bytes; 0 = unlimited. A run
   // whose plan needs more fails with ResourceExhausted.
   int64_t memory_budget_bytes = 0;
+  // Time every node of the main graph (steady_clock around each kernel;
+  // nodes inside If/Loop/Scan bodies count in their owner). Off: no timing.
+  bool profile = false;
 };
 
 struct RunStats {
   size_t planned_activation_bytes = 0;   // Arena of the plan used (0 on a first run).
   size_t measured_activation_bytes = 0;  // Peak of live intermediate + output bytes.
   size_t dynamic_bytes = 0;              // Bytes allocated outside the plan.
+};
+
+struct NodeProfile {
+  std::string name;
+  std::string op_type;
+  double ms = 0;  // Average single-thread time per run.
+};
+
+// Per-node times averaged over the runs since profiling started (or the last
+// ResetProfile), and what they imply for any schedule of the main graph.
+struct Profile {
+  int64_t runs = 0;
+  std::vector<NodeProfile> nodes;     // Main-graph nodes in execution order.
+  double work_ms = 0;                 // W: sum of node times.
+  double critical_path_ms = 0;        // C: heaviest dependency chain.
+  std::vector<size_t> critical_path;  // Indices into `nodes`, in order.
+  // max(C, W / threads): no schedule on `threads` cores runs faster.
+  double LowerBoundMs(int threads) const;
 };
 
 class Session {
@@ -52,6 +73,10 @@ class Session {
   using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
   Result<std::vector<Tensor>> Run(const NamedTensors& inputs);
   RunStats last_stats() const;
+  // Needs SessionOptions::profile; ResetProfile drops earlier runs (e.g.
+  // warm-up) from the averages.
+  Result<Profile> profile() const;
+  void ResetProfile();
   const Model& model() const;
 
  private:

@@ -1,6 +1,7 @@
 #include "runtime/graph_executor.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 
@@ -110,6 +111,11 @@ Status GraphExecutor::Prepare() {
   return Status::Ok();
 }
 
+void GraphExecutor::ResetProfile() {
+  profile_ms_.assign(graph_->nodes.size(), 0.0);
+  profiled_runs_ = 0;
+}
+
 Status GraphExecutor::BindInputs(const std::vector<Tensor>& inputs,
                                  const std::vector<Tensor>& captures) {
   const Graph& g = *graph_;
@@ -152,7 +158,15 @@ Status GraphExecutor::RunNode(size_t step, RunAllocator& alloc) {
   alloc.set_node(&node);
   KernelContext ctx(node, std::move(ins), std::move(implicit),
                     static_cast<int>(node.outputs.size()), &alloc);
-  PX_RETURN_IF_ERROR(kernels_[step]->Run(ctx));
+  if (profiling_) {
+    auto t0 = std::chrono::steady_clock::now();
+    Status s = kernels_[step]->Run(ctx);
+    auto t1 = std::chrono::steady_clock::now();
+    run_ms_[step] = std::chrono::duration<double, std::milli>(t1 - t0).count();
+    PX_RETURN_IF_ERROR(s);
+  } else {
+    PX_RETURN_IF_ERROR(kernels_[step]->Run(ctx));
+  }
   for (size_t i = 0; i < node.outputs.size(); ++i) {
     ValueId v = node.outputs[i];
     if (v == kNoValue) continue;
@@ -211,6 +225,7 @@ Status GraphExecutor::Run(const std::vector<Tensor>& inputs, const std::vector<T
   observed_size_.assign(graph_->values.size(), 0);
   needs_replan_ = false;
   live_bytes_ = 0;
+  if (profiling_) run_ms_.assign(graph_->nodes.size(), 0.0);
   RunAllocator alloc(this);
   for (size_t step = 0; step < graph_->nodes.size(); ++step) {
     Status s = RunNode(step, alloc);
@@ -228,6 +243,11 @@ Status GraphExecutor::Run(const std::vector<Tensor>& inputs, const std::vector<T
     outputs->push_back(t.is_view() || graph_->values[v].producer < 0 ? Tensor::Copy(t) : t);
   }
   slots_.clear();
+  if (profiling_) {
+    if (profile_ms_.size() != run_ms_.size()) profile_ms_.assign(run_ms_.size(), 0.0);
+    for (size_t i = 0; i < run_ms_.size(); ++i) profile_ms_[i] += run_ms_[i];
+    ++profiled_runs_;
+  }
   if (active_plan_ == nullptr || needs_replan_) BuildPlan(sig);
   active_plan_ = nullptr;
   return Status::Ok();

@@ -47,6 +47,15 @@ class GraphExecutor {
   const ExecStats& last_stats() const { return stats_; }
   const Graph& graph() const { return *graph_; }
 
+  // Profiling (off by default; off costs one branch per node): each
+  // successful Run adds every node's kernel wall time (steady_clock) to
+  // profile_ms(), indexed by node. A subgraph's time is part of the time of
+  // the If/Loop/Scan node that runs it.
+  void set_profiling(bool on) { profiling_ = on; }
+  void ResetProfile();
+  const std::vector<double>& profile_ms() const { return profile_ms_; }
+  int64_t profiled_runs() const { return profiled_runs_; }
+
  private:
   class RunAllocator;
   struct CachedPlan {
@@ -79,6 +88,11 @@ class GraphExecutor {
   bool needs_replan_ = false;
   size_t live_bytes_ = 0;
   ExecStats stats_;
+
+  bool profiling_ = false;
+  std::vector<double> profile_ms_;  // Per node, summed over profiled runs.
+  std::vector<double> run_ms_;      // Per node, this run.
+  int64_t profiled_runs_ = 0;
 };
 
 }  // namespace parallax

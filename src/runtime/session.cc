@@ -4,6 +4,7 @@
 #include <mutex>
 
 #include "backends/cpu/cpu_backend.h"
+#include "plan/critical_path.h"
 #include "runtime/graph_executor.h"
 #include "runtime/model_data.h"
 
@@ -33,6 +34,7 @@ Result<Session> Session::Create(const Model& model, const SessionOptions& option
   impl->options = options;
   PX_ASSIGN_OR_RETURN(impl->executor,
                       GraphExecutor::Create(model.data().graph, &DefaultCpuBackend()));
+  impl->executor->set_profiling(options.profile);
   return Session(std::move(impl));
 }
 
@@ -110,6 +112,37 @@ Result<std::vector<Tensor>> Session::Run(const NamedTensors& inputs) {
 }
 
 RunStats Session::last_stats() const { return impl_->stats; }
+
+Result<Profile> Session::profile() const {
+  if (!impl_->options.profile)
+    return InvalidArgument("profiling is off; set SessionOptions::profile");
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  const GraphExecutor& exec = *impl_->executor;
+  const Graph& g = exec.graph();
+  Profile p;
+  p.runs = exec.profiled_runs();
+  std::vector<double> ms(g.nodes.size(), 0.0);
+  if (p.runs > 0)
+    for (size_t i = 0; i < ms.size() && i < exec.profile_ms().size(); ++i)
+      ms[i] = exec.profile_ms()[i] / static_cast<double>(p.runs);
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    p.nodes.push_back({g.nodes[i].name, g.nodes[i].op_type, ms[i]});
+    p.work_ms += ms[i];
+  }
+  PX_ASSIGN_OR_RETURN(CriticalPath cp, ComputeCriticalPath(g, ms));
+  p.critical_path_ms = cp.length;
+  for (NodeId n : cp.nodes) p.critical_path.push_back(static_cast<size_t>(n));
+  return p;
+}
+
+void Session::ResetProfile() {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->executor->ResetProfile();
+}
+
+double Profile::LowerBoundMs(int threads) const {
+  return LowerBound(work_ms, critical_path_ms, threads);
+}
 const Model& Session::model() const { return impl_->model; }
 
 }  // namespace parallax

@@ -3,11 +3,19 @@
 // CPU execution provider) on .npy inputs and writes each output as .npy.
 //
 //   node tools/ort_ref/ort_ref.js MODEL OUT_DIR NAME=FILE.npy [NAME=FILE.npy ...]
-//        [--threads N] [--runs N --warmup N --json FILE]
+//        [--threads N] [--mode sequential|parallel] [--inter-op N]
+//        [--runs N --warmup N --json FILE] [--no-outputs]
+//
+// --threads sets ORT's intra-op threads. --mode parallel turns on ORT's
+// parallel executor (independent nodes run concurrently) with --inter-op
+// threads (default: --threads); sequential (the default) uses one inter-op
+// thread. --no-outputs skips writing outputs (OUT_DIR is then unused) and the
+// run that makes them, so --warmup counts every untimed run.
 //
 // Outputs land as OUT_DIR/<output name>.npy (characters outside
 // [A-Za-z0-9._-] replaced by '_'). With --runs it also times session.run and
-// writes {latency_ms: {min, median, p90, max}, peak_rss_bytes} to --json.
+// writes {latency_ms: {min, median, p90, max}, samples_ms, peak_rss_bytes}
+// to --json.
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -66,23 +74,31 @@ function percentile(sorted, p) {
 
 async function main() {
   const args = process.argv.slice(2);
-  const opts = { threads: 1, runs: 0, warmup: 3, json: '' };
+  const opts = { threads: 1, runs: 0, warmup: 3, json: '', mode: 'sequential', interOp: 0, outputs: true };
   const pos = [];
   for (let i = 0; i < args.length; ++i) {
     if (args[i] === '--threads') opts.threads = Number(args[++i]);
     else if (args[i] === '--runs') opts.runs = Number(args[++i]);
     else if (args[i] === '--warmup') opts.warmup = Number(args[++i]);
     else if (args[i] === '--json') opts.json = args[++i];
+    else if (args[i] === '--mode') opts.mode = args[++i];
+    else if (args[i] === '--inter-op') opts.interOp = Number(args[++i]);
+    else if (args[i] === '--no-outputs') opts.outputs = false;
     else pos.push(args[i]);
   }
   if (pos.length < 2) {
     console.error('usage: ort_ref.js MODEL OUT_DIR NAME=FILE.npy ... [--threads N] [--runs N --warmup N --json FILE]');
     process.exit(2);
   }
+  if (opts.mode !== 'sequential' && opts.mode !== 'parallel') {
+    console.error(`ort_ref: --mode must be sequential or parallel, got ${opts.mode}`);
+    process.exit(2);
+  }
+  const interOp = opts.mode === 'parallel' ? (opts.interOp || opts.threads) : 1;
   const ort = loadOrt();
   const [model, outDir, ...assigns] = pos;
   const session = await ort.InferenceSession.create(model, {
-    intraOpNumThreads: opts.threads, interOpNumThreads: 1, executionMode: 'sequential',
+    intraOpNumThreads: opts.threads, interOpNumThreads: interOp, executionMode: opts.mode,
   });
   const feeds = {};
   for (const a of assigns) {
@@ -91,10 +107,13 @@ async function main() {
     const t = readNpy(a.slice(eq + 1));
     feeds[name] = new ort.Tensor(t.type, t.data, t.shape);
   }
-  const results = await session.run(feeds);
-  fs.mkdirSync(outDir, { recursive: true });
-  for (const name of session.outputNames) {
-    writeNpy(path.join(outDir, name.replace(/[^A-Za-z0-9._-]/g, '_') + '.npy'), results[name]);
+  // With --no-outputs and --runs the only untimed runs are the --warmup ones.
+  if (opts.outputs || opts.runs === 0) {
+    const results = await session.run(feeds);
+    fs.mkdirSync(outDir, { recursive: true });
+    for (const name of session.outputNames) {
+      writeNpy(path.join(outDir, name.replace(/[^A-Za-z0-9._-]/g, '_') + '.npy'), results[name]);
+    }
   }
   if (opts.runs > 0) {
     for (let i = 0; i < opts.warmup; ++i) await session.run(feeds);
@@ -104,10 +123,12 @@ async function main() {
       await session.run(feeds);
       ms.push(Number(process.hrtime.bigint() - t0) / 1e6);
     }
+    const samples = ms.slice();
     ms.sort((a, b) => a - b);
     const report = {
       latency_ms: { min: ms[0], median: percentile(ms, 0.5), p90: percentile(ms, 0.9), max: ms[ms.length - 1] },
       peak_rss_bytes: process.resourceUsage().maxRSS * 1024, threads: opts.threads, runs: opts.runs,
+      warmup: opts.warmup, mode: opts.mode, inter_op_threads: interOp, samples_ms: samples,
     };
     if (opts.json) fs.writeFileSync(opts.json, JSON.stringify(report, null, 2) + '\n');
     else console.log(JSON.stringify(report));

@@ -11,6 +11,13 @@ namespace parallax::cli {
 
 int RunInspect(const std::string& model_path);
 
+struct BenchFlags {
+  int warmup = 3, runs = 20, threads = 1;
+  bool profile = false;  // Per-node times, work, critical path, lower bound.
+  std::string json;
+};
+int RunBench(const std::string& model_path, const InputFlags& in, const BenchFlags& flags);
+
 struct ConformanceFlags {
   std::vector<std::string> dirs;
   std::string known_failures;  // Checked-in list: "name<TAB>reason" lines.

@@ -1,14 +1,8 @@
 // parallax: command-line front end (run, bench, inspect, conformance).
-#include <sys/resource.h>
-
 #include <CLI/CLI.hpp>
-#include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
-#include <nlohmann/json.hpp>
 
 #include "io/npy.h"
 #include "parallax/commands.h"
@@ -33,14 +27,6 @@ void AddInputFlags(CLI::App* app, InputFlags* f) {
   app->add_option("--shape", f->shapes, "NAME=D0,D1,...: shape of a random input (repeatable)");
 }
 
-int64_t PeakRssBytes() {
-  std::ifstream f("/proc/self/status");
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6)) * 1024;
-  return 0;
-}
-
 int CmdRun(const std::string& model_path, const InputFlags& in, const std::string& out_dir,
            int threads) {
   Result<Model> model = Model::Load(model_path);
@@ -63,74 +49,6 @@ int CmdRun(const std::string& model_path, const InputFlags& in, const std::strin
     if (!s.ok()) return Fail(s);
     std::cout << name << ": " << DTypeName((*outputs)[i].dtype()) << " "
               << ShapeToString((*outputs)[i].shape()) << " -> " << path << "\n";
-  }
-  return 0;
-}
-
-struct BenchFlags {
-  int warmup = 3, runs = 20, threads = 1;
-  std::string json;
-};
-
-double Percentile(std::vector<double> v, double p) {
-  std::sort(v.begin(), v.end());
-  size_t idx = static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5);
-  return v[std::min(idx, v.size() - 1)];
-}
-
-int CmdBench(const std::string& model_path, const InputFlags& in, const BenchFlags& bf) {
-  if (bf.runs < 1) return Fail(InvalidArgument("--runs must be >= 1"));
-  Result<Model> model = Model::Load(model_path);
-  if (!model.ok()) return Fail(model.status());
-  Result<Session::NamedTensors> inputs = BuildInputs(*model, in);
-  if (!inputs.ok()) return Fail(inputs.status());
-  SessionOptions opts;
-  opts.threads = bf.threads;
-  Result<Session> session = Session::Create(*model, opts);
-  if (!session.ok()) return Fail(session.status());
-  std::cerr << "bench: " << bf.warmup << " warm-up + " << bf.runs << " timed runs of " << model_path
-            << "\n";
-  for (int i = 0; i < bf.warmup; ++i) {
-    Result<std::vector<Tensor>> r = session->Run(*inputs);
-    if (!r.ok()) return Fail(r.status());
-  }
-  std::vector<double> ms;
-  size_t planned = 0, measured = 0;
-  for (int i = 0; i < bf.runs; ++i) {
-    auto t0 = std::chrono::steady_clock::now();
-    Result<std::vector<Tensor>> r = session->Run(*inputs);
-    auto t1 = std::chrono::steady_clock::now();
-    if (!r.ok()) return Fail(r.status());
-    ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
-    RunStats st = session->last_stats();
-    planned = std::max(planned, st.planned_activation_bytes);
-    measured = std::max(measured, st.measured_activation_bytes);
-  }
-  nlohmann::json j;
-  j["model"] = model_path;
-  j["latency_ms"] = {{"min", Percentile(ms, 0)},
-                     {"median", Percentile(ms, 0.5)},
-                     {"p90", Percentile(ms, 0.9)},
-                     {"max", Percentile(ms, 1)}};
-  j["peak_activation_bytes"] = planned;  // Arena the memory plan reserves.
-  j["measured_peak_activation_bytes"] = measured;
-  j["peak_rss_bytes"] = PeakRssBytes();
-  j["threads"] = bf.threads;
-  j["nodes"] = model->node_count();
-  j["runs"] = bf.runs;
-  j["warmup"] = bf.warmup;
-  std::printf("model        %s\n", model_path.c_str());
-  std::printf("nodes        %lld\n", static_cast<long long>(model->node_count()));
-  std::printf("threads      %d\n", bf.threads);
-  std::printf("latency ms   min %.3f  median %.3f  p90 %.3f  max %.3f  (%d runs)\n",
-              Percentile(ms, 0), Percentile(ms, 0.5), Percentile(ms, 0.9), Percentile(ms, 1),
-              bf.runs);
-  std::printf("activations  planned %zu bytes, measured peak %zu bytes\n", planned, measured);
-  std::printf("peak RSS     %lld bytes\n", static_cast<long long>(PeakRssBytes()));
-  if (!bf.json.empty()) {
-    std::ofstream f(bf.json);
-    if (!f) return Fail(IoError("cannot write '" + bf.json + "'"));
-    f << j.dump(2) << "\n";
   }
   return 0;
 }
@@ -161,6 +79,8 @@ int main(int argc, char** argv) {
   bench->add_option("--runs", bf.runs, "Timed runs")->default_val(20);
   bench->add_option("--threads", bf.threads, "Worker threads")->default_val(1);
   bench->add_option("--json", bf.json, "Also write the results as JSON to this file");
+  bench->add_flag("--profile", bf.profile,
+                  "Time each node; report work, critical path and the lower bound max(C, W/T)");
 
   CLI::App* inspect = app.add_subcommand("inspect", "Print a model's graph summary");
   inspect->add_option("model", model, "Path to the .onnx model")->required();
@@ -180,7 +100,7 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
   if (run->parsed()) return CmdRun(model, run_in, out_dir, run_threads);
-  if (bench->parsed()) return CmdBench(model, bench_in, bf);
+  if (bench->parsed()) return RunBench(model, bench_in, bf);
   if (inspect->parsed()) return RunInspect(model);
   if (conf->parsed()) return RunConformance(cf);
   return 1;

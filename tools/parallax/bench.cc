@@ -1,0 +1,175 @@
+// `parallax bench`: latency percentiles, activation memory, peak RSS and,
+// with --profile, per-node times, work, critical path and the lower bound.
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "parallax/commands.h"
+#include "parallax/parallax.h"
+
+namespace parallax::cli {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr double kProgressEverySeconds = 5.0;
+constexpr size_t kTopNodes = 20;
+
+int Fail(const Status& s) {
+  std::cerr << "error: " << s.ToString() << "\n";
+  return 1;
+}
+
+int64_t PeakRssBytes() {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6)) * 1024;
+  return 0;
+}
+
+double Percentile(std::vector<double> v, double p) {
+  std::sort(v.begin(), v.end());
+  size_t idx = static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5);
+  return v[std::min(idx, v.size() - 1)];
+}
+
+double Seconds(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+// Prints "bench: <phase> i/n ..." to stderr at most every few seconds, so
+// long runs show they are alive without cluttering short ones.
+class Progress {
+ public:
+  Progress() : start_(Clock::now()), last_(start_) {}
+  void Tick(const char* phase, int done, int total, const std::vector<double>& ms) {
+    Clock::time_point now = Clock::now();
+    if (Seconds(last_, now) < kProgressEverySeconds) return;
+    last_ = now;
+    std::fprintf(stderr, "bench: %s %d/%d (%.0f s elapsed", phase, done, total,
+                 Seconds(start_, now));
+    if (!ms.empty()) std::fprintf(stderr, ", median so far %.3f ms", Percentile(ms, 0.5));
+    std::fprintf(stderr, ")\n");
+  }
+
+ private:
+  Clock::time_point start_, last_;
+};
+
+struct Measured {
+  std::vector<double> ms;
+  size_t planned = 0, measured = 0;
+};
+
+Status TimeRuns(Session& session, const Session::NamedTensors& inputs, const BenchFlags& bf,
+                Measured* m) {
+  Progress progress;
+  for (int i = 0; i < bf.warmup; ++i) {
+    PX_RETURN_IF_ERROR(session.Run(inputs).status());
+    progress.Tick("warm-up", i + 1, bf.warmup, {});
+  }
+  if (bf.profile) session.ResetProfile();  // Averages cover timed runs only.
+  for (int i = 0; i < bf.runs; ++i) {
+    Clock::time_point t0 = Clock::now();
+    Result<std::vector<Tensor>> r = session.Run(inputs);
+    Clock::time_point t1 = Clock::now();
+    PX_RETURN_IF_ERROR(r.status());
+    m->ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+    RunStats st = session.last_stats();
+    m->planned = std::max(m->planned, st.planned_activation_bytes);
+    m->measured = std::max(m->measured, st.measured_activation_bytes);
+    progress.Tick("run", i + 1, bf.runs, m->ms);
+  }
+  return Status::Ok();
+}
+
+// Adds profile.{work_ms, critical_path_ms, runs, nodes (top 20)} and
+// lower_bound_ms to `j`, and prints the same summary.
+void ReportProfile(const Profile& p, int threads, nlohmann::json& j) {
+  std::vector<size_t> order(p.nodes.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return p.nodes[a].ms > p.nodes[b].ms; });
+  if (order.size() > kTopNodes) order.resize(kTopNodes);
+  nlohmann::json nodes = nlohmann::json::array();
+  for (size_t i : order)
+    nodes.push_back({{"name", p.nodes[i].name}, {"op", p.nodes[i].op_type}, {"ms", p.nodes[i].ms}});
+  const double bound = p.LowerBoundMs(threads);
+  j["profile"] = {{"work_ms", p.work_ms},
+                  {"critical_path_ms", p.critical_path_ms},
+                  {"critical_path_nodes", p.critical_path.size()},
+                  {"runs", p.runs},
+                  {"nodes", nodes}};
+  j["lower_bound_ms"] = bound;
+  std::printf("work W       %.3f ms (sum of single-thread node times)\n", p.work_ms);
+  std::printf("critical C   %.3f ms (%zu nodes on the heaviest dependency chain)\n",
+              p.critical_path_ms, p.critical_path.size());
+  std::printf("lower bound  %.3f ms = max(C, W/%d)\n", bound, threads);
+  std::printf("top nodes   ");
+  for (size_t k = 0; k < order.size() && k < 5; ++k)
+    std::printf(" %s %s %.3f ms%s", p.nodes[order[k]].op_type.c_str(),
+                p.nodes[order[k]].name.c_str(), p.nodes[order[k]].ms,
+                k + 1 < std::min<size_t>(order.size(), 5) ? "," : "");
+  std::printf("\n");
+}
+
+}  // namespace
+
+int RunBench(const std::string& model_path, const InputFlags& in, const BenchFlags& bf) {
+  if (bf.runs < 1) return Fail(InvalidArgument("--runs must be >= 1"));
+  if (bf.warmup < 0) return Fail(InvalidArgument("--warmup must be >= 0"));
+  Result<Model> model = Model::Load(model_path);
+  if (!model.ok()) return Fail(model.status());
+  Result<Session::NamedTensors> inputs = BuildInputs(*model, in);
+  if (!inputs.ok()) return Fail(inputs.status());
+  SessionOptions opts;
+  opts.threads = bf.threads;
+  opts.profile = bf.profile;
+  Result<Session> session = Session::Create(*model, opts);
+  if (!session.ok()) return Fail(session.status());
+  std::cerr << "bench: " << bf.warmup << " warm-up + " << bf.runs << " timed runs of " << model_path
+            << (bf.profile ? " (profiled)" : "") << "\n";
+  Measured m;
+  Status s = TimeRuns(*session, *inputs, bf, &m);
+  if (!s.ok()) return Fail(s);
+  const std::vector<double>& ms = m.ms;
+  nlohmann::json j;
+  j["model"] = model_path;
+  j["latency_ms"] = {{"min", Percentile(ms, 0)},
+                     {"median", Percentile(ms, 0.5)},
+                     {"p90", Percentile(ms, 0.9)},
+                     {"max", Percentile(ms, 1)}};
+  j["samples_ms"] = ms;                    // Every timed run, in order.
+  j["peak_activation_bytes"] = m.planned;  // Arena the memory plan reserves.
+  j["measured_peak_activation_bytes"] = m.measured;
+  j["peak_rss_bytes"] = PeakRssBytes();
+  j["threads"] = bf.threads;
+  j["nodes"] = model->node_count();
+  j["runs"] = bf.runs;
+  j["warmup"] = bf.warmup;
+  std::printf("model        %s\n", model_path.c_str());
+  std::printf("nodes        %lld\n", static_cast<long long>(model->node_count()));
+  std::printf("threads      %d\n", bf.threads);
+  std::printf("latency ms   min %.3f  median %.3f  p90 %.3f  max %.3f  (%d runs)\n",
+              Percentile(ms, 0), Percentile(ms, 0.5), Percentile(ms, 0.9), Percentile(ms, 1),
+              bf.runs);
+  std::printf("activations  planned %zu bytes, measured peak %zu bytes\n", m.planned, m.measured);
+  std::printf("peak RSS     %lld bytes\n", static_cast<long long>(PeakRssBytes()));
+  if (bf.profile) {
+    Result<Profile> p = session->profile();
+    if (!p.ok()) return Fail(p.status());
+    ReportProfile(*p, bf.threads, j);
+  }
+  if (!bf.json.empty()) {
+    std::ofstream f(bf.json);
+    if (!f) return Fail(IoError("cannot write '" + bf.json + "'"));
+    f << j.dump(2) << "\n";
+  }
+  return 0;
+}
+
+}  // namespace parallax::cli
