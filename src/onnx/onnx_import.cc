@@ -1,9 +1,15 @@
 #include "onnx/onnx_import.h"
 
+#include <fcntl.h>
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl.h>
 #include <onnx/defs/schema.h>
 #include <onnx/onnx_pb.h>
 #include <onnx/shape_inference/implementation.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <climits>
 #include <fstream>
 #include <sstream>
 #include <unordered_map>
@@ -70,7 +76,7 @@ struct Importer {
     }
   }
 
-  Result<Attribute> ImportAttribute(const onnx::AttributeProto& a, Scope& scope,
+  Result<Attribute> ImportAttribute(onnx::AttributeProto& a, Scope& scope,
                                     const std::string& node_desc) {
     Attribute out;
     auto type = a.type();
@@ -130,7 +136,7 @@ struct Importer {
       case onnx::AttributeProto::GRAPH: {
         out.kind = Attribute::Kind::kGraph;
         auto g = std::make_shared<Graph>();
-        PX_RETURN_IF_ERROR(ImportGraph(a.g(), &scope, *g));
+        PX_RETURN_IF_ERROR(ImportGraph(*a.mutable_g(), &scope, *g));
         out.g = std::move(g);
         break;
       }
@@ -164,7 +170,7 @@ struct Importer {
                        "constants are not supported)");
   }
 
-  Status ImportNode(const onnx::NodeProto& np, size_t index, Scope& scope, Graph& g) {
+  Status ImportNode(onnx::NodeProto& np, size_t index, Scope& scope, Graph& g) {
     Node node;
     node.name = np.name().empty() ? np.op_type() + "_" + std::to_string(index) : np.name();
     node.op_type = np.op_type();
@@ -186,7 +192,7 @@ struct Importer {
     }
     for (const auto& out : np.output())
       node.outputs.push_back(out.empty() ? kNoValue : scope.names.at(out));
-    for (const auto& a : np.attribute()) {
+    for (auto& a : *np.mutable_attribute()) {
       PX_ASSIGN_OR_RETURN(Attribute attr, ImportAttribute(a, scope, node.Describe()));
       if (attr.g) {
         for (const auto& [outer, local] : attr.g->captures) {
@@ -213,7 +219,9 @@ struct Importer {
     return Status::Ok();
   }
 
-  Status ImportGraph(const onnx::GraphProto& gp, Scope* parent, Graph& g) {
+  // Consumes initializer bytes from `gp` as it converts them, so a large model
+  // is never held three times (file, proto, tensors) at once.
+  Status ImportGraph(onnx::GraphProto& gp, Scope* parent, Graph& g) {
     Scope scope{&g, parent, {}};
     g.name = gp.name();
     auto define = [&](const std::string& name) -> Result<ValueId> {
@@ -225,10 +233,16 @@ struct Importer {
       scope.names[name] = id;
       return id;
     };
-    for (const auto& init : gp.initializer()) {
+    for (auto& init : *gp.mutable_initializer()) {
       PX_ASSIGN_OR_RETURN(ValueId id, define(init.name()));
       Result<Tensor> t = TensorFromProto(init, base_dir);
       if (!t.ok()) return t.status().WithContext(path + ": initializer '" + init.name() + "'");
+      // Drop the proto's copy now that the tensor owns the bytes.
+      init.clear_raw_data();
+      init.clear_float_data();
+      init.clear_int64_data();
+      init.clear_int32_data();
+      init.clear_double_data();
       Value& v = g.values[id];
       v.constant = std::move(t).value();
       v.dtype = v.constant.dtype();
@@ -254,7 +268,7 @@ struct Importer {
         ApplyTypeInfo(vi, g.values[it->second]);
     }
     for (int i = 0; i < gp.node_size(); ++i)
-      PX_RETURN_IF_ERROR(ImportNode(gp.node(i), static_cast<size_t>(i), scope, g));
+      PX_RETURN_IF_ERROR(ImportNode(*gp.mutable_node(i), static_cast<size_t>(i), scope, g));
     for (const auto& out : gp.output()) {
       ValueId id = scope.Resolve(out.name());
       if (id == kNoValue) return Err("graph output '" + out.name() + "' is never defined");
@@ -285,13 +299,10 @@ std::string RunOnnxShapeInference(onnx::ModelProto& model) {
 
 }  // namespace
 
-Result<ImportedModel> ImportOnnxBytes(const std::string& bytes, const std::string& path) {
-  onnx::ModelProto proto;
-  if (bytes.empty()) return InvalidModel(path + ": file is empty");
-  if (!proto.ParseFromString(bytes))
-    return InvalidModel(path +
-                        ": not a valid ONNX model (protobuf parse failed; the file is "
-                        "truncated or not ONNX)");
+namespace {
+
+// Checks the header fields and imports a parsed model (consuming its weights).
+Result<ImportedModel> ImportModelProto(onnx::ModelProto& proto, const std::string& path) {
   if (!proto.has_graph())
     return InvalidModel(path + ": the model has no graph (truncated or not an ONNX model)");
   if (proto.ir_version() < kMinIrVersion)
@@ -318,16 +329,42 @@ Result<ImportedModel> ImportOnnxBytes(const std::string& bytes, const std::strin
   importer.base_dir = slash == std::string::npos ? "." : path.substr(0, slash);
   importer.opsets = m.opsets;
   m.graph = std::make_shared<Graph>();
-  PX_RETURN_IF_ERROR(importer.ImportGraph(proto.graph(), nullptr, *m.graph));
+  PX_RETURN_IF_ERROR(importer.ImportGraph(*proto.mutable_graph(), nullptr, *m.graph));
   return m;
 }
 
+constexpr char kParseError[] =
+    ": not a valid ONNX model (protobuf parse failed; the file is truncated or not ONNX)";
+
+}  // namespace
+
+Result<ImportedModel> ImportOnnxBytes(const std::string& bytes, const std::string& path) {
+  if (bytes.empty()) return InvalidModel(path + ": file is empty");
+  onnx::ModelProto proto;
+  if (!proto.ParseFromString(bytes)) return InvalidModel(path + kParseError);
+  return ImportModelProto(proto, path);
+}
+
 Result<ImportedModel> ImportOnnxFile(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return NotFound("cannot open model file '" + path + "'");
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ImportOnnxBytes(ss.str(), path);
+  int fd = open(path.c_str(), O_RDONLY);
+  if (fd < 0) return NotFound("cannot open model file '" + path + "'");
+  struct stat st;
+  if (fstat(fd, &st) == 0 && st.st_size == 0) {
+    close(fd);
+    return InvalidModel(path + ": file is empty");
+  }
+  // Parse straight from the file: no intermediate copy of the whole model.
+  onnx::ModelProto proto;
+  bool parsed;
+  {
+    google::protobuf::io::FileInputStream raw(fd);
+    google::protobuf::io::CodedInputStream coded(&raw);
+    coded.SetTotalBytesLimit(INT32_MAX);
+    parsed = proto.ParseFromCodedStream(&coded) && coded.ConsumedEntireMessage();
+  }
+  close(fd);
+  if (!parsed) return InvalidModel(path + kParseError);
+  return ImportModelProto(proto, path);
 }
 
 }  // namespace parallax
