@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "io/npy.h"
+#include "onnx/tensor_proto.h"
 #include "parallax/commands.h"
 #include "parallax/parallax.h"
 
@@ -28,7 +29,7 @@ void AddInputFlags(CLI::App* app, InputFlags* f) {
 }
 
 int CmdRun(const std::string& model_path, const InputFlags& in, const std::string& out_dir,
-           int threads) {
+           const std::string& format, int threads) {
   Result<Model> model = Model::Load(model_path);
   if (!model.ok()) return Fail(model.status());
   Result<Session::NamedTensors> inputs = BuildInputs(*model, in);
@@ -44,8 +45,9 @@ int CmdRun(const std::string& model_path, const InputFlags& in, const std::strin
   if (ec) return Fail(IoError("cannot create output folder '" + out_dir + "': " + ec.message()));
   for (size_t i = 0; i < outputs->size(); ++i) {
     const std::string& name = model->outputs()[i].name;
-    std::string path = out_dir + "/" + SanitizeFileName(name) + ".npy";
-    Status s = WriteNpy((*outputs)[i], path);
+    std::string path = out_dir + "/" + SanitizeFileName(name) + "." + format;
+    Status s = format == "pb" ? WriteTensorProtoFile((*outputs)[i], name, path)
+                              : WriteNpy((*outputs)[i], path);
     if (!s.ok()) return Fail(s);
     std::cout << name << ": " << DTypeName((*outputs)[i].dtype()) << " "
               << ShapeToString((*outputs)[i].shape()) << " -> " << path << "\n";
@@ -68,7 +70,11 @@ int main(int argc, char** argv) {
   CLI::App* run = app.add_subcommand("run", "Run a model once and write its outputs as .npy");
   run->add_option("model", model, "Path to the .onnx model")->required();
   AddInputFlags(run, &run_in);
-  run->add_option("--out", out_dir, "Folder for <output name>.npy files")->default_val("out");
+  std::string out_format = "npy";
+  run->add_option("--out", out_dir, "Folder for <output name>.<format> files")->default_val("out");
+  run->add_option("--format", out_format, "Output file format: npy or pb (ONNX TensorProto)")
+      ->check(CLI::IsMember({"npy", "pb"}))
+      ->default_val("npy");
   run->add_option("--threads", run_threads, "Worker threads")->default_val(1);
 
   BenchFlags bf;
@@ -99,7 +105,7 @@ int main(int argc, char** argv) {
   conf->add_flag("--verbose,-v", cf.verbose, "Print every test's result");
 
   CLI11_PARSE(app, argc, argv);
-  if (run->parsed()) return CmdRun(model, run_in, out_dir, run_threads);
+  if (run->parsed()) return CmdRun(model, run_in, out_dir, out_format, run_threads);
   if (bench->parsed()) return RunBench(model, bench_in, bf);
   if (inspect->parsed()) return RunInspect(model);
   if (conf->parsed()) return RunConformance(cf);

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# End-to-end checks of the `parallax` CLI on a real model: run (.npy and .pb
+# outputs, .npy input), bench --json keys, inspect, and clear errors.
+#   tests/cli_test.sh PARALLAX_BIN MODELS_DIR
+set -uo pipefail
+bin=$1
+models=$2
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fails=0
+passes=0
+check() {  # check NAME CONDITION...
+  local name=$1; shift
+  if "$@"; then echo "ok   $name"; passes=$((passes + 1)); else echo "FAIL $name"; fails=$((fails + 1)); fi
+}
+cls=$models/ppocr_mobile_v2_cls.onnx
+
+"$bin" run "$cls" --random-inputs --shape x=2,3,48,192 --out "$tmp/npy" > "$tmp/run.txt" 2>&1
+check "run writes <output>.npy" test -s "$tmp/npy/softmax_0.tmp_0.npy"
+"$bin" run "$cls" --random-inputs --shape x=2,3,48,192 --out "$tmp/pb" --format pb > /dev/null 2>&1
+check "run --format pb writes <output>.pb" test -s "$tmp/pb/softmax_0.tmp_0.pb"
+# Feed the .npy output back as an input file to check --input parsing
+# (shape mismatch must be reported by name).
+"$bin" run "$cls" --input x="$tmp/npy/softmax_0.tmp_0.npy" --out "$tmp/o" > "$tmp/err.txt" 2>&1
+check "wrong input shape is an error naming the input" grep -q "input 'x' has shape \[2,2\]" "$tmp/err.txt"
+"$bin" run "$cls" --input y=whatever.npy --out "$tmp/o" > "$tmp/err.txt" 2>&1
+check "unknown input name is an error listing the inputs" grep -q "no input 'y' (inputs: x)" "$tmp/err.txt"
+"$bin" run "$cls" --out "$tmp/o" > "$tmp/err.txt" 2>&1
+check "missing input value is an error" grep -q "no value for input 'x'" "$tmp/err.txt"
+"$bin" run "$tmp/nothing.onnx" > "$tmp/err.txt" 2>&1
+check "missing model exits 1 with the path" grep -q "nothing.onnx" "$tmp/err.txt"
+
+"$bin" bench "$cls" --random-inputs --shape x=1,3,48,192 --warmup 1 --runs 3 --json "$tmp/b.json" \
+  > "$tmp/bench.txt" 2>&1
+check "bench prints latency" grep -q "latency ms" "$tmp/bench.txt"
+for key in '"latency_ms"' '"median"' '"p90"' '"peak_activation_bytes"' '"peak_rss_bytes"' \
+           '"threads"' '"nodes"'; do
+  check "bench --json has $key" grep -q "$key" "$tmp/b.json"
+done
+
+"$bin" inspect "$cls" > "$tmp/inspect.txt" 2>&1
+check "inspect lists ops by type" grep -q "Conv " "$tmp/inspect.txt"
+check "inspect reports no unsupported ops" grep -q "unsupported  none" "$tmp/inspect.txt"
+
+echo "$passes passed, $fails failed"
+[ "$fails" -eq 0 ]
