@@ -69,6 +69,9 @@ class Tensor {
 
   // True when this tensor does not own (share ownership of) its bytes.
   bool is_view() const { return owner_ == nullptr; }
+  // This tensor when it owns (shares ownership of) its bytes, else a deep
+  // copy: the result stays valid however long the viewed memory lives.
+  Tensor Detached() const { return is_view() ? Copy(*this) : *this; }
   // Same bytes, new shape with the same element count (caller checks).
   Tensor Reshaped(Shape shape) const;
   // Same bytes read as another dtype of the same size (caller checks).

@@ -34,8 +34,6 @@ std::vector<Tensor> Captures(const Body& b, const KernelContext& ctx) {
   return caps;
 }
 
-Tensor Own(const Tensor& t) { return t.is_view() ? Tensor::Copy(t) : t; }
-
 namespace {
 
 Result<bool> ReadBool(const Tensor& t, const KernelContext& ctx, const char* what) {

@@ -41,7 +41,7 @@ Status SequenceConstruct(KernelContext& ctx) {
   for (int i = 0; i < ctx.num_inputs(); ++i) {
     if (ctx.input(i).dtype() != ctx.input(0).dtype())
       return ctx.Error("sequence elements must share one dtype");
-    elems.push_back(Own(ctx.input(i)));
+    elems.push_back(ctx.input(i).Detached());
   }
   return ctx.SetOutput(0, Tensor::Sequence(ctx.input(0).dtype(), std::move(elems)));
 }
@@ -55,7 +55,7 @@ Status SequenceInsert(KernelContext& ctx) {
                      " tensor into a sequence of " + std::string(DTypeName(seq->element_dtype())));
   const int64_t n = static_cast<int64_t>(elems.size());
   PX_ASSIGN_OR_RETURN(int64_t pos, Position(ctx, 2, n, n, true));
-  elems.insert(elems.begin() + pos, Own(t));
+  elems.insert(elems.begin() + pos, t.Detached());
   return ctx.SetOutput(0, Tensor::Sequence(t.dtype(), std::move(elems)));
 }
 
@@ -197,7 +197,7 @@ class SequenceMapKernel : public Kernel {
       }
       Status s = body.runner->Run(ins, caps, &res);
       if (!s.ok()) return s.WithContext(ctx.node().Describe() + " element " + std::to_string(k));
-      for (size_t j = 0; j < outs.size(); ++j) outs[j].push_back(Own(res[j]));
+      for (size_t j = 0; j < outs.size(); ++j) outs[j].push_back(res[j].Detached());
     }
     for (size_t j = 0; j < outs.size(); ++j) {
       DType dt = outs[j].empty() ? DType::kUndefined : outs[j][0].dtype();
@@ -215,7 +215,7 @@ Result<std::unique_ptr<Kernel>> MakeSequenceMap(const KernelInit& init) {
 }
 
 Status Optional(KernelContext& ctx) {
-  return ctx.SetOutput(0, ctx.has_input(0) ? Own(ctx.input(0)) : Tensor::None());
+  return ctx.SetOutput(0, ctx.has_input(0) ? ctx.input(0).Detached() : Tensor::None());
 }
 
 Status OptionalHasElement(KernelContext& ctx) {
@@ -227,7 +227,7 @@ Status OptionalHasElement(KernelContext& ctx) {
 Status OptionalGetElement(KernelContext& ctx) {
   if (!ctx.has_input(0) || ctx.input(0).is_none())
     return ctx.Error("the optional input has no value");
-  return ctx.SetOutput(0, Own(ctx.input(0)));
+  return ctx.SetOutput(0, ctx.input(0).Detached());
 }
 
 Status Identity(KernelContext& ctx) { return ctx.SetOutput(0, Tensor::Copy(ctx.input(0))); }

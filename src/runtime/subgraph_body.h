@@ -22,9 +22,6 @@ struct Body {
 Result<Body> CompileBody(const KernelInit& init, const char* attr);
 // The body's capture values, taken from the running node's implicit inputs.
 std::vector<Tensor> Captures(const Body& b, const KernelContext& ctx);
-// `t` itself when it owns its bytes, else a deep copy (views may alias
-// planned memory that is reused after the node finishes).
-Tensor Own(const Tensor& t);
 
 }  // namespace parallax
 

@@ -290,11 +290,11 @@ class ConvKernel final : public Kernel {
     if (init.num_inputs() < 2) return init.Error("expects at least 2 inputs (X, W)");
     if (const Tensor* w = init.constant_input(1); w != nullptr && IsFloatLike(w->dtype())) {
       PX_ASSIGN_OR_RETURN(k->const_w_, ToFloat32(*w));
-      k->const_w_ = Tensor::Copy(k->const_w_);  // Own it: independent of the graph.
+      k->const_w_ = k->const_w_.Detached();  // Shares owned constants.
     }
     if (const Tensor* b = init.constant_input(2); b != nullptr && IsFloatLike(b->dtype())) {
       PX_ASSIGN_OR_RETURN(k->const_b_, ToFloat32(*b));
-      k->const_b_ = Tensor::Copy(k->const_b_);
+      k->const_b_ = k->const_b_.Detached();  // Shares owned constants.
     }
     return std::unique_ptr<Kernel>(std::move(k));
   }

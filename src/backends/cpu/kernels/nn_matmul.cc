@@ -84,7 +84,7 @@ class MatMulKernel final : public Kernel {
     auto k = std::make_unique<MatMulKernel>();
     if (const Tensor* b = init.constant_input(1); b != nullptr && IsFloatLike(b->dtype())) {
       PX_ASSIGN_OR_RETURN(k->const_b_, ToFloat32(*b));
-      k->const_b_ = Tensor::Copy(k->const_b_);
+      k->const_b_ = k->const_b_.Detached();  // Shares owned constants.
     }
     return std::unique_ptr<Kernel>(std::move(k));
   }
@@ -154,7 +154,7 @@ class GemmKernel final : public Kernel {
     auto k = std::make_unique<GemmKernel>();
     if (const Tensor* b = init.constant_input(1); b != nullptr && IsFloatLike(b->dtype())) {
       PX_ASSIGN_OR_RETURN(k->const_b_, ToFloat32(*b));
-      k->const_b_ = Tensor::Copy(k->const_b_);
+      k->const_b_ = k->const_b_.Detached();  // Shares owned constants.
     }
     return std::unique_ptr<Kernel>(std::move(k));
   }
