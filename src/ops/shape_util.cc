@@ -59,27 +59,45 @@ Result<std::vector<int64_t>> ReadInt64s(const Tensor& t) {
   return v;
 }
 
-Result<double> ReadScalarAsDouble(const Tensor& t) {
-  if (t.numel() < 1) return InvalidArgument("expected a scalar, got an empty tensor");
+double ElementAsDouble(const Tensor& t, int64_t i) {
   switch (t.dtype()) {
     case DType::kFloat32:
-      return static_cast<double>(t.data<float>()[0]);
+      return t.data<float>()[i];
     case DType::kFloat64:
-      return t.data<double>()[0];
+      return t.data<double>()[i];
     case DType::kFloat16:
-      return static_cast<double>(HalfToFloat(t.data<Half>()[0]));
-    case DType::kInt64:
-      return static_cast<double>(t.data<int64_t>()[0]);
-    case DType::kInt32:
-      return static_cast<double>(t.data<int32_t>()[0]);
+      return HalfToFloat(t.data<Half>()[i]);
+    case DType::kBFloat16:
+      return BFloat16ToFloat(t.data<BFloat16>()[i]);
     case DType::kInt8:
-      return static_cast<double>(t.data<int8_t>()[0]);
+      return t.data<int8_t>()[i];
     case DType::kUInt8:
-      return static_cast<double>(t.data<uint8_t>()[0]);
+      return t.data<uint8_t>()[i];
+    case DType::kInt16:
+      return t.data<int16_t>()[i];
+    case DType::kUInt16:
+      return t.data<uint16_t>()[i];
+    case DType::kInt32:
+      return t.data<int32_t>()[i];
+    case DType::kUInt32:
+      return t.data<uint32_t>()[i];
+    case DType::kInt64:
+      return static_cast<double>(t.data<int64_t>()[i]);
+    case DType::kUInt64:
+      return static_cast<double>(t.data<uint64_t>()[i]);
+    case DType::kBool:
+      return t.data<bool>()[i];
     default:
-      return InvalidArgument("cannot read a " + std::string(DTypeName(t.dtype())) +
-                             " tensor as a number");
+      return 0;
   }
+}
+
+Result<double> ReadScalarAsDouble(const Tensor& t) {
+  if (t.numel() < 1) return InvalidArgument("expected a scalar, got an empty tensor");
+  if (!IsSupportedDType(t.dtype()) || t.dtype() == DType::kBool)
+    return InvalidArgument("cannot read a " + std::string(DTypeName(t.dtype())) +
+                           " tensor as a number");
+  return ElementAsDouble(t, 0);
 }
 
 StridedIndex::StridedIndex(const Shape& shape, std::vector<std::vector<int64_t>> strides)

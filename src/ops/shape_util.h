@@ -21,7 +21,10 @@ std::vector<int64_t> BroadcastStrides(const Shape& in, const Shape& out);
 Result<int> NormalizeAxis(int64_t axis, int rank);
 // Reads an int32/int64 tensor into int64 values.
 Result<std::vector<int64_t>> ReadInt64s(const Tensor& t);
-// Reads a float32/float64/float16 scalar or int as double (element 0).
+// Element i of any numeric (or bool, float16, bfloat16) tensor as double;
+// 0 for non-numeric kinds.
+double ElementAsDouble(const Tensor& t, int64_t i);
+// Reads element 0 of a numeric tensor as double; InvalidArgument otherwise.
 Result<double> ReadScalarAsDouble(const Tensor& t);
 
 // Iterates an N-d index over `shape` in row-major order, tracking linear

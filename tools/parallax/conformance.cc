@@ -17,6 +17,7 @@
 #include <sstream>
 
 #include "onnx/tensor_proto.h"
+#include "ops/shape_util.h"
 #include "parallax/commands.h"
 #include "parallax/parallax.h"
 
@@ -33,39 +34,6 @@ struct TestResult {
 };
 
 constexpr double kRtol = 1e-3, kAtol = 1e-7;  // The ONNX backend test defaults.
-
-double ElementAsDouble(const Tensor& t, int64_t i) {
-  switch (t.dtype()) {
-    case DType::kFloat32:
-      return t.data<float>()[i];
-    case DType::kFloat64:
-      return t.data<double>()[i];
-    case DType::kFloat16:
-      return HalfToFloat(t.data<Half>()[i]);
-    case DType::kBFloat16:
-      return BFloat16ToFloat(t.data<BFloat16>()[i]);
-    case DType::kInt8:
-      return t.data<int8_t>()[i];
-    case DType::kUInt8:
-      return t.data<uint8_t>()[i];
-    case DType::kInt16:
-      return t.data<int16_t>()[i];
-    case DType::kUInt16:
-      return t.data<uint16_t>()[i];
-    case DType::kInt32:
-      return t.data<int32_t>()[i];
-    case DType::kUInt32:
-      return t.data<uint32_t>()[i];
-    case DType::kInt64:
-      return static_cast<double>(t.data<int64_t>()[i]);
-    case DType::kUInt64:
-      return static_cast<double>(t.data<uint64_t>()[i]);
-    case DType::kBool:
-      return t.data<bool>()[i];
-    default:
-      return 0;
-  }
-}
 
 // Empty string when `got` matches `want`, else a description of the mismatch.
 std::string Compare(const Tensor& got, const Tensor& want) {
@@ -353,7 +321,8 @@ int RunConformance(const ConformanceFlags& flags) {
     f << "# Conformance tests that do not pass: name, FAIL|SKIP, then 'why: <explanation> | '\n"
          "# (hand-written, kept when regenerated) and the runner's message. Regenerate with\n"
          "# `parallax conformance DIR --known-failures F --write-failures F`.\n"
-         "# SKIP = the test's inputs or outputs are string tensors, which Parallax does not represent.\n";
+         "# SKIP = the test's inputs or outputs are string tensors, which Parallax does not "
+         "represent.\n";
     for (const auto& r : results)
       if (r.outcome != Outcome::kPass)
         f << r.name << "\t" << (r.outcome == Outcome::kSkip ? "SKIP" : "FAIL") << "\t"

@@ -78,10 +78,13 @@ void RunMatMulPlan(MatMulPlan& p, const float* a, const float* b, const float* b
   s.wait();
 }
 
-class MatMulKernel final : public Kernel {
+// A matmul-like kernel (MatMul, Gemm) whose B operand, when constant, is
+// kept as float32 once at creation. Derived supplies RunImpl.
+template <typename Derived>
+class ConstBKernel : public Kernel {
  public:
   static Result<std::unique_ptr<Kernel>> Create(const KernelInit& init) {
-    auto k = std::make_unique<MatMulKernel>();
+    auto k = std::make_unique<Derived>();
     if (const Tensor* b = init.constant_input(1); b != nullptr && IsFloatLike(b->dtype())) {
       PX_ASSIGN_OR_RETURN(k->const_b_, ToFloat32(*b));
       k->const_b_ = k->const_b_.Detached();  // Shares owned constants.
@@ -89,13 +92,17 @@ class MatMulKernel final : public Kernel {
     return std::unique_ptr<Kernel>(std::move(k));
   }
   Status Run(KernelContext& ctx) override {
-    return Guard(ctx.node(), [&] { return RunImpl(ctx); });
+    return Guard(ctx.node(), [&] { return static_cast<Derived*>(this)->RunImpl(ctx); });
   }
 
- private:
-  Status RunImpl(KernelContext& ctx);
+ protected:
   Tensor const_b_;
   PlanCache<MatMulPlan> cache_;
+};
+
+class MatMulKernel final : public ConstBKernel<MatMulKernel> {
+ public:
+  Status RunImpl(KernelContext& ctx);
 };
 
 Status MatMulKernel::RunImpl(KernelContext& ctx) {
@@ -148,26 +155,6 @@ Status MatMulKernel::RunImpl(KernelContext& ctx) {
   return Status::Ok();
 }
 
-class GemmKernel final : public Kernel {
- public:
-  static Result<std::unique_ptr<Kernel>> Create(const KernelInit& init) {
-    auto k = std::make_unique<GemmKernel>();
-    if (const Tensor* b = init.constant_input(1); b != nullptr && IsFloatLike(b->dtype())) {
-      PX_ASSIGN_OR_RETURN(k->const_b_, ToFloat32(*b));
-      k->const_b_ = k->const_b_.Detached();  // Shares owned constants.
-    }
-    return std::unique_ptr<Kernel>(std::move(k));
-  }
-  Status Run(KernelContext& ctx) override {
-    return Guard(ctx.node(), [&] { return RunImpl(ctx); });
-  }
-
- private:
-  Status RunImpl(KernelContext& ctx);
-  Tensor const_b_;
-  PlanCache<MatMulPlan> cache_;
-};
-
 // beta * C as a [cm, cn] float32 bias broadcastable to [m, n].
 Result<Tensor> GemmBias(KernelContext& ctx, int64_t m, int64_t n, float beta) {
   const Tensor& c = ctx.input(2);
@@ -181,6 +168,11 @@ Result<Tensor> GemmBias(KernelContext& ctx, int64_t m, int64_t n, float beta) {
   for (int64_t i = 0; i < cm * cn; ++i) bias.data<float>()[i] = beta * cf.data<float>()[i];
   return bias;
 }
+
+class GemmKernel final : public ConstBKernel<GemmKernel> {
+ public:
+  Status RunImpl(KernelContext& ctx);
+};
 
 Status GemmKernel::RunImpl(KernelContext& ctx) {
   PrepareThread();

@@ -13,19 +13,6 @@ namespace {
 
 constexpr double kPi = 3.14159265358979323846;
 
-double ReadAt(const Tensor& t, int64_t i) {
-  switch (t.dtype()) {
-    case DType::kFloat32:
-      return t.data<float>()[i];
-    case DType::kFloat64:
-      return t.data<double>()[i];
-    case DType::kFloat16:
-      return HalfToFloat(t.data<Half>()[i]);
-    default:
-      return 0;
-  }
-}
-
 void WriteAt(Tensor& t, int64_t i, double v) {
   switch (t.dtype()) {
     case DType::kFloat32:
@@ -56,8 +43,8 @@ struct Transform {
       for (int64_t n = 0; n < std::min(n_in, len); ++n) {
         int64_t off = x_base + n * x_stride;
         double w = window ? (*window)[static_cast<size_t>(n)] : 1.0;
-        double xr = ReadAt(x, complex_in ? off * 1 : off) * w;
-        double xi = complex_in ? ReadAt(x, off + 1) * w : 0.0;
+        double xr = ElementAsDouble(x, complex_in ? off * 1 : off) * w;
+        double xi = complex_in ? ElementAsDouble(x, off + 1) * w : 0.0;
         double ang =
             sign * 2.0 * kPi * static_cast<double>((k * n) % len) / static_cast<double>(len);
         double c = std::cos(ang), s = std::sin(ang);
@@ -128,7 +115,8 @@ Status Stft(KernelContext& ctx) {
   const int64_t step = step_v.at(0);
   std::vector<double> window;
   if (ctx.has_input(2))
-    for (int64_t i = 0; i < ctx.input(2).numel(); ++i) window.push_back(ReadAt(ctx.input(2), i));
+    for (int64_t i = 0; i < ctx.input(2).numel(); ++i)
+      window.push_back(ElementAsDouble(ctx.input(2), i));
   int64_t len = static_cast<int64_t>(window.size());
   if (ctx.has_input(3)) {
     PX_ASSIGN_OR_RETURN(std::vector<int64_t> l, ReadInt64s(ctx.input(3)));
