@@ -26,8 +26,9 @@
 namespace parallax {
 
 struct SessionOptions {
-  // Worker threads. The current executor is sequential and uses 1; larger
-  // values are accepted and reserved for the branch scheduler.
+  // Threads the session computes on, the caller's included (threads - 1
+  // pool workers start with the session). Today large kernels split their
+  // work over them (intra-op); nodes still run one at a time.
   int threads = 1;
   // Execution backend; "cpu" is the only one built today.
   std::string backend = "cpu";

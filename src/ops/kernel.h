@@ -11,20 +11,71 @@
 //
 // Thread safety: Run may be called from any thread, but never concurrently on
 // the same Kernel object. Kernels must not keep pointers to tensors across
-// calls, and must run on the calling thread only (the scheduler owns cores).
+// calls. A kernel uses other threads only through its context's ParallelFor /
+// ParallelRanges (the session's pool); it never starts threads of its own.
+//
+// Intra-op parallelism is deterministic: a kernel splits its work by
+// IntraOp::threads, which is fixed per session, never by how many workers
+// happen to be free, so a given session always computes the same bits.
 #ifndef PARALLAX_OPS_KERNEL_H_
 #define PARALLAX_OPS_KERNEL_H_
 
+#include <algorithm>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "core/thread_pool.h"
 #include "graph/graph.h"
 #include "parallax/status.h"
 #include "parallax/tensor.h"
 
 namespace parallax {
+
+// The session's intra-op parallelism: its pool (nullptr = run inline) and the
+// thread count kernels tile for.
+struct IntraOp {
+  ThreadPool* pool = nullptr;
+  int threads = 1;
+
+  // Calls fn(i) for every i in [0, n) on up to `threads` threads; blocks.
+  template <typename F>
+  void ParallelFor(int64_t n, F&& fn) const {
+    if (pool == nullptr || threads <= 1 || n <= 1) {
+      for (int64_t i = 0; i < n; ++i) fn(i);
+      return;
+    }
+    pool->ParallelFor(n, threads, fn);
+  }
+  // Number of chunks ParallelRanges uses for `total` items.
+  int64_t Chunks(int64_t total, int64_t min_chunk) const {
+    if (min_chunk < 1) min_chunk = 1;
+    int64_t c = std::min<int64_t>(threads, total / min_chunk);
+    return c < 1 ? 1 : c;
+  }
+  // Splits [0, total) into Chunks(total, min_chunk) near-equal contiguous
+  // ranges, boundaries rounded to multiples of `align`, and calls
+  // fn(begin, end) for each in parallel; blocks.
+  template <typename F>
+  void ParallelRanges(int64_t total, int64_t min_chunk, F&& fn, int64_t align = 1) const {
+    const int64_t chunks = Chunks(total, min_chunk);
+    if (chunks == 1) {
+      if (total > 0) fn(int64_t{0}, total);
+      return;
+    }
+    ParallelFor(chunks, [&](int64_t c) {
+      auto edge = [&](int64_t k) {
+        int64_t e = total * k / chunks;
+        e = k == chunks ? total : e - e % align;
+        return e;
+      };
+      const int64_t b = edge(c), e = edge(c + 1);
+      if (b < e) fn(b, e);
+    });
+  }
+};
 
 // Where kernel outputs get their bytes. Implemented by the executor (arena /
 // dynamic) and by constant folding (owned tensors).
@@ -60,6 +111,10 @@ class KernelContext {
   const Node& node() const { return node_; }
   int opset() const { return node_.opset; }
 
+  // The session's intra-op parallelism (inline when never set).
+  const IntraOp& intra_op() const { return intra_op_; }
+  void set_intra_op(const IntraOp& p) { intra_op_ = p; }
+
   int num_inputs() const { return static_cast<int>(inputs_.size()); }
   // False when input i is beyond the list or was omitted (optional input).
   bool has_input(int i) const {
@@ -94,6 +149,7 @@ class KernelContext {
   std::vector<const Tensor*> implicit_;
   std::vector<Tensor> outputs_;
   OutputAllocator* allocator_;
+  IntraOp intra_op_;
 };
 
 class Kernel {
@@ -108,6 +164,8 @@ struct KernelInit {
   const Graph& graph;
   // Compiles a subgraph attribute of this node for repeated execution.
   std::function<Result<std::unique_ptr<SubgraphRunner>>(const Graph&)> compile_subgraph;
+  // The session's thread count (kernels may pre-pack per tile).
+  IntraOp intra_op = {};
 
   int opset() const { return node.opset; }
   int num_inputs() const { return static_cast<int>(node.inputs.size()); }

@@ -57,12 +57,14 @@ class GraphExecutor::RunAllocator : public OutputAllocator {
   const Node* node_ = nullptr;
 };
 
-GraphExecutor::GraphExecutor(std::shared_ptr<const Graph> graph, Backend* backend)
-    : graph_(std::move(graph)), backend_(backend) {}
+GraphExecutor::GraphExecutor(std::shared_ptr<const Graph> graph, Backend* backend,
+                             const IntraOp& intra_op)
+    : graph_(std::move(graph)), backend_(backend), intra_op_(intra_op) {}
 
 Result<std::unique_ptr<GraphExecutor>> GraphExecutor::Create(std::shared_ptr<const Graph> graph,
-                                                             Backend* backend) {
-  std::unique_ptr<GraphExecutor> exec(new GraphExecutor(std::move(graph), backend));
+                                                             Backend* backend,
+                                                             const IntraOp& intra_op) {
+  std::unique_ptr<GraphExecutor> exec(new GraphExecutor(std::move(graph), backend, intra_op));
   PX_RETURN_IF_ERROR(exec->Prepare());
   return exec;
 }
@@ -78,13 +80,16 @@ Status GraphExecutor::Prepare() {
     return Unsupported("graph '" + g.name + "' has nodes backend '" +
                        std::string(backend_->name()) + "' cannot run:" + unsupported);
   Backend* backend = backend_;
+  const IntraOp intra_op = intra_op_;
   for (const Node& node : g.nodes) {
     KernelInit init{
-        node, g, [backend](const Graph& body) -> Result<std::unique_ptr<SubgraphRunner>> {
+        node, g,
+        [backend, intra_op](const Graph& body) -> Result<std::unique_ptr<SubgraphRunner>> {
           auto shared = std::shared_ptr<const Graph>(std::shared_ptr<const Graph>{}, &body);
-          PX_ASSIGN_OR_RETURN(auto exec, GraphExecutor::Create(shared, backend));
+          PX_ASSIGN_OR_RETURN(auto exec, GraphExecutor::Create(shared, backend, intra_op));
           return std::unique_ptr<SubgraphRunner>(new SubgraphRunnerImpl(std::move(exec)));
-        }};
+        },
+        intra_op};
     Result<std::unique_ptr<Kernel>> k = backend_->CreateKernel(init);
     if (!k.ok()) return k.status();
     kernels_.push_back(std::move(k).value());
@@ -158,6 +163,7 @@ Status GraphExecutor::RunNode(size_t step, RunAllocator& alloc) {
   alloc.set_node(&node);
   KernelContext ctx(node, std::move(ins), std::move(implicit),
                     static_cast<int>(node.outputs.size()), &alloc);
+  ctx.set_intra_op(intra_op_);
   if (profiling_) {
     auto t0 = std::chrono::steady_clock::now();
     Status s = kernels_[step]->Run(ctx);

@@ -36,8 +36,11 @@ struct ExecStats {
 class GraphExecutor {
  public:
   // Fails listing every node `backend` cannot run.
+  // Kernels (and subgraph executors) run intra-op work on `intra_op`; its
+  // pool must outlive the executor.
   static Result<std::unique_ptr<GraphExecutor>> Create(std::shared_ptr<const Graph> graph,
-                                                       Backend* backend);
+                                                       Backend* backend,
+                                                       const IntraOp& intra_op = {});
 
   // `inputs` follow graph.inputs, `captures` graph.captures. On success
   // `outputs` holds one owned tensor per graph output.
@@ -64,7 +67,7 @@ class GraphExecutor {
     std::vector<size_t> planned_size;       // Per value.
   };
 
-  GraphExecutor(std::shared_ptr<const Graph> graph, Backend* backend);
+  GraphExecutor(std::shared_ptr<const Graph> graph, Backend* backend, const IntraOp& intra_op);
   Status Prepare();
   Status BindInputs(const std::vector<Tensor>& inputs, const std::vector<Tensor>& captures);
   std::string Signature() const;
@@ -73,6 +76,7 @@ class GraphExecutor {
 
   std::shared_ptr<const Graph> graph_;
   Backend* backend_;
+  IntraOp intra_op_;
   std::vector<std::unique_ptr<Kernel>> kernels_;
   std::vector<int32_t> last_use_;                  // Per value: last step reading it.
   std::vector<bool> is_output_;                    // Per value.

@@ -13,6 +13,7 @@ namespace parallax {
 struct Session::Impl {
   Model model;
   SessionOptions options;
+  std::unique_ptr<ThreadPool> pool;  // Outlives executor (declared first).
   std::unique_ptr<GraphExecutor> executor;
   std::mutex mu;  // Serialises Run.
   RunStats stats;
@@ -32,8 +33,10 @@ Result<Session> Session::Create(const Model& model, const SessionOptions& option
   auto impl = std::make_unique<Impl>();
   impl->model = model;
   impl->options = options;
+  impl->pool = std::make_unique<ThreadPool>(options.threads);
+  const IntraOp intra_op{impl->pool.get(), options.threads};
   PX_ASSIGN_OR_RETURN(impl->executor,
-                      GraphExecutor::Create(model.data().graph, &DefaultCpuBackend()));
+                      GraphExecutor::Create(model.data().graph, &DefaultCpuBackend(), intra_op));
   impl->executor->set_profiling(options.profile);
   return Session(std::move(impl));
 }

@@ -6,7 +6,10 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <string>
+#include <utility>
 
 #include "parallax/commands.h"
 #include "parallax/parallax.h"
@@ -98,8 +101,21 @@ void ReportProfile(const Profile& p, int threads, nlohmann::json& j) {
   nlohmann::json nodes = nlohmann::json::array();
   for (size_t i : order)
     nodes.push_back({{"name", p.nodes[i].name}, {"op", p.nodes[i].op_type}, {"ms", p.nodes[i].ms}});
+  // Per op type: total ms and node count, heaviest first.
+  std::map<std::string, std::pair<double, int>> by_op;
+  for (const auto& n : p.nodes) {
+    by_op[n.op_type].first += n.ms;
+    by_op[n.op_type].second += 1;
+  }
+  std::vector<std::pair<std::string, std::pair<double, int>>> ops(by_op.begin(), by_op.end());
+  std::stable_sort(ops.begin(), ops.end(),
+                   [](const auto& a, const auto& b) { return a.second.first > b.second.first; });
+  nlohmann::json op_types = nlohmann::json::array();
+  for (const auto& [op, v] : ops)
+    op_types.push_back({{"op", op}, {"ms", v.first}, {"count", v.second}});
   const double bound = p.LowerBoundMs(threads);
   j["profile"] = {{"work_ms", p.work_ms},
+                  {"op_types", op_types},
                   {"critical_path_ms", p.critical_path_ms},
                   {"critical_path_nodes", p.critical_path.size()},
                   {"runs", p.runs},
@@ -109,6 +125,12 @@ void ReportProfile(const Profile& p, int threads, nlohmann::json& j) {
   std::printf("critical C   %.3f ms (%zu nodes on the heaviest dependency chain)\n",
               p.critical_path_ms, p.critical_path.size());
   std::printf("lower bound  %.3f ms = max(C, W/%d)\n", bound, threads);
+  std::printf("top ops     ");
+  for (size_t k = 0; k < ops.size() && k < 6; ++k)
+    std::printf(" %s %.3f ms (%d, %.0f%%)%s", ops[k].first.c_str(), ops[k].second.first,
+                ops[k].second.second, p.work_ms > 0 ? 100.0 * ops[k].second.first / p.work_ms : 0.0,
+                k + 1 < std::min<size_t>(ops.size(), 6) ? "," : "");
+  std::printf("\n");
   std::printf("top nodes   ");
   for (size_t k = 0; k < order.size() && k < 5; ++k)
     std::printf(" %s %s %.3f ms%s", p.nodes[order[k]].op_type.c_str(),
