@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "backends/cpu/cpu_backend.h"
+#include "core/thread_pool.h"
 #include "kernel_test_util.h"
 #include "ops/kernel.h"
 
@@ -59,11 +60,12 @@ struct OneNode {
     kernel = std::move(*k);
     return Status::Ok();
   }
-  Result<std::vector<Tensor>> Run(const std::vector<Tensor>& inputs) {
+  Result<std::vector<Tensor>> Run(const std::vector<Tensor>& inputs, const IntraOp& intra = {}) {
     std::vector<const Tensor*> ptrs;
     for (const Tensor& t : inputs) ptrs.push_back(&t);
     TestAllocator alloc;
     KernelContext ctx(node, ptrs, {}, static_cast<int>(node.outputs.size()), &alloc);
+    ctx.set_intra_op(intra);
     PX_RETURN_IF_ERROR(kernel->Run(ctx));
     return ctx.outputs();
   }
@@ -235,6 +237,77 @@ TEST(NnKernels, GemmAlphaBetaWithPackedWeights) {
     Result<std::vector<Tensor>> y = n.Run({a, b, c});
     ASSERT_TRUE(y.ok()) << y.status().ToString();
     ExpectNear((*y)[0], ref);
+  }
+}
+
+// Intra-op tiles (row bands, output-channel blocks, batch and column
+// slices) must compute what one call computes, whatever the thread count.
+void ExpectTilesMatch(OneNode& n, const std::vector<Tensor>& ins) {
+  ASSERT_TRUE(n.Create().ok());
+  Result<std::vector<Tensor>> ref = n.Run(ins);
+  ASSERT_TRUE(ref.ok()) << ref.status().ToString();
+  const Tensor& r = (*ref)[0];
+  std::vector<float> want(r.data<float>(), r.data<float>() + r.numel());
+  ThreadPool pool(4);
+  for (int threads : {2, 3, 4}) {
+    for (int run = 0; run < 2; ++run) {
+      Result<std::vector<Tensor>> y = n.Run(ins, IntraOp{&pool, threads});
+      ASSERT_TRUE(y.ok()) << y.status().ToString();
+      EXPECT_EQ((*y)[0].shape(), r.shape());
+      ExpectNear((*y)[0], want, 1e-5f);
+    }
+  }
+}
+
+TEST(NnKernels, ConvIntraOpTilesMatchOneCall) {
+  struct Case {
+    Shape x, w;
+    std::vector<int64_t> strides, pads, dilations;
+    int64_t group;
+  };
+  const std::vector<Case> cases = {
+      {{1, 8, 37, 29}, {16, 8, 3, 3}, {1, 1}, {1, 1, 1, 1}, {1, 1}, 1},    // 3x3 same.
+      {{1, 3, 65, 64}, {16, 3, 3, 3}, {2, 2}, {1, 1, 1, 1}, {1, 1}, 1},    // Stem, stride 2.
+      {{1, 16, 40, 40}, {16, 1, 5, 5}, {1, 1}, {2, 2, 2, 2}, {1, 1}, 16},  // Depthwise.
+      {{1, 8, 33, 33}, {8, 8, 3, 3}, {2, 1}, {0, 1, 2, 0}, {2, 1}, 1},     // Asymmetric, dilated.
+      {{1, 32, 30, 30}, {48, 32, 1, 1}, {1, 1}, {0, 0, 0, 0}, {1, 1}, 1},  // Pointwise.
+      {{1, 24, 41, 23}, {48, 8, 3, 3}, {1, 2}, {1, 1, 1, 1}, {1, 1}, 3},   // Grouped.
+  };
+  for (size_t c = 0; c < cases.size(); ++c) {
+    SCOPED_TRACE("case " + std::to_string(c));
+    const Case& k = cases[c];
+    Tensor x = Random(k.x, 10 + static_cast<uint32_t>(c)), w = Random(k.w, 20);
+    Tensor b = Random({k.w[0]}, 30);
+    for (bool constant : {true, false}) {
+      OneNode n("Conv", 13, {x, w, b}, {false, constant, constant}, 1);
+      n.node.attrs["strides"] = IntsAttr(k.strides);
+      n.node.attrs["pads"] = IntsAttr(k.pads);
+      n.node.attrs["dilations"] = IntsAttr(k.dilations);
+      n.node.attrs["group"] = IntAttr(k.group);
+      ExpectTilesMatch(n, {x, w, b});
+    }
+  }
+  Tensor x1 = Random({1, 80, 3000}, 40), w1 = Random({64, 80, 3}, 41);  // 1-D (whisper).
+  OneNode n1("Conv", 13, {x1, w1}, {false, true}, 1);
+  n1.node.attrs["pads"] = IntsAttr({1, 1});
+  ExpectTilesMatch(n1, {x1, w1});
+}
+
+TEST(NnKernels, MatMulIntraOpTilesMatchOneCall) {
+  const std::vector<std::pair<Shape, Shape>> cases = {
+      {{1, 300, 96}, {96, 200}},           // Row bands (batch folded into M).
+      {{1, 1, 384}, {384, 1536}},          // Column blocks (decoder step).
+      {{2, 6, 100, 64}, {2, 6, 64, 100}},  // Batch slices (attention).
+      {{1, 2, 3, 500}, {1, 2, 500, 700}},  // Few batches, few rows: one call.
+  };
+  for (size_t c = 0; c < cases.size(); ++c) {
+    SCOPED_TRACE("case " + std::to_string(c));
+    Tensor a = Random(cases[c].first, 50 + static_cast<uint32_t>(c));
+    Tensor b = Random(cases[c].second, 60 + static_cast<uint32_t>(c));
+    for (bool constant : {true, false}) {
+      OneNode n("MatMul", 13, {a, b}, {false, constant}, 1);
+      ExpectTilesMatch(n, {a, b});
+    }
   }
 }
 

@@ -62,8 +62,9 @@ void ExpectClose(const Tensor& got, const Tensor& want, const std::string& what)
                     << " elements differ; first at " << first_bad << ", max abs error " << worst;
 }
 
-// Runs `model` with Parallax (twice: first run plans memory, second uses the
-// plan) and with ONNX Runtime on the same inputs, and compares outputs.
+// Runs `model` with Parallax (on 1 and 3 threads, twice each: the first run
+// plans memory, the second uses the plan) and with ONNX Runtime on the same
+// inputs, and compares outputs.
 void CompareWithOrt(const std::string& model_file, const std::vector<InputSpec>& specs,
                     uint32_t seed) {
   std::string model = CacheDir() + "/models/" + model_file;
@@ -87,25 +88,30 @@ void CompareWithOrt(const std::string& model_file, const std::vector<InputSpec>&
 
   Result<Model> m = Model::Load(model);
   ASSERT_TRUE(m.ok()) << m.status().ToString();
-  Result<Session> s = Session::Create(*m);
-  ASSERT_TRUE(s.ok()) << s.status().ToString();
-  for (int run = 0; run < 2; ++run) {
-    Result<std::vector<Tensor>> out = s->Run(inputs);
-    ASSERT_TRUE(out.ok()) << out.status().ToString();
-    ASSERT_EQ(out->size(), m->outputs().size());
-    for (size_t i = 0; i < out->size(); ++i) {
-      std::string name = m->outputs()[i].name;
-      for (char& c : name)
-        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-')
-          c = '_';
-      Result<Tensor> want = ReadNpy((dir / "ort" / (name + ".npy")).string());
-      ASSERT_TRUE(want.ok()) << want.status().ToString();
-      ExpectClose((*out)[i], *want,
-                  model_file + " output '" + m->outputs()[i].name + "' run " + std::to_string(run));
-    }
-    if (run == 1) {
-      EXPECT_GT(s->last_stats().planned_activation_bytes, 0u)
-          << "second run should use a memory plan";
+  for (int threads : {1, 3}) {
+    SessionOptions options;
+    options.threads = threads;
+    Result<Session> s = Session::Create(*m, options);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    for (int run = 0; run < 2; ++run) {
+      Result<std::vector<Tensor>> out = s->Run(inputs);
+      ASSERT_TRUE(out.ok()) << out.status().ToString();
+      ASSERT_EQ(out->size(), m->outputs().size());
+      for (size_t i = 0; i < out->size(); ++i) {
+        std::string name = m->outputs()[i].name;
+        for (char& c : name)
+          if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-')
+            c = '_';
+        Result<Tensor> want = ReadNpy((dir / "ort" / (name + ".npy")).string());
+        ASSERT_TRUE(want.ok()) << want.status().ToString();
+        ExpectClose((*out)[i], *want,
+                    model_file + " output '" + m->outputs()[i].name + "' threads " +
+                        std::to_string(threads) + " run " + std::to_string(run));
+      }
+      if (run == 1) {
+        EXPECT_GT(s->last_stats().planned_activation_bytes, 0u)
+            << "second run should use a memory plan";
+      }
     }
   }
   fs::remove_all(dir);

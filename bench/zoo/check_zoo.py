@@ -93,13 +93,16 @@ def check(spec_path, args):
         np.save(f, v)
         assigns.append(f"{k}={f}")
     names, nodes = output_names(onnx_path)
+    threads = [int(t) for t in args.threads.split(",")]
     t0 = time.time()
-    px = subprocess.run([args.parallax, "run", str(onnx_path), "--out", str(work / "px"),
-                         *[x for a in assigns for x in ("--input", a)]], capture_output=True, text=True)
-    t_px = time.time() - t0
-    if px.returncode != 0:
-        print(f"{name}: parallax failed ({px.returncode}): {px.stderr.strip()[-2000:]}")
-        return False
+    for t in threads:  # Each thread count (intra-op tiling) must match ORT.
+        px = subprocess.run([args.parallax, "run", str(onnx_path), "--out", str(work / f"px{t}"),
+                             "--threads", str(t), *[x for a in assigns for x in ("--input", a)]],
+                            capture_output=True, text=True)
+        if px.returncode != 0:
+            print(f"{name}: parallax --threads {t} failed ({px.returncode}): {px.stderr.strip()[-2000:]}")
+            return False
+    t_px = (time.time() - t0) / len(threads)
     t0 = time.time()
     ort = subprocess.run(["node", str(ROOT / "tools/ort_ref/ort_ref.js"), str(onnx_path), str(work / "ort"),
                           *assigns], capture_output=True, text=True)
@@ -110,8 +113,8 @@ def check(spec_path, args):
     if names is None:
         names = sorted(p.stem for p in (work / "ort").glob("*.npy"))
     ok_all, worst = True, 0.0
-    for o in names:
-        fp, fo = work / "px" / f"{safe(o)}.npy", work / "ort" / f"{safe(o)}.npy"
+    for o, t in [(o, t) for o in names for t in threads]:
+        fp, fo = work / f"px{t}" / f"{safe(o)}.npy", work / "ort" / f"{safe(o)}.npy"
         if not fp.exists() or not fo.exists():
             print(f"  {name}/{o}: missing output (parallax {fp.exists()}, ort {fo.exists()})")
             ok_all = False
@@ -120,7 +123,7 @@ def check(spec_path, args):
         ok, msg, err = compare(a, b, args.atol, args.rtol)
         ok_all &= ok
         worst = max(worst, err) if err == err else worst
-        print(f"  {name}/{o}: {b.dtype} {list(b.shape)} max_abs_err {err:.3g} {msg}")
+        print(f"  {name}/{o} (threads {t}): {b.dtype} {list(b.shape)} max_abs_err {err:.3g} {msg}")
     status = "PASS" if ok_all else "FAIL"
     print(f"{status} {name}: nodes {nodes}, max_abs_err {worst:.3g} (parallax {t_px:.1f} s, ort {t_ort:.1f} s)",
           flush=True)
@@ -132,6 +135,8 @@ def main():
     ap.add_argument("models", nargs="*", help="zoo model names or .json spec paths (default: all)")
     ap.add_argument("--zoo", default=str(pathlib.Path(os.environ.get("PARALLAX_CACHE", ROOT / ".cache")) / "zoo"))
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", default="1,3",
+                    help="comma-separated Parallax thread counts to check (default 1,3)")
     ap.add_argument("--atol", type=float, default=1e-4)
     ap.add_argument("--rtol", type=float, default=1e-4)
     ap.add_argument("--parallax", default=str(ROOT / "build" / "parallax"))

@@ -9,6 +9,7 @@
 #define PARALLAX_BACKENDS_CPU_KERNELS_DNNL_UTIL_H_
 
 #include <exception>
+#include <mutex>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <string>
 #include <unordered_map>
@@ -16,6 +17,7 @@
 #include <vector>
 
 #include "graph/graph.h"
+#include "ops/kernel.h"
 #include "parallax/status.h"
 #include "parallax/tensor.h"
 
@@ -53,6 +55,27 @@ Status Guard(const Node& node, F&& f) {
   } catch (...) {
     return Internal(node.Describe() + ": unknown exception");
   }
+}
+
+// Runs fn(i) for every tile i in [0, n) on the session's intra-op threads,
+// each thread prepared for oneDNN. An exception or error from any tile is
+// returned (the first one seen); the others still finish.
+template <typename F>
+Status RunTiles(const Node& node, const IntraOp& intra_op, int64_t n, F&& fn) {
+  if (n == 1) {
+    PrepareThread();
+    return Guard(node, [&] { return fn(int64_t{0}); });
+  }
+  std::mutex mu;
+  Status first;
+  intra_op.ParallelFor(n, [&](int64_t i) {
+    PrepareThread();
+    Status s = Guard(node, [&] { return fn(i); });
+    if (s.ok()) return;
+    std::lock_guard<std::mutex> lock(mu);
+    if (first.ok()) first = std::move(s);
+  });
+  return first;
 }
 
 // A small shape-keyed cache of per-shape plans (primitives, packed weights).

@@ -51,6 +51,23 @@ struct ConvPlan {
   bool has_bias = false;
 };
 
+// One oneDNN call: a slice of the convolution (intra-op tile) or all of it.
+// Descriptors carry the full tensors' strides, so a tile reads and writes
+// its slice of the kernel's plain X, W, B and Y in place.
+struct ConvCall {
+  Shape x, y, w;  // Slice dims (w in oneDNN order: [g,] O, I, k...).
+  std::vector<int64_t> x_strides, y_strides, w_strides;
+  std::vector<int64_t> pad_begin, pad_end;
+  int64_t bias = 0;                                    // Bias values (0 = none).
+  int64_t x_off = 0, y_off = 0, w_off = 0, b_off = 0;  // Element offsets.
+};
+
+struct ConvTile {
+  ConvCall call;
+  ConvPlan plan;
+};
+using TiledConv = std::vector<ConvTile>;
+
 std::vector<int64_t> Spatial(const Shape& s) { return {s.begin() + 2, s.end()}; }
 
 // Copies `part` (N, M, spatial...) into the leading corner of `full`, whose
@@ -186,66 +203,158 @@ bool PreferBlocked(const ConvGeometry& g) {
   return !pointwise;
 }
 
+// Completes `p` for primitive `pd` over `call`. Constant weights are packed
+// once; `shared` (a tile's packed weights) is reused when its layout matches.
 template <typename PD>
-void FinishPlan(const PD& pd, const ConvGeometry& g, const float* const_w, ConvPlan* p) {
+void FinishPlan(const PD& pd, const ConvCall& call, const float* const_w, const ConvPlan* shared,
+                ConvPlan* p) {
   const dnnl::engine& eng = Engine();
   dnnl::stream& s = ThreadStream();
-  memory::desc src_plain = PlainDesc(g.x), dst_plain = PlainDesc(g.y_dnnl);
-  memory::desc wei_user = StridedDesc(g.dnnl_w, g.dnnl_w_strides);
-  p->user_src = memory(src_plain, eng, nullptr);
-  p->user_dst = memory(dst_plain, eng, nullptr);
+  memory::desc src_user = StridedDesc(call.x, call.x_strides);
+  memory::desc dst_user = StridedDesc(call.y, call.y_strides);
+  memory::desc wei_user = StridedDesc(call.w, call.w_strides);
+  p->user_src = memory(src_user, eng, nullptr);
+  p->user_dst = memory(dst_user, eng, nullptr);
   p->user_wei = memory(wei_user, eng, nullptr);
-  if (pd.src_desc() != src_plain) {
+  if (pd.src_desc() != src_user) {
     p->src_buf = memory(pd.src_desc(), eng);
-    p->src_reorder.emplace(dnnl::reorder::primitive_desc(eng, src_plain, eng, pd.src_desc()));
+    p->src_reorder.emplace(dnnl::reorder::primitive_desc(eng, src_user, eng, pd.src_desc()));
   }
-  if (pd.dst_desc() != dst_plain) {
+  if (pd.dst_desc() != dst_user) {
     p->dst_buf = memory(pd.dst_desc(), eng);
-    p->dst_reorder.emplace(dnnl::reorder::primitive_desc(eng, pd.dst_desc(), eng, dst_plain));
+    p->dst_reorder.emplace(dnnl::reorder::primitive_desc(eng, pd.dst_desc(), eng, dst_user));
   }
   if (pd.weights_desc() != wei_user) {
-    p->wei_buf = memory(pd.weights_desc(), eng);
-    p->wei_reorder.emplace(dnnl::reorder::primitive_desc(eng, wei_user, eng, pd.weights_desc()));
-    if (const_w != nullptr) {  // Pack the constant weights once.
-      p->user_wei.set_data_handle(const_cast<float*>(const_w));
-      p->wei_reorder->execute(s, {{DNNL_ARG_FROM, p->user_wei}, {DNNL_ARG_TO, p->wei_buf}});
-      s.wait();
+    if (const_w != nullptr && shared != nullptr && shared->weights_packed &&
+        shared->wei_buf.get_desc() == pd.weights_desc()) {
+      p->wei_buf = shared->wei_buf;  // Read-only from here on: safe to share.
       p->weights_packed = true;
+    } else {
+      p->wei_buf = memory(pd.weights_desc(), eng);
+      p->wei_reorder.emplace(dnnl::reorder::primitive_desc(eng, wei_user, eng, pd.weights_desc()));
+      if (const_w != nullptr) {  // Pack the constant weights once.
+        p->user_wei.set_data_handle(const_cast<float*>(const_w + call.w_off));
+        p->wei_reorder->execute(s, {{DNNL_ARG_FROM, p->user_wei}, {DNNL_ARG_TO, p->wei_buf}});
+        s.wait();
+        p->weights_packed = true;
+      }
     }
   }
   p->scratch = memory(pd.scratchpad_desc(), eng);
   p->prim = dnnl::primitive(pd);
 }
 
-ConvPlan MakePlan(const ConvGeometry& g, bool transpose, bool has_bias, const float* const_w) {
+ConvPlan MakePlan(const ConvGeometry& g, const ConvCall& call, bool transpose, const float* const_w,
+                  const ConvPlan* shared) {
   using dnnl::algorithm;
   using dnnl::prop_kind;
   const Window& w = g.win;
-  memory::dims strides = Dims(w.stride), pl = Dims(w.pad_begin), pr = Dims(g.pad_end);
+  memory::dims strides = Dims(w.stride), pl = Dims(call.pad_begin), pr = Dims(call.pad_end);
   memory::dims dil(w.dilation.size());
   for (size_t i = 0; i < dil.size(); ++i) dil[i] = w.dilation[i] - 1;
   bool blocked = PreferBlocked(g);
-  memory::desc src = blocked ? memory::desc(Dims(g.x), dt::f32, tag::any) : PlainDesc(g.x);
+  memory::desc src =
+      blocked ? memory::desc(Dims(call.x), dt::f32, tag::any) : StridedDesc(call.x, call.x_strides);
   memory::desc dst =
-      blocked ? memory::desc(Dims(g.y_dnnl), dt::f32, tag::any) : PlainDesc(g.y_dnnl);
-  memory::desc wei(Dims(g.dnnl_w), dt::f32, tag::any);
-  memory::desc bias = has_bias ? PlainDesc({g.out_channels}) : memory::desc();
+      blocked ? memory::desc(Dims(call.y), dt::f32, tag::any) : StridedDesc(call.y, call.y_strides);
+  memory::desc wei(Dims(call.w), dt::f32, tag::any);
+  memory::desc bias = call.bias > 0 ? PlainDesc({call.bias}) : memory::desc();
   dnnl::primitive_attr attr;
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   ConvPlan plan;
-  plan.has_bias = has_bias;
-  if (has_bias) plan.bias = memory(bias, Engine(), nullptr);
+  plan.has_bias = call.bias > 0;
+  if (plan.has_bias) plan.bias = memory(bias, Engine(), nullptr);
   if (transpose) {
     dnnl::deconvolution_forward::desc d(prop_kind::forward_inference,
                                         algorithm::deconvolution_direct, src, wei, bias, dst,
                                         strides, dil, pl, pr);
-    FinishPlan(dnnl::deconvolution_forward::primitive_desc(d, attr, Engine()), g, const_w, &plan);
+    FinishPlan(dnnl::deconvolution_forward::primitive_desc(d, attr, Engine()), call, const_w,
+               shared, &plan);
   } else {
     dnnl::convolution_forward::desc d(prop_kind::forward_inference, algorithm::convolution_direct,
                                       src, wei, bias, dst, strides, dil, pl, pr);
-    FinishPlan(dnnl::convolution_forward::primitive_desc(d, attr, Engine()), g, const_w, &plan);
+    FinishPlan(dnnl::convolution_forward::primitive_desc(d, attr, Engine()), call, const_w, shared,
+               &plan);
   }
   return plan;
+}
+
+// The whole convolution as one call.
+ConvCall WholeCall(const ConvGeometry& g, bool has_bias) {
+  ConvCall c;
+  c.x = g.x;
+  c.y = g.y_dnnl;
+  c.w = g.dnnl_w;
+  c.x_strides = Strides(c.x);
+  c.y_strides = Strides(c.y);
+  c.w_strides = g.dnnl_w_strides;
+  c.pad_begin = g.win.pad_begin;
+  c.pad_end = g.pad_end;
+  c.bias = has_bias ? g.out_channels : 0;
+  return c;
+}
+
+// Splits a convolution into `tiles` independent calls (Intra-op): pointwise
+// convs (plain layout, a GEMM) by output-channel blocks, the others by rows of
+// the first spatial dim, each row band reading its input rows plus halo with
+// its own padding. Returns the whole call when the conv is too small to split
+// or has a shape the split does not cover (ConvTranspose, batch > 1).
+std::vector<ConvCall> SplitConv(const ConvGeometry& g, bool transpose, bool has_bias, int tiles) {
+  ConvCall whole = WholeCall(g, has_bias);
+  const Window& w = g.win;
+  double flops = 2.0 * static_cast<double>(NumElements(g.y)) *
+                 static_cast<double>(g.in_channels / g.group) *
+                 static_cast<double>(NumElements(w.kernel));
+  if (tiles <= 1 || transpose || g.x[0] != 1 || flops < 4e6) return {whole};
+  std::vector<ConvCall> calls;
+  if (!PreferBlocked(g)) {  // Pointwise: output-channel blocks of 16.
+    const int64_t blocks = g.out_channels / 16;
+    const int64_t n = std::min<int64_t>(tiles, blocks);
+    if (n < 2 || g.out_channels % 16 != 0) return {whole};
+    for (int64_t t = 0; t < n; ++t) {
+      const int64_t o0 = blocks * t / n * 16, o1 = blocks * (t + 1) / n * 16;
+      ConvCall c = whole;
+      c.y[1] = c.w[0] = o1 - o0;
+      c.y_off = o0 * c.y_strides[1];
+      c.y_strides[0] = c.y[1] * c.y_strides[1];  // N = 1: keeps the slice dense.
+      c.w_off = o0 * c.w_strides[0];
+      c.b_off = o0;
+      if (has_bias) c.bias = o1 - o0;
+      calls.push_back(c);
+    }
+    return calls;
+  }
+  const int64_t out_rows = g.y[2], in_rows = g.x[2];
+  const int64_t n = std::min<int64_t>(tiles, out_rows / 2);
+  if (n < 2) return {whole};
+  const int64_t s = w.stride[0], ext = (w.kernel[0] - 1) * w.dilation[0] + 1;
+  for (int64_t t = 0; t < n; ++t) {
+    const int64_t o0 = out_rows * t / n, o1 = out_rows * (t + 1) / n;
+    const int64_t first = o0 * s - w.pad_begin[0], last = (o1 - 1) * s - w.pad_begin[0] + ext;
+    const int64_t i0 = std::max<int64_t>(0, first), i1 = std::min(in_rows, last);
+    ConvCall c = whole;
+    c.x[2] = i1 - i0;
+    c.y[2] = o1 - o0;
+    c.x_off = i0 * c.x_strides[2];
+    c.y_off = o0 * c.y_strides[2];
+    c.pad_begin[0] = i0 - first;
+    c.pad_end[0] = last - i1;
+    if (c.x[2] <= 0 || (c.x[2] + c.pad_begin[0] + c.pad_end[0] - ext) / s + 1 != c.y[2])
+      return {whole};  // Geometry the band split cannot express.
+    calls.push_back(c);
+  }
+  return calls;
+}
+
+TiledConv MakeTiledPlan(const ConvGeometry& g, bool transpose, bool has_bias, const float* const_w,
+                        int tiles) {
+  TiledConv tiled;
+  for (const ConvCall& call : SplitConv(g, transpose, has_bias, tiles)) {
+    const ConvPlan* shared = tiled.empty() ? nullptr : &tiled.front().plan;
+    ConvPlan plan = MakePlan(g, call, transpose, const_w, shared);
+    tiled.push_back(ConvTile{call, std::move(plan)});
+  }
+  return tiled;
 }
 
 void Execute(ConvPlan& p, const float* x, const float* w, const float* b, float* y) {
@@ -308,7 +417,7 @@ class ConvKernel final : public Kernel {
 
   bool transpose_;
   Tensor const_w_, const_b_;
-  PlanCache<ConvPlan> cache_;
+  PlanCache<TiledConv> cache_;
 };
 
 Status ConvKernel::RunImpl(KernelContext& ctx) {
@@ -350,15 +459,27 @@ Status ConvKernel::RunImpl(KernelContext& ctx) {
   std::vector<int64_t> key = g.x;
   if (!const_w_.defined()) key.insert(key.end(), g.w.begin(), g.w.end());
   key.push_back(has_bias ? 1 : 0);
-  ConvPlan* plan = cache_.Find(key);
+  key.push_back(ctx.intra_op().threads);
+  TiledConv* plan = cache_.Find(key);
   if (plan == nullptr)
-    plan = cache_.Insert(key, MakePlan(g, transpose_, has_bias,
-                                       const_w_.defined() ? const_w_.data<float>() : nullptr));
+    plan = cache_.Insert(key, MakeTiledPlan(g, transpose_, has_bias,
+                                            const_w_.defined() ? const_w_.data<float>() : nullptr,
+                                            ctx.intra_op().threads));
   bool embed = g.y_dnnl != g.y;
   Tensor y =
       dtype == DType::kFloat32 && !embed ? *out : Tensor::Uninitialized(DType::kFloat32, g.y_dnnl);
-  Execute(*plan, x.data<float>(), w.data<float>(), has_bias ? b.data<float>() : nullptr,
-          y.data<float>());
+  const float* px = x.data<float>();
+  const float* pw = w.data<float>();
+  const float* pb = has_bias ? b.data<float>() : nullptr;
+  float* py = y.data<float>();
+  PX_RETURN_IF_ERROR(
+      RunTiles(ctx.node(), ctx.intra_op(), static_cast<int64_t>(plan->size()), [&](int64_t i) {
+        ConvTile& t = (*plan)[static_cast<size_t>(i)];
+        const ConvCall& c = t.call;
+        Execute(t.plan, px + c.x_off, pw + c.w_off, pb != nullptr ? pb + c.b_off : nullptr,
+                py + c.y_off);
+        return Status::Ok();
+      }));
   if (embed) {
     Tensor full = dtype == DType::kFloat32 ? *out : Tensor::Uninitialized(DType::kFloat32, g.y);
     EmbedWithBias(y, has_bias ? b.data<float>() : nullptr, &full);

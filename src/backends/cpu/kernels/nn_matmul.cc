@@ -30,10 +30,11 @@ struct MatMulPlan {
 };
 
 // Creates a matmul primitive. With `const_w`, the weights are packed once into
-// the preferred layout; otherwise the primitive reads `wei_md` directly.
+// the preferred layout (or `shared`'s packed weights are reused when their
+// layout matches); otherwise the primitive reads `wei_md` directly.
 MatMulPlan MakeMatMulPlan(const memory::desc& src_md, const memory::desc& wei_md,
                           const memory::desc& dst_md, const memory::desc& bias_md, float alpha,
-                          const float* const_w) {
+                          const float* const_w, const MatMulPlan* shared = nullptr) {
   const dnnl::engine& eng = Engine();
   dnnl::primitive_attr attr;
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
@@ -50,15 +51,78 @@ MatMulPlan MakeMatMulPlan(const memory::desc& src_md, const memory::desc& wei_md
   if (p.has_bias) p.bias = memory(bias_md, eng, nullptr);
   p.scratch = memory(pd.scratchpad_desc(), eng);
   if (const_w != nullptr) {
-    p.wei_buf = memory(pd.weights_desc(), eng);
-    p.wei.set_data_handle(const_cast<float*>(const_w));
-    dnnl::stream& s = ThreadStream();
-    dnnl::reorder(p.wei, p.wei_buf).execute(s, p.wei, p.wei_buf);
-    s.wait();
+    if (shared != nullptr && shared->packed && shared->wei_buf.get_desc() == pd.weights_desc()) {
+      p.wei_buf = shared->wei_buf;  // Read-only from here on: safe to share.
+    } else {
+      p.wei_buf = memory(pd.weights_desc(), eng);
+      p.wei.set_data_handle(const_cast<float*>(const_w));
+      dnnl::stream& s = ThreadStream();
+      dnnl::reorder(p.wei, p.wei_buf).execute(s, p.wei, p.wei_buf);
+      s.wait();
+    }
     p.packed = true;
   }
   p.prim = dnnl::matmul(pd);
   return p;
+}
+
+// One intra-op tile of a MatMul: a plan over a slice, and the slice's element
+// offsets into A, B and Y.
+struct MatMulTile {
+  MatMulPlan plan;
+  int64_t a_off = 0, b_off = 0, y_off = 0;
+};
+using TiledMatMul = std::vector<MatMulTile>;
+
+// Plans y[nb, m, n] = a[nb, m, k] x b[nb, k, n] (nb = 0: 2-D, no batch dim;
+// b's batch must equal a's) as up to `tiles` independent slices: by batch
+// when there are enough, else by rows of A, else (few rows: decoder steps)
+// by column blocks of B, each tile packing only its columns. Small products
+// stay one call.
+TiledMatMul MakeTiledMatMul(int64_t nb, int64_t m, int64_t k, int64_t n, const float* const_b,
+                            int tiles) {
+  const int64_t batch = std::max<int64_t>(nb, 1);
+  const double flops = 2.0 * static_cast<double>(batch * m) * static_cast<double>(k * n);
+  auto dims = [&](int64_t b, int64_t r, int64_t c) {
+    return nb == 0 ? Shape{r, c} : Shape{b, r, c};
+  };
+  auto strided = [&](int64_t b, int64_t r, int64_t c, int64_t ld, int64_t plane) {
+    return nb == 0 ? StridedDesc({r, c}, {ld, 1}) : StridedDesc({b, r, c}, {plane, ld, 1});
+  };
+  TiledMatMul out;
+  auto add = [&](int64_t b, int64_t rows, int64_t cols, int64_t a_off, int64_t b_off,
+                 int64_t y_off) {
+    memory::desc bmd = cols == n ? PlainDesc(dims(b, k, n)) : strided(b, k, cols, n, k * n);
+    memory::desc ymd = cols == n ? PlainDesc(dims(b, rows, n)) : strided(b, rows, cols, n, m * n);
+    // Tiles over the same B (row bands) share its packed copy.
+    const MatMulPlan* shared =
+        !out.empty() && out.front().b_off == b_off ? &out.front().plan : nullptr;
+    out.push_back(
+        MatMulTile{MakeMatMulPlan(PlainDesc(dims(b, rows, k)), bmd, ymd, memory::desc(), 1.f,
+                                  const_b != nullptr ? const_b + b_off : nullptr, shared),
+                   a_off, b_off, y_off});
+  };
+  int64_t parts = flops < 2e6 ? 1 : tiles;
+  if (parts > 1 && nb >= parts) {  // Batch slices.
+    for (int64_t t = 0; t < parts; ++t) {
+      const int64_t b0 = nb * t / parts, b1 = nb * (t + 1) / parts;
+      add(b1 - b0, m, n, b0 * m * k, b0 * k * n, b0 * m * n);
+    }
+  } else if (parts > 1 && nb == 0 && m >= 8 * parts) {  // Row bands of A and Y.
+    for (int64_t t = 0; t < parts; ++t) {
+      const int64_t r0 = m * t / parts, r1 = m * (t + 1) / parts;
+      add(0, r1 - r0, n, r0 * k, 0, r0 * n);
+    }
+  } else if (parts > 1 && nb == 0 && n >= 64 * parts) {  // Column blocks of B and Y.
+    const int64_t blocks = n / 16;
+    for (int64_t t = 0; t < parts; ++t) {
+      const int64_t c0 = blocks * t / parts * 16;
+      const int64_t c1 = t + 1 == parts ? n : blocks * (t + 1) / parts * 16;
+      add(0, m, c1 - c0, 0, c0, c0);
+    }
+  }
+  if (out.empty()) add(nb, m, n, 0, 0, 0);
+  return out;
 }
 
 void RunMatMulPlan(MatMulPlan& p, const float* a, const float* b, const float* bias, float* y) {
@@ -80,7 +144,7 @@ void RunMatMulPlan(MatMulPlan& p, const float* a, const float* b, const float* b
 
 // A matmul-like kernel (MatMul, Gemm) whose B operand, when constant, is
 // kept as float32 once at creation. Derived supplies RunImpl.
-template <typename Derived>
+template <typename Derived, typename Plan>
 class ConstBKernel : public Kernel {
  public:
   static Result<std::unique_ptr<Kernel>> Create(const KernelInit& init) {
@@ -97,10 +161,10 @@ class ConstBKernel : public Kernel {
 
  protected:
   Tensor const_b_;
-  PlanCache<MatMulPlan> cache_;
+  PlanCache<Plan> cache_;
 };
 
-class MatMulKernel final : public ConstBKernel<MatMulKernel> {
+class MatMulKernel final : public ConstBKernel<MatMulKernel, TiledMatMul> {
  public:
   Status RunImpl(KernelContext& ctx);
 };
@@ -134,22 +198,37 @@ Status MatMulKernel::RunImpl(KernelContext& ctx) {
     if (!b.defined()) {
       PX_ASSIGN_OR_RETURN(b, ToFloat32(bin));
     }
-    Shape sa = s.a, sy = s.y;
-    bool weights_2d = NumElements(Shape(s.b.begin(), s.b.end() - 2)) == 1;
-    if (weights_2d) {  // Fold A's batch into M: one 2-D GEMM.
-      sa = {a.numel() / s.k, s.k};
-      sy = {a.numel() / s.k, s.n};
-    }
-    Shape sb = weights_2d ? Shape{s.k, s.n} : s.b;
-    std::vector<int64_t> key = sa;
+    const Shape a_batch(s.a.begin(), s.a.end() - 2), b_batch(s.b.begin(), s.b.end() - 2);
+    const bool weights_2d = NumElements(b_batch) == 1;
+    std::vector<int64_t> key = s.a;
     key.push_back(-1);
-    key.insert(key.end(), sb.begin(), sb.end());
-    MatMulPlan* plan = cache_.Find(key);
-    if (plan == nullptr)
-      plan = cache_.Insert(
-          key, MakeMatMulPlan(PlainDesc(sa), PlainDesc(sb), PlainDesc(sy), memory::desc(), 1.f,
-                              const_b_.defined() ? b.data<float>() : nullptr));
-    RunMatMulPlan(*plan, a.data<float>(), b.data<float>(), nullptr, y.data<float>());
+    key.insert(key.end(), s.b.begin(), s.b.end());
+    key.push_back(ctx.intra_op().threads);
+    TiledMatMul* plan = cache_.Find(key);
+    if (plan == nullptr) {
+      const float* cb = const_b_.defined() ? b.data<float>() : nullptr;
+      const int tiles = ctx.intra_op().threads;
+      TiledMatMul tiled;
+      if (weights_2d) {  // Fold A's batch into M: one 2-D GEMM.
+        tiled = MakeTiledMatMul(0, a.numel() / s.k, s.k, s.n, cb, tiles);
+      } else if (a_batch == b_batch) {
+        const int64_t nb = NumElements(a_batch);
+        tiled = MakeTiledMatMul(nb == 1 ? 0 : nb, s.m, s.k, s.n, cb, tiles);
+      } else {  // Broadcast batch dims: one call over the full-rank shapes.
+        tiled.push_back(MatMulTile{MakeMatMulPlan(PlainDesc(s.a), PlainDesc(s.b), PlainDesc(s.y),
+                                                  memory::desc(), 1.f, cb)});
+      }
+      plan = cache_.Insert(key, std::move(tiled));
+    }
+    const float* pa = a.data<float>();
+    const float* pb = b.data<float>();
+    float* py = y.data<float>();
+    PX_RETURN_IF_ERROR(
+        RunTiles(ctx.node(), ctx.intra_op(), static_cast<int64_t>(plan->size()), [&](int64_t i) {
+          MatMulTile& t = (*plan)[static_cast<size_t>(i)];
+          RunMatMulPlan(t.plan, pa + t.a_off, pb + t.b_off, nullptr, py + t.y_off);
+          return Status::Ok();
+        }));
   }
   if (dtype != DType::kFloat32) StoreFromFloat32(y.data<float>(), out);
   return Status::Ok();
@@ -169,7 +248,7 @@ Result<Tensor> GemmBias(KernelContext& ctx, int64_t m, int64_t n, float beta) {
   return bias;
 }
 
-class GemmKernel final : public ConstBKernel<GemmKernel> {
+class GemmKernel final : public ConstBKernel<GemmKernel, MatMulPlan> {
  public:
   Status RunImpl(KernelContext& ctx);
 };
