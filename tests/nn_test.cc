@@ -311,5 +311,16 @@ TEST(NnKernels, MatMulIntraOpTilesMatchOneCall) {
   }
 }
 
+TEST(NnKernels, PoolIntraOpTilesMatchOneCall) {
+  Tensor x = Random({2, 13, 41, 40}, 70);
+  for (const char* op : {"MaxPool", "AveragePool"}) {
+    SCOPED_TRACE(op);
+    OneNode n(op, 13, {x}, {false}, 1);
+    n.node.attrs["kernel_shape"] = IntsAttr({5, 5});
+    n.node.attrs["pads"] = IntsAttr({2, 2, 2, 2});
+    ExpectTilesMatch(n, {x});
+  }
+}
+
 }  // namespace
 }  // namespace parallax

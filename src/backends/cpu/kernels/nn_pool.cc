@@ -160,14 +160,21 @@ Status ReferencePool(KernelContext& ctx, const Window& w, const PoolParams& pp, 
                      " is not supported");
 }
 
-struct PoolPlan {
-  bool use_dnnl = false;
+// oneDNN pooling over plain NC[D]HW, split into intra-op tiles of whole
+// (n, c) planes (planes pool independently, so a tile is a {1, planes, ...}
+// slice at an offset).
+struct PoolTile {
   dnnl::primitive prim;
   memory src, dst, scratch;
+  int64_t in_off = 0, out_off = 0;  // Element offsets.
+};
+struct PoolPlan {
+  bool use_dnnl = false;
+  std::vector<PoolTile> tiles;
 };
 
 PoolPlan MakeDnnlPlan(const Shape& xs, const Shape& ys, const Window& w, PoolKind kind,
-                      bool include_pad) {
+                      bool include_pad, int threads) {
   PoolPlan p;
   memory::dims dil(w.dilation.size()), pr(w.pad_end.size());
   for (size_t i = 0; i < dil.size(); ++i) {
@@ -180,18 +187,34 @@ PoolPlan MakeDnnlPlan(const Shape& xs, const Shape& ys, const Window& w, PoolKin
                                                : dnnl::algorithm::pooling_avg_exclude_padding;
   dnnl::primitive_attr attr;
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  const int64_t planes = xs[0] * xs[1];
+  const int64_t in_plane = NumElements(xs) / planes, out_plane = NumElements(ys) / planes;
+  const double work =
+      static_cast<double>(NumElements(ys)) * static_cast<double>(NumElements(w.kernel));
+  const int64_t parts = work < 2e5 ? 1 : std::min<int64_t>(threads, planes);
   try {
-    dnnl::pooling_v2_forward::desc d(dnnl::prop_kind::forward_inference, alg, PlainDesc(xs),
-                                     PlainDesc(ys), Dims(w.stride), Dims(w.kernel), dil,
-                                     Dims(w.pad_begin), pr);
-    dnnl::pooling_v2_forward::primitive_desc pd(d, attr, Engine());
-    p.src = memory(pd.src_desc(), Engine(), nullptr);
-    p.dst = memory(pd.dst_desc(), Engine(), nullptr);
-    p.scratch = memory(pd.scratchpad_desc(), Engine());
-    p.prim = dnnl::pooling_v2_forward(pd);
+    for (int64_t t = 0; t < parts; ++t) {
+      const int64_t p0 = planes * t / parts, p1 = planes * (t + 1) / parts;
+      Shape xt = xs, yt = ys;
+      xt[0] = yt[0] = 1;
+      xt[1] = yt[1] = p1 - p0;
+      dnnl::pooling_v2_forward::desc d(dnnl::prop_kind::forward_inference, alg, PlainDesc(xt),
+                                       PlainDesc(yt), Dims(w.stride), Dims(w.kernel), dil,
+                                       Dims(w.pad_begin), pr);
+      dnnl::pooling_v2_forward::primitive_desc pd(d, attr, Engine());
+      PoolTile tile;
+      tile.src = memory(pd.src_desc(), Engine(), nullptr);
+      tile.dst = memory(pd.dst_desc(), Engine(), nullptr);
+      tile.scratch = memory(pd.scratchpad_desc(), Engine());
+      tile.prim = dnnl::pooling_v2_forward(pd);
+      tile.in_off = p0 * in_plane;
+      tile.out_off = p0 * out_plane;
+      p.tiles.push_back(std::move(tile));
+    }
     p.use_dnnl = true;
   } catch (const dnnl::error&) {
     p.use_dnnl = false;  // Not expressible in oneDNN: use the C++ path.
+    p.tiles.clear();
   }
   return p;
 }
@@ -253,18 +276,26 @@ Status PoolKernel::RunImpl(KernelContext& ctx) {
                  !(kind_ == PoolKind::kAvg && ceil_mode && pp.count_include_pad);
   if (!dnnl_ok) return ReferencePool(ctx, w, pp, out, indices);
   PrepareThread();
-  PoolPlan* plan = cache_.Find(x.shape());
+  std::vector<int64_t> key = x.shape();
+  key.push_back(ctx.intra_op().threads);
+  PoolPlan* plan = cache_.Find(key);
   if (plan == nullptr)
-    plan = cache_.Insert(x.shape(), MakeDnnlPlan(x.shape(), ys, w, kind_, pp.count_include_pad));
+    plan = cache_.Insert(
+        key, MakeDnnlPlan(x.shape(), ys, w, kind_, pp.count_include_pad, ctx.intra_op().threads));
   if (!plan->use_dnnl) return ReferencePool(ctx, w, pp, out, indices);
-  dnnl::stream& s = ThreadStream();
-  plan->src.set_data_handle(const_cast<void*>(x.raw_data()));
-  plan->dst.set_data_handle(out->raw_data());
-  plan->prim.execute(
-      s,
-      {{DNNL_ARG_SRC, plan->src}, {DNNL_ARG_DST, plan->dst}, {DNNL_ARG_SCRATCHPAD, plan->scratch}});
-  s.wait();
-  return Status::Ok();
+  const float* px = x.data<float>();
+  float* py = out->data<float>();
+  return RunTiles(
+      ctx.node(), ctx.intra_op(), static_cast<int64_t>(plan->tiles.size()), [&](int64_t i) {
+        PoolTile& t = plan->tiles[static_cast<size_t>(i)];
+        dnnl::stream& s = ThreadStream();
+        t.src.set_data_handle(const_cast<float*>(px + t.in_off));
+        t.dst.set_data_handle(py + t.out_off);
+        t.prim.execute(
+            s, {{DNNL_ARG_SRC, t.src}, {DNNL_ARG_DST, t.dst}, {DNNL_ARG_SCRATCHPAD, t.scratch}});
+        s.wait();
+        return Status::Ok();
+      });
 }
 
 // Global pooling over all spatial dims of each (n, c) plane.
