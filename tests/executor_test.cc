@@ -2,6 +2,7 @@
 // external data, control flow.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -54,6 +55,39 @@ TEST(Executor, PlansOnFirstRunAndReusesPerShape) {
   EXPECT_EQ(RunChain(*s, big), std::vector<float>(1000, -2.0f));
   EXPECT_EQ(RunChain(*s, {-1, 7, 0}), (std::vector<float>{0, -7, 0}));
   EXPECT_EQ(s->last_stats().dynamic_bytes, 0u);
+}
+
+// Flatten hands out its input's bytes; the planner must keep them until the
+// alias's last reader, or Neg(x) would reuse relu(x)'s slot before Add reads
+// it through the alias.
+TEST(Executor, ForwardedOutputsKeepTheirRootAlive) {
+  ModelBuilder b;
+  b.Input("x", onnx::TensorProto::FLOAT, {-1}).Output("y", onnx::TensorProto::FLOAT, {1, -1});
+  b.Node("Relu", {"x"}, {"a"});
+  b.Node("Flatten", {"a"}, {"f"})->add_attribute()->CopyFrom([] {
+    onnx::AttributeProto at;
+    at.set_name("axis");
+    at.set_type(onnx::AttributeProto::INT);
+    at.set_i(0);
+    return at;
+  }());
+  b.Node("Neg", {"x"}, {"c"});
+  b.Node("Neg", {"c"}, {"d"});
+  b.Node("Add", {"f", "d"}, {"e"});
+  b.Node("Neg", {"e"}, {"y"});
+  auto m = Model::Load(b.Write("forward"));
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  auto s = Session::Create(*m);
+  ASSERT_TRUE(s.ok());
+  for (int run = 0; run < 3; ++run) {  // Runs 2 and 3 use the memory plan.
+    std::vector<float> x = {1, -2, 3, -4, 5};
+    auto out = s->Run({{"x", Tensor::FromVector<float>(DType::kFloat32, {5}, x)}});
+    ASSERT_TRUE(out.ok()) << out.status().ToString();
+    ASSERT_EQ((*out)[0].shape(), (Shape{1, 5}));
+    for (size_t i = 0; i < x.size(); ++i)  // y = -(relu(x) + x)
+      EXPECT_EQ((*out)[0].data<float>()[i], -(std::max(x[i], 0.f) + x[i])) << run << " " << i;
+  }
+  EXPECT_GT(s->last_stats().planned_activation_bytes, 0u);
 }
 
 TEST(Executor, ExternalDataInitializers) {

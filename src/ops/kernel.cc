@@ -15,6 +15,14 @@ Result<Tensor*> KernelContext::Output(int i, DType dtype, const Shape& shape) {
   return &outputs_[static_cast<size_t>(i)];
 }
 
+bool KernelContext::ForwardInput(const Shape& shape) {
+  if (!may_forward_ || outputs_.empty() || !has_input(0)) return false;
+  const Tensor& x = input(0);
+  if (x.is_sequence() || x.is_none() || NumElements(shape) != x.numel()) return false;
+  outputs_[0] = x.Reshaped(shape);
+  return true;
+}
+
 Status KernelContext::SetOutput(int i, Tensor t) {
   if (i < 0 || i >= num_outputs()) return Error("output index out of range");
   if (t.is_view()) {  // Views may alias planned memory: copy into our slot.

@@ -115,6 +115,15 @@ class KernelContext {
   const IntraOp& intra_op() const { return intra_op_; }
   void set_intra_op(const IntraOp& p) { intra_op_ = p; }
 
+  // Byte-moving ops (Reshape, Squeeze, ...) may make output 0 share input
+  // 0's bytes instead of copying them when the executor allows it (it then
+  // keeps the input's buffer alive for as long as the output is used).
+  void set_may_forward(bool v) { may_forward_ = v; }
+  // Sets output 0 to input 0's bytes viewed as `shape` and returns true, or
+  // returns false when not allowed or the element counts differ (the kernel
+  // then copies).
+  bool ForwardInput(const Shape& shape);
+
   int num_inputs() const { return static_cast<int>(inputs_.size()); }
   // False when input i is beyond the list or was omitted (optional input).
   bool has_input(int i) const {
@@ -150,6 +159,7 @@ class KernelContext {
   std::vector<Tensor> outputs_;
   OutputAllocator* allocator_;
   IntraOp intra_op_;
+  bool may_forward_ = false;
 };
 
 class Kernel {

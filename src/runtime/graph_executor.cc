@@ -107,6 +107,7 @@ Status GraphExecutor::Prepare() {
       if (v != kNoValue && last_use_[v] < static_cast<int32_t>(s))
         last_use_[v] = static_cast<int32_t>(s);
   }
+  PlanForwarding();
   frees_after_.assign(g.nodes.size(), {});
   for (size_t v = 0; v < nv; ++v) {
     const Value& val = g.values[v];
@@ -114,6 +115,38 @@ Status GraphExecutor::Prepare() {
     frees_after_[static_cast<size_t>(last_use_[v])].push_back(static_cast<ValueId>(v));
   }
   return Status::Ok();
+}
+
+// Reshape-like nodes may hand out their input's bytes (KernelContext::
+// ForwardInput). Each such output is an alias of a root value that owns the
+// bytes; the root's last use is extended over its aliases' so the planner
+// keeps the bytes until the last alias reader. Graph outputs never alias.
+void GraphExecutor::PlanForwarding() {
+  const Graph& g = *graph_;
+  const size_t nv = g.values.size();
+  forwards_.assign(g.nodes.size(), false);
+  is_alias_.assign(nv, false);
+  std::vector<ValueId> root(nv);
+  for (size_t v = 0; v < nv; ++v) root[v] = static_cast<ValueId>(v);
+  for (size_t s = 0; s < g.nodes.size(); ++s) {
+    const Node& node = g.nodes[s];
+    static const char* kForwarding[] = {"Reshape", "Flatten", "Squeeze", "Unsqueeze"};
+    bool op = false;
+    for (const char* f : kForwarding) op |= node.op_type == f;
+    if (!op || !node.domain.empty() || node.inputs.empty() || node.outputs.size() != 1 ||
+        node.inputs[0] == kNoValue || node.outputs[0] == kNoValue || is_output_[node.outputs[0]])
+      continue;
+    const ValueId out = node.outputs[0];
+    forwards_[s] = true;
+    is_alias_[out] = true;
+    root[out] = root[node.inputs[0]];
+  }
+  // Nodes were visited in step order, so root[] already names each alias's
+  // final root.
+  for (size_t v = 0; v < nv; ++v) {
+    const ValueId r = root[v];
+    if (r != static_cast<ValueId>(v)) last_use_[r] = std::max(last_use_[r], last_use_[v]);
+  }
 }
 
 void GraphExecutor::ResetProfile() {
@@ -164,6 +197,7 @@ Status GraphExecutor::RunNode(size_t step, RunAllocator& alloc) {
   KernelContext ctx(node, std::move(ins), std::move(implicit),
                     static_cast<int>(node.outputs.size()), &alloc);
   ctx.set_intra_op(intra_op_);
+  ctx.set_may_forward(forwards_[step]);
   if (profiling_) {
     auto t0 = std::chrono::steady_clock::now();
     Status s = kernels_[step]->Run(ctx);
@@ -179,8 +213,10 @@ Status GraphExecutor::RunNode(size_t step, RunAllocator& alloc) {
     Tensor& out = ctx.outputs()[i];
     if (!out.defined())
       return Internal(node.Describe() + ": kernel did not produce output " + std::to_string(i));
-    observed_size_[v] = out.nbytes();
-    live_bytes_ += out.nbytes();
+    // A forwarded output shares bytes already counted for its root.
+    const bool shares = is_alias_[v] && out.raw_data() == ctx.input(0).raw_data();
+    observed_size_[v] = shares ? 0 : out.nbytes();
+    live_bytes_ += observed_size_[v];
     slots_[v] = std::move(out);
   }
   stats_.measured_peak_bytes = std::max(stats_.measured_peak_bytes, live_bytes_);
@@ -199,7 +235,7 @@ void GraphExecutor::BuildPlan(const std::string& signature) {
   std::vector<BufferRequest> reqs;
   for (size_t v = 0; v < g.values.size(); ++v) {
     const Value& val = g.values[v];
-    if (val.producer < 0 || is_output_[v]) continue;
+    if (val.producer < 0 || is_output_[v] || (is_alias_[v] && observed_size_[v] == 0)) continue;
     cp.request_of_value[v] = static_cast<int32_t>(reqs.size());
     cp.planned_size[v] = observed_size_[v];
     reqs.push_back({observed_size_[v], val.producer, last_use_[v]});

@@ -69,6 +69,7 @@ class GraphExecutor {
 
   GraphExecutor(std::shared_ptr<const Graph> graph, Backend* backend, const IntraOp& intra_op);
   Status Prepare();
+  void PlanForwarding();
   Status BindInputs(const std::vector<Tensor>& inputs, const std::vector<Tensor>& captures);
   std::string Signature() const;
   Status RunNode(size_t step, RunAllocator& alloc);
@@ -78,7 +79,10 @@ class GraphExecutor {
   Backend* backend_;
   IntraOp intra_op_;
   std::vector<std::unique_ptr<Kernel>> kernels_;
-  std::vector<int32_t> last_use_;                  // Per value: last step reading it.
+  std::vector<int32_t> last_use_;                  // Per value: last step reading it
+                                                   // (or any value sharing its bytes).
+  std::vector<bool> forwards_;                     // Per step: output 0 may share input 0.
+  std::vector<bool> is_alias_;                     // Per value: may share another's bytes.
   std::vector<bool> is_output_;                    // Per value.
   std::vector<std::vector<ValueId>> frees_after_;  // Per step.
   std::map<std::string, CachedPlan> plans_;
