@@ -33,8 +33,10 @@ check "missing model exits 1 with the path" grep -q "nothing.onnx" "$tmp/err.txt
 "$bin" bench "$cls" --random-inputs --shape x=1,3,48,192 --warmup 1 --runs 3 --json "$tmp/b.json" \
   > "$tmp/bench.txt" 2>&1
 check "bench prints latency" grep -q "latency ms" "$tmp/bench.txt"
+check "bench prints load time" grep -q "load ms" "$tmp/bench.txt"
 for key in '"latency_ms"' '"median"' '"p90"' '"peak_activation_bytes"' '"peak_rss_bytes"' \
-           '"threads"' '"nodes"'; do
+           '"threads"' '"nodes"' '"load_ms"' '"model_load_ms"' '"session_create_ms"' \
+           '"first_run_ms"'; do
   check "bench --json has $key" grep -q "$key" "$tmp/b.json"
 done
 

@@ -14,8 +14,11 @@
 //
 // Outputs land as OUT_DIR/<output name>.npy (characters outside
 // [A-Za-z0-9._-] replaced by '_'). With --runs it also times session.run and
-// writes {latency_ms: {min, median, p90, max}, samples_ms, peak_rss_bytes}
-// to --json.
+// writes {latency_ms: {min, median, p90, max}, samples_ms, peak_rss_bytes,
+// session_create_ms, load_ms, first_run_ms} to --json. session_create_ms (and
+// load_ms, the same number, named as in `parallax bench --json`) is the wall
+// time of InferenceSession.create (file read, parse, graph optimisation,
+// weight pre-packing); first_run_ms is the session's first run.
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -97,9 +100,18 @@ async function main() {
   const interOp = opts.mode === 'parallel' ? (opts.interOp || opts.threads) : 1;
   const ort = loadOrt();
   const [model, outDir, ...assigns] = pos;
+  const tCreate = process.hrtime.bigint();
   const session = await ort.InferenceSession.create(model, {
     intraOpNumThreads: opts.threads, interOpNumThreads: interOp, executionMode: opts.mode,
   });
+  const sessionCreateMs = Number(process.hrtime.bigint() - tCreate) / 1e6;
+  let firstRunMs = null;
+  const run = async (feeds) => {  // session.run, timing the first call.
+    const t0 = process.hrtime.bigint();
+    const results = await session.run(feeds);
+    if (firstRunMs === null) firstRunMs = Number(process.hrtime.bigint() - t0) / 1e6;
+    return results;
+  };
   const feeds = {};
   for (const a of assigns) {
     const eq = a.indexOf('=');
@@ -109,18 +121,18 @@ async function main() {
   }
   // With --no-outputs and --runs the only untimed runs are the --warmup ones.
   if (opts.outputs || opts.runs === 0) {
-    const results = await session.run(feeds);
+    const results = await run(feeds);
     fs.mkdirSync(outDir, { recursive: true });
     for (const name of session.outputNames) {
       writeNpy(path.join(outDir, name.replace(/[^A-Za-z0-9._-]/g, '_') + '.npy'), results[name]);
     }
   }
   if (opts.runs > 0) {
-    for (let i = 0; i < opts.warmup; ++i) await session.run(feeds);
+    for (let i = 0; i < opts.warmup; ++i) await run(feeds);
     const ms = [];
     for (let i = 0; i < opts.runs; ++i) {
       const t0 = process.hrtime.bigint();
-      await session.run(feeds);
+      await run(feeds);
       ms.push(Number(process.hrtime.bigint() - t0) / 1e6);
     }
     const samples = ms.slice();
@@ -129,6 +141,7 @@ async function main() {
       latency_ms: { min: ms[0], median: percentile(ms, 0.5), p90: percentile(ms, 0.9), max: ms[ms.length - 1] },
       peak_rss_bytes: process.resourceUsage().maxRSS * 1024, threads: opts.threads, runs: opts.runs,
       warmup: opts.warmup, mode: opts.mode, inter_op_threads: interOp, samples_ms: samples,
+      session_create_ms: sessionCreateMs, load_ms: sessionCreateMs, first_run_ms: firstRunMs,
     };
     if (opts.json) fs.writeFileSync(opts.json, JSON.stringify(report, null, 2) + '\n');
     else console.log(JSON.stringify(report));
