@@ -144,7 +144,9 @@ void ReportProfile(const Profile& p, int threads, nlohmann::json& j) {
 int RunBench(const std::string& model_path, const InputFlags& in, const BenchFlags& bf) {
   if (bf.runs < 1) return Fail(InvalidArgument("--runs must be >= 1"));
   if (bf.warmup < 0) return Fail(InvalidArgument("--warmup must be >= 0"));
-  Result<Model> model = Model::Load(model_path);
+  LoadOptions lo;
+  lo.layout = !bf.no_layout;
+  Result<Model> model = Model::Load(model_path, lo);
   if (!model.ok()) return Fail(model.status());
   Result<Session::NamedTensors> inputs = BuildInputs(*model, in);
   if (!inputs.ok()) return Fail(inputs.status());
