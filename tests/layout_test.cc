@@ -33,9 +33,9 @@ void SetInt(onnx::NodeProto* n, const std::string& name, int64_t v) {
   a->set_i(v);
 }
 
-std::vector<float> Random(int64_t n, uint32_t seed) {
+std::vector<float> Random(int64_t n, uint32_t seed, float lo = -0.5f, float hi = 0.5f) {
   std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> u(-0.5f, 0.5f);
+  std::uniform_real_distribution<float> u(lo, hi);
   std::vector<float> v(static_cast<size_t>(n));
   for (float& x : v) x = u(rng);
   return v;
@@ -74,13 +74,14 @@ const Node* FindNode(const Model& m, const std::string& name) {
 }
 
 // Runs the model with and without the pass on the same random inputs (1 and
-// 3 threads) and expects equal outputs within 1e-5 relative.
+// 3 threads) and expects equal outputs within `tol` relative to each output's
+// largest magnitude. Inputs are uniform in [lo, hi].
 void ExpectSameOutputs(const std::string& path, const std::vector<Shape>& shapes,
-                       double tol = 1e-5) {
+                       double tol = 1e-5, float lo = -0.5f, float hi = 0.5f) {
   Model with = Load(path, true), without = Load(path, false);
   Session::NamedTensors inputs;
   for (size_t i = 0; i < with.inputs().size(); ++i) {
-    std::vector<float> v = Random(NumElements(shapes[i]), 7 + static_cast<uint32_t>(i));
+    std::vector<float> v = Random(NumElements(shapes[i]), 7 + static_cast<uint32_t>(i), lo, hi);
     inputs.emplace_back(with.inputs()[i].name,
                         Tensor::Copy(Tensor::FromVector(DType::kFloat32, shapes[i], v)));
   }
@@ -186,6 +187,21 @@ TEST(Layout, PerChannelConstantIsRewritten) {
   ExpectSameOutputs(path, {{1, 3, 8, 8}});
 }
 
+// Stride-2 and pointwise convs split into NHWC row bands on 3 threads (the YOLO stem).
+TEST(Layout, StridedConvsMatchNchw) {
+  testing::ModelBuilder b(13);
+  b.Input("x", kFloat, {1, 3, 320, 320}).Output("y", kFloat, {1, 32, 80, 80});
+  Conv3x3(b, "x", "c1", 3, 16, 1);
+  SetInts(b.proto().mutable_graph()->mutable_node(0), "strides", {2, 2});
+  Conv3x3(b, "c1", "c2", 16, 32, 3);
+  SetInts(b.proto().mutable_graph()->mutable_node(1), "strides", {2, 2});
+  b.FloatInit("pw", {32, 32, 1, 1}, Random(32 * 32, 5));
+  b.Node("Conv", {"c2", "pw"}, {"y"});  // Pointwise: NHWC row bands too.
+  std::string path = b.Write("layout_strided");
+  EXPECT_EQ(Load(path, true).data().layout.nodes, 3);
+  ExpectSameOutputs(path, {{1, 3, 320, 320}});
+}
+
 // A YOLO-like block over every convertible kind, big enough for conv row-band
 // tiling on 3 threads.
 TEST(Layout, MixedBlockMatchesNchw) {
@@ -240,7 +256,7 @@ void RealModel(const std::string& rel, const std::vector<Shape>& shapes, bool ex
               static_cast<long long>(s.regions), static_cast<long long>(s.nodes),
               static_cast<long long>(s.reorders));
   EXPECT_EQ(s.regions > 0, expect_converted) << rel;
-  ExpectSameOutputs(path, shapes);
+  ExpectSameOutputs(path, shapes, 1e-5, 0.f, 1.f);  // Image-like inputs.
 }
 
 TEST(LayoutRealModels, Yolov8n) { RealModel("zoo/yolov8n.onnx", {{1, 3, 640, 640}}, true); }
