@@ -14,7 +14,8 @@ namespace {
 constexpr char kDomain[] = "com.parallax";
 constexpr int kToNhwc[4] = {0, 2, 3, 1};  // new[i] = old[kToNhwc[i]].
 
-enum class Kind { kNone, kConv, kPool, kUnary, kBinary, kConcat, kSplit, kResize };
+enum class Kind { kNone, kConv, kPool, kUnary, kBinary, kConcat, kSplit, kSlice, kResize, kShape };
+constexpr int64_t kAxisToNhwc[4] = {0, 3, 1, 2};  // NCHW axis -> its NHWC position.
 
 // Nodes that run the convolution kernel. A fused conv (com.parallax FusedConv)
 // joins with one more line here, once its kernel honours channels_last.
@@ -39,27 +40,40 @@ bool IsAct(const Graph& g, ValueId v) {
          val.dims.size() == 4;
 }
 
-bool AllKnown(const Value& v) {
-  for (const Dim& d : v.dims)
-    if (!d.known()) return false;
-  return true;
-}
-
 const Tensor* ConstOf(const Graph& g, ValueId v) {
   if (v == kNoValue || !g.values[static_cast<size_t>(v)].is_constant()) return nullptr;
   return &g.values[static_cast<size_t>(v)].constant;
 }
 
-// A constant that broadcasts the same way in NCHW and NHWC after
-// PerChannelToNhwc: a single value, or [1,C,1,1] / [C,1,1].
-bool IsLayoutFreeConst(const Graph& g, ValueId v, const Dim& channels) {
+// A constant that broadcasts against a 4-D activation the same way in NCHW
+// and, rewritten by ConvertNode, in NHWC: a single value, or a per-channel
+// [1,K,1,1] / [K,1,1] (valid iff K is 1 or C in both layouts).
+bool IsLayoutFreeConst(const Graph& g, ValueId v) {
   const Tensor* t = ConstOf(g, v);
   if (t == nullptr) return false;
   if (t->numel() == 1) return true;
   const Shape& s = t->shape();
-  const int64_t c = channels.known() ? channels.size : -2;
-  return (s.size() == 4 && s[0] == 1 && s[1] == c && s[2] == 1 && s[3] == 1) ||
-         (s.size() == 3 && s[0] == c && s[1] == 1 && s[2] == 1);
+  return (s.size() == 4 && s[0] == 1 && s[2] == 1 && s[3] == 1) ||
+         (s.size() == 3 && s[1] == 1 && s[2] == 1);
+}
+
+// Slice (opset 10+) with a constant axes input.
+bool SliceConvertible(const Graph& g, const Node& n) {
+  if (n.opset < 10 || n.inputs.size() < 4) return false;
+  const Tensor* axes = ConstOf(g, n.inputs[3]);
+  if (axes == nullptr || axes->rank() != 1) return false;
+  return axes->dtype() == DType::kInt64 || axes->dtype() == DType::kInt32;
+}
+
+// New axes constant for a converted Slice: each axis moves to its NHWC place.
+Tensor SliceAxesToNhwc(const Tensor& axes) {
+  std::vector<int64_t> v;
+  for (int64_t i = 0; i < axes.numel(); ++i) {
+    int64_t a = axes.dtype() == DType::kInt64 ? axes.data<int64_t>()[i] : axes.data<int32_t>()[i];
+    if (a < 0) a += 4;
+    v.push_back(a >= 0 && a < 4 ? kAxisToNhwc[a] : a);  // Invalid axes stay for the kernel.
+  }
+  return Tensor::FromVector(DType::kInt64, {axes.numel()}, v);
 }
 
 bool AxisIsChannels(const Node& n, int64_t def) {
@@ -95,19 +109,18 @@ bool PoolConvertible(const Graph& g, const Node& n) {
 bool BinaryConvertible(const Graph& g, const Node& n) {
   if (n.inputs.size() != 2) return false;
   const ValueId a = n.inputs[0], b = n.inputs[1];
-  if (IsAct(g, a) && IsAct(g, b)) {
-    const Value &va = g.values[static_cast<size_t>(a)], &vb = g.values[static_cast<size_t>(b)];
-    if (!AllKnown(va) || !AllKnown(vb)) return false;
-    for (size_t i = 0; i < 4; ++i)
-      if (va.dims[i].size != vb.dims[i].size) return false;
-    return true;
-  }
-  if (IsAct(g, a)) return IsLayoutFreeConst(g, b, g.values[static_cast<size_t>(a)].dims[1]);
-  if (IsAct(g, b)) return IsLayoutFreeConst(g, a, g.values[static_cast<size_t>(b)].dims[1]);
+  // Two 4-D operands broadcast axis by axis, so permuting both alike keeps
+  // the result (permuted): any shapes are fine.
+  if (IsAct(g, a) && IsAct(g, b)) return true;
+  if (IsAct(g, a)) return IsLayoutFreeConst(g, b);
+  if (IsAct(g, b)) return IsLayoutFreeConst(g, a);
   return false;
 }
 
 Kind KindOf(const Graph& g, const Node& n) {
+  if (n.domain.empty() && n.op_type == "Shape" && n.inputs.size() == 1 && IsAct(g, n.inputs[0]) &&
+      !n.has_attr("start") && !n.has_attr("end"))
+    return Kind::kShape;  // Reads the NHWC shape and gathers it back to NCHW order.
   if (n.inputs.empty() || n.outputs.empty() || !IsAct(g, n.outputs[0])) return Kind::kNone;
   const std::string& op = n.op_type;
   if (IsConvOp(n)) {
@@ -139,6 +152,8 @@ Kind KindOf(const Graph& g, const Node& n) {
   }
   if (op == "Resize")
     return IsAct(g, n.inputs[0]) && ResizeConvertible(g, n) ? Kind::kResize : Kind::kNone;
+  if (op == "Slice")
+    return IsAct(g, n.inputs[0]) && SliceConvertible(g, n) ? Kind::kSlice : Kind::kNone;
   return Kind::kNone;
 }
 
@@ -154,6 +169,7 @@ std::vector<size_t> ActInputs(const Graph& g, const Node& n, Kind k) {
 }
 
 std::vector<size_t> ActOutputs(const Node& n, Kind k) {
+  if (k == Kind::kShape) return {};
   if (k != Kind::kSplit) return {0};
   std::vector<size_t> pos;
   for (size_t i = 0; i < n.outputs.size(); ++i)
@@ -162,6 +178,7 @@ std::vector<size_t> ActOutputs(const Node& n, Kind k) {
 }
 
 void PermuteDims(Value& v) {
+  if (v.dims.size() != 4) return;
   std::vector<Dim> d = v.dims;
   for (size_t i = 0; i < 4; ++i) v.dims[i] = d[static_cast<size_t>(kToNhwc[i])];
 }
@@ -199,6 +216,29 @@ Node Reorder(const std::string& prefix, const std::string& value, ValueId in, Va
   perm.kind = Attribute::Kind::kInts;
   perm.ints = to_nhwc ? std::vector<int64_t>{0, 2, 3, 1} : std::vector<int64_t>{0, 3, 1, 2};
   n.attrs["perm"] = perm;
+  return n;
+}
+
+// Redirects a converted Shape node to a new NHWC shape value and returns the
+// Gather (indices [0,3,1,2]) that rebuilds its original NCHW output.
+Node ShapeBackToNchw(Graph& g, Node& shape) {
+  const ValueId orig = shape.outputs[0];
+  const std::string name = g.values[static_cast<size_t>(orig)].name;
+  Value t;
+  t.name = name + "/nhwc";
+  t.dtype = DType::kInt64;
+  t.has_shape = true;
+  t.dims = {Dim{4, ""}};
+  shape.outputs[0] = g.AddValue(std::move(t));
+  const ValueId idx =
+      AddConstant(g, name + "/to_nchw_indices",
+                  Tensor::FromVector(DType::kInt64, {4}, std::vector<int64_t>{0, 3, 1, 2}));
+  Node n;
+  n.name = "reorder_to_nchw/" + name;
+  n.op_type = "Gather";
+  n.opset = 13;
+  n.inputs = {shape.outputs[0], idx};
+  n.outputs = {orig};
   return n;
 }
 
@@ -243,6 +283,12 @@ void ConvertNode(Graph& g, Node& n, Kind k) {
         v = AddConstant(g, name, Tensor::Copy(*t).Reshaped({1, 1, 1, t->numel()}));
       }
       break;
+    case Kind::kSlice: {
+      const ValueId axes = n.inputs[3];
+      n.inputs[3] = AddConstant(g, g.values[static_cast<size_t>(axes)].name + "/nhwc",
+                                SliceAxesToNhwc(*ConstOf(g, axes)));
+      break;
+    }
     case Kind::kResize:
       for (size_t i = 1; i < n.inputs.size(); ++i) {
         const Tensor* t = ConstOf(g, n.inputs[i]);
@@ -254,6 +300,59 @@ void ConvertNode(Graph& g, Node& n, Kind k) {
     default:
       break;
   }
+}
+
+// Marks `v` as a 4-D float32 activation (rank-4 metadata, unknown dims) when
+// shape inference left it without a shape.
+void MarkRank4(Graph& g, ValueId v) {
+  if (v == kNoValue) return;
+  Value& val = g.values[static_cast<size_t>(v)];
+  if (val.has_shape || val.is_constant() || val.dtype != DType::kFloat32) return;
+  val.has_shape = true;
+  val.dims.assign(4, Dim{});
+}
+
+bool Rank4OrConst(const Graph& g, ValueId v) {
+  const Tensor* t = ConstOf(g, v);
+  return IsAct(g, v) || (t != nullptr && t->rank() <= 4);
+}
+
+// Where ONNX shape inference stopped (e.g. after a Slice with computed
+// bounds), proves values 4-D through the ops the pass converts: a conv with
+// a 4-D weight has 4-D input and output, and rank flows through unary ops,
+// pooling, Split/Slice/Resize, Concat and binary ops of 4-D operands.
+void InferRank4(Graph& g) {
+  for (int pass = 0; pass < 2; ++pass)
+    for (const Node& n : g.nodes) {
+      if (n.inputs.empty() || n.outputs.empty() || n.inputs[0] == kNoValue) continue;
+      const std::string& op = n.op_type;
+      const bool in4 = IsAct(g, n.inputs[0]);
+      if (IsConvOp(n) && n.inputs.size() >= 2 && n.inputs[1] != kNoValue) {
+        const Value& w = g.values[static_cast<size_t>(n.inputs[1])];
+        if ((w.has_shape && w.dims.size() == 4) || (w.is_constant() && w.constant.rank() == 4)) {
+          MarkRank4(g, n.inputs[0]);
+          MarkRank4(g, n.outputs[0]);
+        }
+      } else if (!n.domain.empty()) {
+        continue;
+      } else if (op == "MaxPool" || op == "AveragePool") {
+        if (in4 || n.attr_ints("kernel_shape").size() == 2) {
+          MarkRank4(g, n.inputs[0]);
+          MarkRank4(g, n.outputs[0]);
+        }
+      } else if (in4 && (IsUnaryOp(op) || op == "Split" || op == "Slice" || op == "Resize")) {
+        for (ValueId o : n.outputs) MarkRank4(g, o);
+      } else if (op == "Concat") {
+        bool any = false;
+        for (ValueId v : n.inputs) any = any || IsAct(g, v);
+        if (!any) continue;
+        for (ValueId v : n.inputs) MarkRank4(g, v);
+        MarkRank4(g, n.outputs[0]);
+      } else if (IsBinaryOp(op) && n.inputs.size() == 2) {
+        const bool ok = Rank4OrConst(g, n.inputs[0]) && Rank4OrConst(g, n.inputs[1]);
+        if (ok && (in4 || IsAct(g, n.inputs[1]))) MarkRank4(g, n.outputs[0]);
+      }
+    }
 }
 
 struct Regions {
@@ -327,6 +426,7 @@ bool NeededAsNchw(const Graph& g, const Regions& r, ValueId v) {
 }
 
 LayoutStats ConvertRegions(Graph& g) {
+  InferRank4(g);
   Regions r = FindRegions(g);
   if (r.stats.nodes == 0) return r.stats;
   std::map<ValueId, ValueId> twin;  // NCHW value -> its NHWC twin.
@@ -367,6 +467,7 @@ LayoutStats ConvertRegions(Graph& g) {
       twin[v] = t;
       n.outputs[p] = t;
     }
+    if (k == Kind::kShape) after.push_back(ShapeBackToNchw(g, n));
     ConvertNode(g, n, k);
     out.push_back(std::move(n));
     for (Node& a : after) out.push_back(std::move(a));
