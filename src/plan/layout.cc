@@ -234,7 +234,7 @@ Node ShapeBackToNchw(Graph& g, Node& shape) {
       AddConstant(g, name + "/to_nchw_indices",
                   Tensor::FromVector(DType::kInt64, {4}, std::vector<int64_t>{0, 3, 1, 2}));
   Node n;
-  n.name = "reorder_to_nchw/" + name;
+  n.name = "shape_to_nchw/" + name;
   n.op_type = "Gather";
   n.opset = 13;
   n.inputs = {shape.outputs[0], idx};

@@ -11,7 +11,11 @@
 // region output used outside the region (or a graph output) a Transpose
 // "reorder_to_nchw/<value>" (perm [0,3,1,2]) is inserted, so every original
 // value keeps its NCHW meaning and name outside the region. Converted Conv
-// and pooling nodes move to domain "com.parallax" with channels_last=1.
+// and pooling nodes move to domain "com.parallax" with channels_last=1; a
+// Shape of a region tensor reads the NHWC tensor and a Gather
+// "shape_to_nchw/<value>" puts its output back in NCHW order. Values that
+// shape inference left without a shape but that the pass proves 4-D get
+// rank-4 metadata with unknown dims.
 #ifndef PARALLAX_PLAN_LAYOUT_H_
 #define PARALLAX_PLAN_LAYOUT_H_
 

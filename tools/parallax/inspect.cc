@@ -80,6 +80,9 @@ int RunInspect(const std::string& path) {
     std::printf("layout       %lld channels-last region(s), %lld nodes, %lld reorders inserted\n",
                 static_cast<long long>(d.layout.regions), static_cast<long long>(d.layout.nodes),
                 static_cast<long long>(d.layout.reorders));
+    for (const Node& n : d.graph->nodes)
+      if (n.name.rfind("reorder_to_", 0) == 0 || n.name.rfind("shape_to_nchw/", 0) == 0)
+        std::printf("  %-20s %s\n", n.op_type.c_str(), n.name.c_str());
     std::printf("shapes\n");
     const Graph& og = *d.graph;
     for (const Node& n : og.nodes)
