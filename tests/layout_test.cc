@@ -76,8 +76,8 @@ const Node* FindNode(const Model& m, const std::string& name) {
 // Runs the model with and without the pass on the same random inputs (1 and
 // 3 threads) and expects equal outputs within `tol` relative to each output's
 // largest magnitude. Inputs are uniform in [lo, hi].
-void ExpectSameOutputs(const std::string& path, const std::vector<Shape>& shapes,
-                       double tol = 1e-5, float lo = -0.5f, float hi = 0.5f) {
+void ExpectSameOutputs(const std::string& path, const std::vector<Shape>& shapes, double tol = 1e-5,
+                       float lo = -0.5f, float hi = 0.5f) {
   Model with = Load(path, true), without = Load(path, false);
   Session::NamedTensors inputs;
   for (size_t i = 0; i < with.inputs().size(); ++i) {
@@ -185,6 +185,26 @@ TEST(Layout, PerChannelConstantIsRewritten) {
   EXPECT_EQ(c.constant.data<float>()[3], 4.f);
   EXPECT_EQ(m.data().layout.nodes, 4);
   ExpectSameOutputs(path, {{1, 3, 8, 8}});
+}
+
+// A squeeze-excite block: GlobalAveragePool becomes ReduceMean over H, W
+// inside the region, and the broadcast Mul stays channels-last.
+TEST(Layout, SqueezeExciteStaysInRegion) {
+  testing::ModelBuilder b(13);
+  b.Input("x", kFloat, {1, 8, 12, 12}).Output("y", kFloat, {1, 8, 12, 12});
+  Conv3x3(b, "x", "c1", 8, 8, 1);
+  b.Node("GlobalAveragePool", {"c1"}, {"gap"});
+  b.FloatInit("se_w", {8, 8, 1, 1}, Random(64, 9));
+  b.Node("Conv", {"gap", "se_w"}, {"se"});
+  b.Node("HardSigmoid", {"se"}, {"gate"});
+  b.Node("Mul", {"c1", "gate"}, {"scaled"});
+  Conv3x3(b, "scaled", "y", 8, 8, 3);
+  std::string path = b.Write("layout_se");
+  Model m = Load(path, true);
+  EXPECT_EQ(m.data().layout.nodes, 6);
+  EXPECT_EQ(m.data().layout.reorders, 2);
+  EXPECT_EQ(FindNode(m, "GlobalAveragePool_2")->op_type, "ReduceMean");
+  ExpectSameOutputs(path, {{1, 8, 12, 12}});
 }
 
 // Stride-2 and pointwise convs split into NHWC row bands on 3 threads (the YOLO stem).

@@ -14,7 +14,19 @@ namespace {
 constexpr char kDomain[] = "com.parallax";
 constexpr int kToNhwc[4] = {0, 2, 3, 1};  // new[i] = old[kToNhwc[i]].
 
-enum class Kind { kNone, kConv, kPool, kUnary, kBinary, kConcat, kSplit, kSlice, kResize, kShape };
+enum class Kind {
+  kNone,
+  kConv,
+  kPool,
+  kUnary,
+  kBinary,
+  kConcat,
+  kSplit,
+  kSlice,
+  kResize,
+  kShape,
+  kGlobalPool
+};
 constexpr int64_t kAxisToNhwc[4] = {0, 3, 1, 2};  // NCHW axis -> its NHWC position.
 
 // Nodes that run the convolution kernel. A fused conv (com.parallax FusedConv)
@@ -154,6 +166,8 @@ Kind KindOf(const Graph& g, const Node& n) {
     return IsAct(g, n.inputs[0]) && ResizeConvertible(g, n) ? Kind::kResize : Kind::kNone;
   if (op == "Slice")
     return IsAct(g, n.inputs[0]) && SliceConvertible(g, n) ? Kind::kSlice : Kind::kNone;
+  if (op == "GlobalAveragePool" || op == "GlobalMaxPool")
+    return IsAct(g, n.inputs[0]) ? Kind::kGlobalPool : Kind::kNone;
   return Kind::kNone;
 }
 
@@ -283,6 +297,14 @@ void ConvertNode(Graph& g, Node& n, Kind k) {
         v = AddConstant(g, name, Tensor::Copy(*t).Reshaped({1, 1, 1, t->numel()}));
       }
       break;
+    case Kind::kGlobalPool:  // [N,H,W,C] -> [N,1,1,C], the bytes of NCHW [N,C,1,1].
+      n.op_type = n.op_type == "GlobalMaxPool" ? "ReduceMax" : "ReduceMean";
+      n.opset = 13;  // Axes as an attribute.
+      n.attrs.clear();
+      n.attrs["axes"].kind = Attribute::Kind::kInts;
+      n.attrs["axes"].ints = {1, 2};
+      n.attrs["keepdims"] = IntAttr(1);
+      break;
     case Kind::kSlice: {
       const ValueId axes = n.inputs[3];
       n.inputs[3] = AddConstant(g, g.values[static_cast<size_t>(axes)].name + "/nhwc",
@@ -340,7 +362,8 @@ void InferRank4(Graph& g) {
           MarkRank4(g, n.inputs[0]);
           MarkRank4(g, n.outputs[0]);
         }
-      } else if (in4 && (IsUnaryOp(op) || op == "Split" || op == "Slice" || op == "Resize")) {
+      } else if (in4 && (IsUnaryOp(op) || op == "Split" || op == "Slice" || op == "Resize" ||
+                         op == "GlobalAveragePool" || op == "GlobalMaxPool")) {
         for (ValueId o : n.outputs) MarkRank4(g, o);
       } else if (op == "Concat") {
         bool any = false;

@@ -4,7 +4,9 @@
 //
 // The pass finds connected regions of 4-D float32 nodes that can run
 // channels-last (Conv, MaxPool/AveragePool, unary and binary elementwise,
-// Concat/Split on channels, Resize with constant scales or sizes) and
+// Concat/Split on channels, Slice with constant axes, Resize with constant
+// scales or sizes, GlobalAveragePool/GlobalMaxPool, which become
+// ReduceMean/ReduceMax over axes [1,2]) and
 // converts every region holding at least two convolutions. Inside a region
 // tensors are NHWC (value dims permuted to [N,H,W,C]); at each region input
 // a Transpose node "reorder_to_nhwc/<value>" (perm [0,2,3,1]) and at each
