@@ -347,6 +347,10 @@ std::vector<ConvCall> SplitConv(const ConvGeometry& g, bool transpose, bool has_
     c.y_off = o0 * c.y_strides[2];
     c.pad_begin[0] = i0 - first;
     c.pad_end[0] = last - i1;
+    if (nhwc) {  // N = 1: a dense NHWC band, which oneDNN's fast kernels require.
+      c.x_strides[0] = c.x[2] * c.x_strides[2];
+      c.y_strides[0] = c.y[2] * c.y_strides[2];
+    }
     if (c.x[2] <= 0 || (c.x[2] + c.pad_begin[0] + c.pad_end[0] - ext) / s + 1 != c.y[2])
       return {whole};  // Geometry the band split cannot express.
     calls.push_back(c);
