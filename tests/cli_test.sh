@@ -43,6 +43,7 @@ done
 "$bin" inspect "$cls" > "$tmp/inspect.txt" 2>&1
 check "inspect lists ops by type" grep -q "Conv " "$tmp/inspect.txt"
 check "inspect reports no unsupported ops" grep -q "unsupported  none" "$tmp/inspect.txt"
+check "inspect lists layout reorder nodes" grep -q "Transpose *reorder_to_nhwc/" "$tmp/inspect.txt"
 
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]

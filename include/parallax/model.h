@@ -35,6 +35,8 @@ struct TensorInfo {
 
 struct LoadOptions {
   bool optimize = true;  // Constant folding and dead-node removal.
+  // Channels-last layout assignment (plan/layout.h); runs only with `optimize`.
+  bool layout = true;
 };
 
 class Model {

@@ -1,6 +1,7 @@
 #include "parallax/model.h"
 
 #include "backends/cpu/cpu_backend.h"
+#include "plan/layout.h"
 #include "plan/optimize.h"
 #include "runtime/model_data.h"
 
@@ -60,6 +61,7 @@ Result<Model> Model::Load(const std::string& path, const LoadOptions& options) {
     if (!folded.ok()) return folded.status().WithContext(path);
     data->folded_nodes = *folded;
     data->dead_nodes = RemoveDeadNodes(g);
+    if (options.layout) data->layout = AssignChannelsLast(g);
   }
   for (ValueId v : g.inputs) data->inputs.push_back(InfoOf(g.values[v]));
   for (ValueId v : g.outputs) data->outputs.push_back(InfoOf(g.values[v]));

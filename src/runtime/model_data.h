@@ -8,6 +8,7 @@
 #include "graph/graph.h"
 #include "onnx/onnx_import.h"
 #include "parallax/model.h"
+#include "plan/layout.h"
 
 namespace parallax {
 
@@ -17,6 +18,7 @@ struct ModelData {
   std::vector<TensorInfo> inputs, outputs;
   int64_t folded_nodes = 0;  // Removed by constant folding.
   int64_t dead_nodes = 0;    // Removed as unused.
+  LayoutStats layout;        // What AssignChannelsLast converted.
 };
 
 }  // namespace parallax

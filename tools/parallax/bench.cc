@@ -148,8 +148,10 @@ void ReportProfile(const Profile& p, int threads, nlohmann::json& j) {
 int RunBench(const std::string& model_path, const InputFlags& in, const BenchFlags& bf) {
   if (bf.runs < 1) return Fail(InvalidArgument("--runs must be >= 1"));
   if (bf.warmup < 0) return Fail(InvalidArgument("--warmup must be >= 0"));
+  LoadOptions lo;
+  lo.layout = !bf.no_layout;
   Clock::time_point t0 = Clock::now();
-  Result<Model> model = Model::Load(model_path);
+  Result<Model> model = Model::Load(model_path, lo);
   Clock::time_point t1 = Clock::now();
   if (!model.ok()) return Fail(model.status());
   Result<Session::NamedTensors> inputs = BuildInputs(*model, in);

@@ -77,13 +77,20 @@ int RunInspect(const std::string& path) {
     std::printf("optimised    %lld nodes after folding %lld and removing %lld dead\n",
                 static_cast<long long>(model->node_count()), static_cast<long long>(d.folded_nodes),
                 static_cast<long long>(d.dead_nodes));
+    std::printf("layout       %lld channels-last region(s), %lld nodes, %lld reorders inserted\n",
+                static_cast<long long>(d.layout.regions), static_cast<long long>(d.layout.nodes),
+                static_cast<long long>(d.layout.reorders));
+    for (const Node& n : d.graph->nodes)
+      if (n.name.rfind("reorder_to_", 0) == 0 || n.name.rfind("shape_to_nchw/", 0) == 0)
+        std::printf("  %-20s %s\n", n.op_type.c_str(), n.name.c_str());
     std::printf("shapes\n");
     const Graph& og = *d.graph;
     for (const Node& n : og.nodes)
       for (ValueId o : n.outputs)
         if (o != kNoValue)
-          std::printf("  %-20s %-32s %-8s %s\n", n.op_type.c_str(), og.values[o].name.c_str(),
-                      std::string(DTypeName(og.values[o].dtype)).c_str(),
+          std::printf("  %-20s %-32s %-8s %s\n",
+                      ((n.domain.empty() ? "" : n.domain + "::") + n.op_type).c_str(),
+                      og.values[o].name.c_str(), std::string(DTypeName(og.values[o].dtype)).c_str(),
                       og.values[o].has_shape ? DimsToString(og.values[o].dims).c_str() : "?");
   }
   if (!imported->shape_inference_warning.empty())

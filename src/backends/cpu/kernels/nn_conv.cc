@@ -7,6 +7,11 @@
 // primitive creation and no weight reorder. Activations are plain
 // NCW/NCHW/NCDHW at the kernel boundary; when the primitive prefers a blocked
 // layout, src/dst are reordered inside the kernel.
+//
+// ("com.parallax", "Conv") with channels_last=1 is the same 2-D convolution on
+// NHWC activations (X [N,H,W,C], Y [N,OH,OW,OC], W and B as in ONNX), set by
+// the layout pass (plan/layout.h). Geometry is computed on the logical NCHW
+// shape and the primitive runs directly on NHWC strides, with no reorders.
 #include <algorithm>
 #include <cstring>
 #include <memory>
@@ -244,15 +249,15 @@ void FinishPlan(const PD& pd, const ConvCall& call, const float* const_w, const 
   p->prim = dnnl::primitive(pd);
 }
 
-ConvPlan MakePlan(const ConvGeometry& g, const ConvCall& call, bool transpose, const float* const_w,
-                  const ConvPlan* shared) {
+ConvPlan MakePlan(const ConvGeometry& g, const ConvCall& call, bool transpose, bool nhwc,
+                  const float* const_w, const ConvPlan* shared) {
   using dnnl::algorithm;
   using dnnl::prop_kind;
   const Window& w = g.win;
   memory::dims strides = Dims(w.stride), pl = Dims(call.pad_begin), pr = Dims(call.pad_end);
   memory::dims dil(w.dilation.size());
   for (size_t i = 0; i < dil.size(); ++i) dil[i] = w.dilation[i] - 1;
-  bool blocked = PreferBlocked(g);
+  bool blocked = !nhwc && PreferBlocked(g);  // NHWC runs on the caller's exact strides.
   memory::desc src =
       blocked ? memory::desc(Dims(call.x), dt::f32, tag::any) : StridedDesc(call.x, call.x_strides);
   memory::desc dst =
@@ -279,14 +284,14 @@ ConvPlan MakePlan(const ConvGeometry& g, const ConvCall& call, bool transpose, c
   return plan;
 }
 
-// The whole convolution as one call.
-ConvCall WholeCall(const ConvGeometry& g, bool has_bias) {
+// The whole convolution as one call; `nhwc` gives src/dst NHWC strides.
+ConvCall WholeCall(const ConvGeometry& g, bool has_bias, bool nhwc) {
   ConvCall c;
   c.x = g.x;
   c.y = g.y_dnnl;
   c.w = g.dnnl_w;
-  c.x_strides = Strides(c.x);
-  c.y_strides = Strides(c.y);
+  c.x_strides = nhwc ? NhwcStrides(c.x) : Strides(c.x);
+  c.y_strides = nhwc ? NhwcStrides(c.y) : Strides(c.y);
   c.w_strides = g.dnnl_w_strides;
   c.pad_begin = g.win.pad_begin;
   c.pad_end = g.pad_end;
@@ -298,16 +303,19 @@ ConvCall WholeCall(const ConvGeometry& g, bool has_bias) {
 // convs (plain layout, a GEMM) by output-channel blocks, the others by rows of
 // the first spatial dim, each row band reading its input rows plus halo with
 // its own padding. Returns the whole call when the conv is too small to split
-// or has a shape the split does not cover (ConvTranspose, batch > 1).
-std::vector<ConvCall> SplitConv(const ConvGeometry& g, bool transpose, bool has_bias, int tiles) {
-  ConvCall whole = WholeCall(g, has_bias);
+// or has a shape the split does not cover (ConvTranspose, batch > 1). NHWC
+// convs always split by row bands (a band is rows * W * C elements at an
+// offset, strides unchanged).
+std::vector<ConvCall> SplitConv(const ConvGeometry& g, bool transpose, bool has_bias, bool nhwc,
+                                int tiles) {
+  ConvCall whole = WholeCall(g, has_bias, nhwc);
   const Window& w = g.win;
   double flops = 2.0 * static_cast<double>(NumElements(g.y)) *
                  static_cast<double>(g.in_channels / g.group) *
                  static_cast<double>(NumElements(w.kernel));
   if (tiles <= 1 || transpose || g.x[0] != 1 || flops < 4e6) return {whole};
   std::vector<ConvCall> calls;
-  if (!PreferBlocked(g)) {  // Pointwise: output-channel blocks of 16.
+  if (!nhwc && !PreferBlocked(g)) {  // Pointwise: output-channel blocks of 16.
     const int64_t blocks = g.out_channels / 16;
     const int64_t n = std::min<int64_t>(tiles, blocks);
     if (n < 2 || g.out_channels % 16 != 0) return {whole};
@@ -339,6 +347,10 @@ std::vector<ConvCall> SplitConv(const ConvGeometry& g, bool transpose, bool has_
     c.y_off = o0 * c.y_strides[2];
     c.pad_begin[0] = i0 - first;
     c.pad_end[0] = last - i1;
+    if (nhwc) {  // N = 1: a dense NHWC band, which oneDNN's fast kernels require.
+      c.x_strides[0] = c.x[2] * c.x_strides[2];
+      c.y_strides[0] = c.y[2] * c.y_strides[2];
+    }
     if (c.x[2] <= 0 || (c.x[2] + c.pad_begin[0] + c.pad_end[0] - ext) / s + 1 != c.y[2])
       return {whole};  // Geometry the band split cannot express.
     calls.push_back(c);
@@ -346,12 +358,12 @@ std::vector<ConvCall> SplitConv(const ConvGeometry& g, bool transpose, bool has_
   return calls;
 }
 
-TiledConv MakeTiledPlan(const ConvGeometry& g, bool transpose, bool has_bias, const float* const_w,
-                        int tiles) {
+TiledConv MakeTiledPlan(const ConvGeometry& g, bool transpose, bool has_bias, bool nhwc,
+                        const float* const_w, int tiles) {
   TiledConv tiled;
-  for (const ConvCall& call : SplitConv(g, transpose, has_bias, tiles)) {
+  for (const ConvCall& call : SplitConv(g, transpose, has_bias, nhwc, tiles)) {
     const ConvPlan* shared = tiled.empty() ? nullptr : &tiled.front().plan;
-    ConvPlan plan = MakePlan(g, call, transpose, const_w, shared);
+    ConvPlan plan = MakePlan(g, call, transpose, nhwc, const_w, shared);
     tiled.push_back(ConvTile{call, std::move(plan)});
   }
   return tiled;
@@ -392,10 +404,13 @@ void Execute(ConvPlan& p, const float* x, const float* w, const float* b, float*
 
 class ConvKernel final : public Kernel {
  public:
-  explicit ConvKernel(bool transpose) : transpose_(transpose) {}
+  ConvKernel(bool transpose, bool nhwc) : transpose_(transpose), nhwc_(nhwc) {}
 
-  static Result<std::unique_ptr<Kernel>> Create(const KernelInit& init, bool transpose) {
-    auto k = std::make_unique<ConvKernel>(transpose);
+  // `channels_last` (com.parallax Conv only): X and Y are NHWC.
+  static Result<std::unique_ptr<Kernel>> Create(const KernelInit& init, bool transpose,
+                                                bool channels_last = false) {
+    bool nhwc = channels_last && init.node.attr_int("channels_last", 0) != 0;
+    auto k = std::make_unique<ConvKernel>(transpose, nhwc);
     if (init.num_inputs() < 2) return init.Error("expects at least 2 inputs (X, W)");
     if (const Tensor* w = init.constant_input(1); w != nullptr && IsFloatLike(w->dtype())) {
       PX_ASSIGN_OR_RETURN(k->const_w_, ToFloat32(*w));
@@ -416,6 +431,7 @@ class ConvKernel final : public Kernel {
   Status RunImpl(KernelContext& ctx);
 
   bool transpose_;
+  bool nhwc_;
   Tensor const_w_, const_b_;
   PlanCache<TiledConv> cache_;
 };
@@ -433,7 +449,10 @@ Status ConvKernel::RunImpl(KernelContext& ctx) {
   if (!w.defined()) {
     PX_ASSIGN_OR_RETURN(w, ToFloat32(ctx.input(1)));
   }
-  PX_ASSIGN_OR_RETURN(ConvGeometry g, MakeGeometry(ctx.node(), transpose_, x.shape(), w.shape()));
+  if (nhwc_ && (x.rank() != 4 || w.rank() != 4))
+    return ctx.Error("channels_last needs 4-D X and W, got " + ShapeToString(x.shape()));
+  const Shape xs = nhwc_ ? NhwcToNchw(x.shape()) : x.shape();
+  PX_ASSIGN_OR_RETURN(ConvGeometry g, MakeGeometry(ctx.node(), transpose_, xs, w.shape()));
   bool has_bias = ctx.has_input(2);
   Tensor b = const_b_;
   if (has_bias && !b.defined()) {
@@ -443,7 +462,8 @@ Status ConvKernel::RunImpl(KernelContext& ctx) {
   if (has_bias && b.numel() != g.out_channels)
     return ctx.Error("bias has " + std::to_string(b.numel()) + " values, expected " +
                      std::to_string(g.out_channels));
-  PX_ASSIGN_OR_RETURN(Tensor * out, ctx.Output(0, dtype, g.y));
+  const Shape ys = nhwc_ ? NchwToNhwc(g.y) : g.y;  // Physical output shape.
+  PX_ASSIGN_OR_RETURN(Tensor * out, ctx.Output(0, dtype, ys));
   if (out->numel() == 0) return Status::Ok();
   if (x.numel() == 0 || w.numel() == 0) {  // No reduction: output is the bias.
     float* o = out->data<float>();
@@ -451,8 +471,10 @@ Status ConvKernel::RunImpl(KernelContext& ctx) {
     if (dtype != DType::kFloat32) tmp.resize(static_cast<size_t>(out->numel()));
     if (!tmp.empty()) o = tmp.data();
     int64_t sp = out->numel() / (g.y[0] * g.y[1]);
-    for (int64_t i = 0; i < g.y[0] * g.y[1]; ++i)
-      std::fill_n(o + i * sp, sp, has_bias ? b.data<float>()[i % g.y[1]] : 0.f);
+    for (int64_t i = 0; i < out->numel(); ++i) {
+      int64_t c = nhwc_ ? i % g.y[1] : i / sp % g.y[1];
+      o[i] = has_bias ? b.data<float>()[c] : 0.f;
+    }
     StoreFromFloat32(o, out);
     return Status::Ok();
   }
@@ -462,12 +484,13 @@ Status ConvKernel::RunImpl(KernelContext& ctx) {
   key.push_back(ctx.intra_op().threads);
   TiledConv* plan = cache_.Find(key);
   if (plan == nullptr)
-    plan = cache_.Insert(key, MakeTiledPlan(g, transpose_, has_bias,
+    plan = cache_.Insert(key, MakeTiledPlan(g, transpose_, has_bias, nhwc_,
                                             const_w_.defined() ? const_w_.data<float>() : nullptr,
                                             ctx.intra_op().threads));
-  bool embed = g.y_dnnl != g.y;
-  Tensor y =
-      dtype == DType::kFloat32 && !embed ? *out : Tensor::Uninitialized(DType::kFloat32, g.y_dnnl);
+  bool embed = g.y_dnnl != g.y;  // Never for NHWC (ConvTranspose only).
+  Tensor y = dtype == DType::kFloat32 && !embed
+                 ? *out
+                 : Tensor::Uninitialized(DType::kFloat32, embed ? g.y_dnnl : ys);
   const float* px = x.data<float>();
   const float* pw = w.data<float>();
   const float* pb = has_bias ? b.data<float>() : nullptr;
@@ -495,6 +518,8 @@ void RegisterConvOps(OpRegistry& r) {
   r.Register("", "Conv", [](const KernelInit& init) { return ConvKernel::Create(init, false); });
   r.Register("", "ConvTranspose",
              [](const KernelInit& init) { return ConvKernel::Create(init, true); });
+  r.Register("com.parallax", "Conv",
+             [](const KernelInit& init) { return ConvKernel::Create(init, false, true); });
 }
 
 }  // namespace parallax::nn

@@ -4,6 +4,10 @@
 // shape). The plain C++ path covers what oneDNN cannot express: MaxPool's
 // Indices output, int8/uint8 MaxPool, AveragePool with count_include_pad in
 // ceil mode, LpPool, float64, and any configuration oneDNN rejects.
+//
+// ("com.parallax", "MaxPool"/"AveragePool") with channels_last=1 pool 2-D NHWC
+// activations (X [N,H,W,C], Y [N,OH,OW,C]) through oneDNN only, as one call;
+// the layout pass converts only pools oneDNN runs (float32, no Indices).
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -173,8 +177,9 @@ struct PoolPlan {
   std::vector<PoolTile> tiles;
 };
 
+// `xs`/`ys` are logical NC... dims; `nhwc` means the tensors are channels-last.
 PoolPlan MakeDnnlPlan(const Shape& xs, const Shape& ys, const Window& w, PoolKind kind,
-                      bool include_pad, int threads) {
+                      bool include_pad, bool nhwc, int threads) {
   PoolPlan p;
   memory::dims dil(w.dilation.size()), pr(w.pad_end.size());
   for (size_t i = 0; i < dil.size(); ++i) {
@@ -191,8 +196,23 @@ PoolPlan MakeDnnlPlan(const Shape& xs, const Shape& ys, const Window& w, PoolKin
   const int64_t in_plane = NumElements(xs) / planes, out_plane = NumElements(ys) / planes;
   const double work =
       static_cast<double>(NumElements(ys)) * static_cast<double>(NumElements(w.kernel));
-  const int64_t parts = work < 2e5 ? 1 : std::min<int64_t>(threads, planes);
+  const int64_t parts = work < 2e5 || nhwc ? 1 : std::min<int64_t>(threads, planes);
   try {
+    if (nhwc) {
+      dnnl::pooling_v2_forward::desc d(dnnl::prop_kind::forward_inference, alg,
+                                       StridedDesc(xs, NhwcStrides(xs)),
+                                       StridedDesc(ys, NhwcStrides(ys)), Dims(w.stride),
+                                       Dims(w.kernel), dil, Dims(w.pad_begin), pr);
+      dnnl::pooling_v2_forward::primitive_desc pd(d, attr, Engine());
+      PoolTile tile;
+      tile.src = memory(pd.src_desc(), Engine(), nullptr);
+      tile.dst = memory(pd.dst_desc(), Engine(), nullptr);
+      tile.scratch = memory(pd.scratchpad_desc(), Engine());
+      tile.prim = dnnl::pooling_v2_forward(pd);
+      p.tiles.push_back(std::move(tile));
+      p.use_dnnl = true;
+      return p;
+    }
     for (int64_t t = 0; t < parts; ++t) {
       const int64_t p0 = planes * t / parts, p1 = planes * (t + 1) / parts;
       Shape xt = xs, yt = ys;
@@ -221,7 +241,7 @@ PoolPlan MakeDnnlPlan(const Shape& xs, const Shape& ys, const Window& w, PoolKin
 
 class PoolKernel final : public Kernel {
  public:
-  explicit PoolKernel(PoolKind kind) : kind_(kind) {}
+  PoolKernel(PoolKind kind, bool nhwc) : kind_(kind), nhwc_(nhwc) {}
   Status Run(KernelContext& ctx) override {
     return Guard(ctx.node(), [&] { return RunImpl(ctx); });
   }
@@ -231,6 +251,7 @@ class PoolKernel final : public Kernel {
   Result<PoolParams> Params(const KernelContext& ctx) const;
 
   PoolKind kind_;
+  bool nhwc_;  // X and Y are NHWC (com.parallax channels_last).
   PlanCache<PoolPlan> cache_;
 };
 
@@ -253,20 +274,20 @@ Result<PoolParams> PoolKernel::Params(const KernelContext& ctx) const {
 Status PoolKernel::RunImpl(KernelContext& ctx) {
   if (!ctx.has_input(0)) return ctx.Error("input X is required");
   const Tensor& x = ctx.input(0);
-  if (x.rank() < 3 || x.rank() > 5)
+  if (x.rank() < 3 || x.rank() > 5 || (nhwc_ && x.rank() != 4))
     return Unsupported(ctx.node().Describe() + ": input rank " + std::to_string(x.rank()) +
-                       " (1-D to 3-D pooling is supported)");
+                       " (1-D to 3-D pooling is supported; 2-D only channels-last)");
   int r = x.rank() - 2;
   PX_ASSIGN_OR_RETURN(std::vector<int64_t> k, KernelShapeAttr(ctx.node(), r));
   if (k.empty()) return ctx.Error("kernel_shape attribute is required");
   bool ceil_mode = ctx.node().attr_int("ceil_mode", 0) != 0;
+  const Shape xs = nhwc_ ? NhwcToNchw(x.shape()) : x.shape();  // Logical NC... dims.
   PX_ASSIGN_OR_RETURN(
-      Window w,
-      ComputeWindow(ctx.node(), Shape(x.shape().begin() + 2, x.shape().end()), k, ceil_mode, true));
+      Window w, ComputeWindow(ctx.node(), Shape(xs.begin() + 2, xs.end()), k, ceil_mode, true));
   PX_ASSIGN_OR_RETURN(PoolParams pp, Params(ctx));
-  Shape ys = {x.dim(0), x.dim(1)};
+  Shape ys = {xs[0], xs[1]};
   ys.insert(ys.end(), w.out.begin(), w.out.end());
-  PX_ASSIGN_OR_RETURN(Tensor * out, ctx.Output(0, x.dtype(), ys));
+  PX_ASSIGN_OR_RETURN(Tensor * out, ctx.Output(0, x.dtype(), nhwc_ ? NchwToNhwc(ys) : ys));
   Tensor* indices = nullptr;
   if (kind_ == PoolKind::kMax && ctx.num_outputs() > 1 && ctx.output_used(1)) {
     PX_ASSIGN_OR_RETURN(indices, ctx.Output(1, DType::kInt64, ys));
@@ -274,6 +295,7 @@ Status PoolKernel::RunImpl(KernelContext& ctx) {
   if (out->numel() == 0) return Status::Ok();
   bool dnnl_ok = x.dtype() == DType::kFloat32 && indices == nullptr && kind_ != PoolKind::kLp &&
                  !(kind_ == PoolKind::kAvg && ceil_mode && pp.count_include_pad);
+  if (!dnnl_ok && nhwc_) return ctx.Error("channels-last pooling needs the oneDNN path");
   if (!dnnl_ok) return ReferencePool(ctx, w, pp, out, indices);
   PrepareThread();
   std::vector<int64_t> key = x.shape();
@@ -281,7 +303,8 @@ Status PoolKernel::RunImpl(KernelContext& ctx) {
   PoolPlan* plan = cache_.Find(key);
   if (plan == nullptr)
     plan = cache_.Insert(
-        key, MakeDnnlPlan(x.shape(), ys, w, kind_, pp.count_include_pad, ctx.intra_op().threads));
+        key, MakeDnnlPlan(xs, ys, w, kind_, pp.count_include_pad, nhwc_, ctx.intra_op().threads));
+  if (!plan->use_dnnl && nhwc_) return ctx.Error("oneDNN rejects this channels-last pooling");
   if (!plan->use_dnnl) return ReferencePool(ctx, w, pp, out, indices);
   const float* px = x.data<float>();
   float* py = out->data<float>();
@@ -359,9 +382,11 @@ Status GlobalPoolKernel(KernelContext& ctx) {
   }
 }
 
-KernelFactory PoolFactory(PoolKind kind) {
-  return [kind](const KernelInit&) -> Result<std::unique_ptr<Kernel>> {
-    return std::unique_ptr<Kernel>(new PoolKernel(kind));
+// `channels_last`: honour the node's channels_last attribute (com.parallax).
+KernelFactory PoolFactory(PoolKind kind, bool channels_last = false) {
+  return [kind, channels_last](const KernelInit& init) -> Result<std::unique_ptr<Kernel>> {
+    bool nhwc = channels_last && init.node.attr_int("channels_last", 0) != 0;
+    return std::unique_ptr<Kernel>(new PoolKernel(kind, nhwc));
   };
 }
 
@@ -371,6 +396,8 @@ void RegisterPoolOps(OpRegistry& r) {
   r.Register("", "MaxPool", PoolFactory(PoolKind::kMax));
   r.Register("", "AveragePool", PoolFactory(PoolKind::kAvg));
   r.Register("", "LpPool", PoolFactory(PoolKind::kLp));
+  r.Register("com.parallax", "MaxPool", PoolFactory(PoolKind::kMax, true));
+  r.Register("com.parallax", "AveragePool", PoolFactory(PoolKind::kAvg, true));
   r.Register("GlobalMaxPool", GlobalPoolKernel<PoolKind::kMax>);
   r.Register("GlobalAveragePool", GlobalPoolKernel<PoolKind::kAvg>);
   r.Register("GlobalLpPool", GlobalPoolKernel<PoolKind::kLp>);

@@ -26,6 +26,14 @@ void RegisterQuantOps(OpRegistry& r);   // nn_quant.cc
 Result<Tensor> ToFloat32(const Tensor& t);
 // Writes float32 values into `out` (float32/float64/float16), n = out->numel().
 void StoreFromFloat32(const float* src, Tensor* out);
+
+// Channels-last (NHWC) helpers for 4-D tensors: the logical NCHW dims of a
+// physical [N,H,W,C] shape and back, and the NHWC strides of logical NCHW dims.
+inline Shape NhwcToNchw(const Shape& s) { return {s[0], s[3], s[1], s[2]}; }
+inline Shape NchwToNhwc(const Shape& s) { return {s[0], s[2], s[3], s[1]}; }
+inline std::vector<int64_t> NhwcStrides(const Shape& d) {
+  return {d[2] * d[3] * d[1], 1, d[3] * d[1], d[1]};
+}
 inline bool IsFloatLike(DType t) {
   return t == DType::kFloat32 || t == DType::kFloat64 || t == DType::kFloat16;
 }

@@ -151,6 +151,39 @@ Status Unsqueeze(KernelContext& ctx) {
   return CopyWithShape(ctx, out);
 }
 
+// Layout reorders NCHW <-> NHWC (perm [0,2,3,1] / [0,3,1,2]) of 4-byte
+// elements: per batch item a 2-D transpose of a [rows, cols] matrix, in 32x32
+// tiles, parallel over (batch, column tiles). Returns false (nothing written)
+// for any other perm or element size.
+bool ChannelTranspose(const IntraOp& intra, const Tensor& x, const std::vector<int>& perm,
+                      Tensor* out) {
+  if (x.rank() != 4 || DTypeSize(x.dtype()) != 4) return false;
+  const bool to_nhwc = perm == std::vector<int>{0, 2, 3, 1};
+  if (!to_nhwc && perm != std::vector<int>{0, 3, 1, 2}) return false;
+  const int64_t n = x.dim(0);
+  const int64_t rows = to_nhwc ? x.dim(1) : x.dim(1) * x.dim(2);
+  const int64_t cols = to_nhwc ? x.dim(2) * x.dim(3) : x.dim(3);
+  constexpr int64_t kTile = 32;
+  const int64_t col_tiles = (cols + kTile - 1) / kTile;
+  const auto* in = static_cast<const uint32_t*>(x.raw_data());
+  auto* o = static_cast<uint32_t*>(out->raw_data());
+  const int64_t min_chunk = std::max<int64_t>(1, (int64_t{1} << 14) / (rows * kTile));
+  intra.ParallelRanges(n * col_tiles, min_chunk, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t b = t / col_tiles, c0 = t % col_tiles * kTile;
+      const int64_t c1 = std::min(cols, c0 + kTile);
+      const uint32_t* src = in + b * rows * cols;
+      uint32_t* dst = o + b * rows * cols;
+      for (int64_t r0 = 0; r0 < rows; r0 += kTile) {
+        const int64_t r1 = std::min(rows, r0 + kTile);
+        for (int64_t c = c0; c < c1; ++c)
+          for (int64_t r = r0; r < r1; ++r) dst[c * rows + r] = src[r * cols + c];
+      }
+    }
+  });
+  return true;
+}
+
 Status Transpose(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
   PX_RETURN_IF_ERROR(CheckMovable(ctx, x));
@@ -170,6 +203,7 @@ Status Transpose(KernelContext& ctx) {
     out_shape[static_cast<size_t>(i)] = x.dim(perm[static_cast<size_t>(i)]);
   PX_ASSIGN_OR_RETURN(Tensor * out, ctx.Output(0, x.dtype(), out_shape));
   if (x.numel() == 0) return Status::Ok();
+  if (ChannelTranspose(ctx.intra_op(), x, perm, out)) return Status::Ok();
   TransposeCopy(x.raw_data(), out->raw_data(), DTypeSize(x.dtype()), x.shape(), perm);
   return Status::Ok();
 }
