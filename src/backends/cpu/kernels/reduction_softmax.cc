@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "backends/cpu/kernels/reduction_util.h"
+#include "backends/cpu/kernels/vec_math.h"
 #include "ops/dispatch.h"
 #include "ops/shape_util.h"
 
@@ -51,11 +52,26 @@ C RowSum(const C* x, int64_t n) {
   return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
-// One contiguous row of n values (inner == 1).
+// Rows of at least this many elements go to the intra-op threads per task.
+constexpr int64_t kMinTaskElements = 16384;
+
+// One contiguous row of n values (inner == 1); float uses vec_math.h.
 template <SoftKind K, typename C>
 void SoftRow(const C* x, C* y, int64_t n) {
   if (n == 0) return;
-  if constexpr (K == SoftKind::kHardmax) {
+  if constexpr (std::is_same_v<C, float> && K != SoftKind::kHardmax) {
+    const vec::Kernels& k = vec::Best();
+    const float m = k.max(x, n);
+    const float s = k.exp_shift_sum(x, m, y, n);
+    if constexpr (K == SoftKind::kSoftmax) {
+      const float inv = 1.0f / s;
+      k.binary(vec::BinaryOp::kMul, y, 1, &inv, 0, y, n);
+    } else {
+      const float off = m + std::log(s);
+      k.binary(vec::BinaryOp::kSub, x, 1, &off, 0, y, n);
+    }
+    return;
+  } else if constexpr (K == SoftKind::kHardmax) {
     int64_t arg = 0;
     for (int64_t j = 1; j < n; ++j) arg = x[j] > x[arg] ? j : arg;
     for (int64_t j = 0; j < n; ++j) y[j] = C(0);
@@ -140,14 +156,20 @@ Status SoftKernel(KernelContext& ctx) {
       xs = x.data<T>();
       ys = out->data<T>();
     }
-    std::vector<C> m(static_cast<size_t>(v.inner)), s(m.size());
-    for (int64_t o = 0; o < v.outer; ++o) {
-      const int64_t off = o * v.n * v.inner;
-      if (v.inner == 1)
-        SoftRow<K>(xs + off, ys + off, v.n);
-      else
-        SoftBlock<K>(xs + off, ys + off, v.n, v.inner, m.data(), s.data());
-    }
+    // Split by whole rows: each row's reductions run on one thread in a
+    // fixed order, whatever the thread count.
+    const int64_t block = v.n * v.inner;
+    ctx.intra_op().ParallelRanges(
+        v.outer, std::max<int64_t>(1, kMinTaskElements / block), [&](int64_t o0, int64_t o1) {
+          std::vector<C> m(static_cast<size_t>(v.inner)), s(m.size());
+          for (int64_t o = o0; o < o1; ++o) {
+            const int64_t off = o * block;
+            if (v.inner == 1)
+              SoftRow<K>(xs + off, ys + off, v.n);
+            else
+              SoftBlock<K>(xs + off, ys + off, v.n, v.inner, m.data(), s.data());
+          }
+        });
     if constexpr (std::is_same_v<T, Half>) {
       for (size_t i = 0; i < ybuf.size(); ++i) out->data<Half>()[i] = FloatToHalf(ybuf[i]);
     }
