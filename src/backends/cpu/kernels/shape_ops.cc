@@ -169,7 +169,8 @@ Status Transpose(KernelContext& ctx) {
     out_shape[static_cast<size_t>(i)] = x.dim(perm[static_cast<size_t>(i)]);
   PX_ASSIGN_OR_RETURN(Tensor * out, ctx.Output(0, x.dtype(), out_shape));
   if (x.numel() == 0) return Status::Ok();
-  TransposeCopy(x.raw_data(), out->raw_data(), DTypeSize(x.dtype()), x.shape(), perm);
+  TransposeCopy(x.raw_data(), out->raw_data(), DTypeSize(x.dtype()), x.shape(), perm,
+                ctx.intra_op());
   return Status::Ok();
 }
 
