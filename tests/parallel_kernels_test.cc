@@ -275,8 +275,9 @@ std::vector<double> NaiveSoftmax(const Tensor& x, int axis, bool log) {
 // (|x| <= 20 here) plus the sum's.
 TEST(ParallelKernels, SoftmaxAndLogSoftmaxRows) {
   const std::vector<std::pair<Shape, int>> cases = {
-      {{1, 1}, -1},     {{3, 7}, 1},       {{2, 17}, -1},   {{40, 1000}, -1},
-      {{1, 100003}, 1}, {{50, 40, 33}, 1}, {{3, 5, 17}, 1}, {{2, 6, 150, 150}, 3}};
+      {{1, 1}, -1},       {{3, 7}, 1},       {{2, 17}, -1},   {{40, 1000}, -1},
+      {{1, 100003}, 1},   {{50, 40, 33}, 1}, {{3, 5, 17}, 1}, {{2, 6, 150, 150}, 3},
+      {{1, 16, 4100}, 1}, {{2, 7, 1100}, 1}};
   uint32_t seed = 40;
   for (const auto& [shape, axis] : cases) {
     Tensor x = F32(shape, ++seed, -20.0f, 20.0f);

@@ -150,7 +150,8 @@ TEST(VecMath, SigmoidIsWithinUlpsOfLibm) {
 TEST(VecMath, BinaryIsExactForEveryStrideOnEveryIsa) {
   for (int64_t n : kSizes) {
     const std::vector<float> a = Inputs(n, 50.0f, 1), b = Inputs(n, 50.0f, 2);
-    for (BinaryOp op : {BinaryOp::kAdd, BinaryOp::kSub, BinaryOp::kMul, BinaryOp::kDiv}) {
+    for (BinaryOp op :
+         {BinaryOp::kAdd, BinaryOp::kSub, BinaryOp::kMul, BinaryOp::kDiv, BinaryOp::kMax}) {
       for (int64_t sa : {0, 1}) {
         for (int64_t sb : {0, 1}) {
           for (const Kernels* k : Variants()) {

@@ -19,7 +19,9 @@ namespace {
 #include "backends/cpu/kernels/vec_math_impl.inc"  // NOLINT(build/include)
 #undef PX_VEC_NS
 
-#if defined(__x86_64__) && defined(__GNUC__)
+// GCC only: other compilers (clang spells per-function targets differently)
+// get the baseline loops.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define PX_VEC_X86 1
 #pragma GCC push_options
 #pragma GCC target("avx2")

@@ -1,7 +1,9 @@
 // Float32 leaf loops of the long-tail CPU kernels (activations, broadcast
 // arithmetic, softmax and layer-norm rows), compiled once per ISA level
 // (baseline x86-64, AVX2, AVX-512F) and picked at run time from what the CPU
-// supports. Callers split work into ranges/rows (and threads) themselves.
+// supports (the environment variable PARALLAX_VEC_ISA=baseline|avx2|avx512
+// caps the level, for benchmarking). Callers split work into ranges/rows (and
+// threads) themselves.
 //
 // Every ISA variant performs the same IEEE operations in the same order (no
 // FMA contraction, fixed 16-lane reduction trees), so results are
@@ -45,7 +47,8 @@ enum class UnaryOp {
 };
 constexpr int kNumUnaryOps = static_cast<int>(UnaryOp::kMish) + 1;
 
-enum class BinaryOp { kAdd, kSub, kMul, kDiv };
+// kMax is `b > a ? b : a` (keeps a when b is NaN), for running maxima.
+enum class BinaryOp { kAdd, kSub, kMul, kDiv, kMax };
 
 // The element formula of each UnaryOp, shared by the vector loops and tests.
 inline float ScalarUnary(UnaryOp op, float x, float alpha, float beta) {
@@ -105,6 +108,8 @@ inline float ScalarBinary(BinaryOp op, float a, float b) {
       return a * b;
     case BinaryOp::kDiv:
       return a / b;
+    case BinaryOp::kMax:
+      return b > a ? b : a;
   }
   return a;
 }
