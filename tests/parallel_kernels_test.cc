@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "backends/cpu/kernels/elementwise_util.h"
 #include "backends/cpu/kernels/families.h"
 #include "backends/cpu/kernels/vec_math.h"
 #include "core/thread_pool.h"
@@ -109,7 +110,14 @@ uint32_t Bits(float f) {
   return u;
 }
 
-const std::vector<int64_t> kSizes = {1, 7, 17, 1000, 100003};
+// The largest sizes split into several tasks even for the cheapest ops.
+const std::vector<int64_t> kSizes = {1, 7, 17, 1000, 100003, 400003};
+
+TEST(ParallelKernels, LargestCasesSplitOverThreeThreads) {
+  const IntraOp three{nullptr, 3};
+  EXPECT_EQ(three.Chunks(400003, elementwise::kParallelMinChunk), 3);
+  EXPECT_EQ(three.Chunks(100003, elementwise::kParallelMinChunkHeavy), 3);
+}
 
 struct UnaryCase {
   const char* op;
@@ -152,7 +160,7 @@ TEST(ParallelKernels, UnaryFloat32MatchesScalarFormula) {
 }
 
 TEST(ParallelKernels, SigmoidFloat16AndFloat64) {
-  const int64_t n = 40001;
+  const int64_t n = 100003;
   const std::vector<float> v = Random(n, -10, 10, 5);
   Tensor h = Tensor::Uninitialized(DType::kFloat16, {n});
   std::vector<double> dv(v.begin(), v.end());
@@ -168,7 +176,7 @@ TEST(ParallelKernels, SigmoidFloat16AndFloat64) {
 }
 
 TEST(ParallelKernels, ClipFloat32) {
-  Tensor x = F32({100003}, 3);
+  Tensor x = F32({400003}, 3);
   Tensor lo = Tensor::FromVector(DType::kFloat32, {}, std::vector<float>{-1.25f});
   Tensor hi = Tensor::FromVector(DType::kFloat32, {}, std::vector<float>{3.5f});
   Tensor y = RunDeterministic({"Clip", {x, lo, hi}, {}, 13});
@@ -190,17 +198,18 @@ std::vector<float> NaiveBinary(vec::BinaryOp op, const Tensor& a, const Tensor& 
 }
 
 TEST(ParallelKernels, BinaryBroadcastIsExact) {
-  const std::vector<std::pair<Shape, Shape>> shapes = {{{100003}, {100003}},
-                                                       {{100003}, {}},
-                                                       {{}, {100003}},
+  // Output sizes from 1 to ~540K elements (several tasks on 2 and 3 threads).
+  const std::vector<std::pair<Shape, Shape>> shapes = {{{400003}, {400003}},
+                                                       {{400003}, {}},
+                                                       {{}, {400003}},
                                                        {{17}, {1}},
                                                        {{7}, {7}},
-                                                       {{2, 16, 40, 40}, {1, 16, 1, 1}},
-                                                       {{3, 77, 384}, {384}},
-                                                       {{3, 77, 384}, {3, 77, 1}},
-                                                       {{5, 1, 300}, {1, 70, 1}},
-                                                       {{4, 3000, 3}, {1, 1, 3}},
-                                                       {{1, 6, 150, 150}, {1, 1, 1, 150}}};
+                                                       {{4, 16, 80, 80}, {1, 16, 1, 1}},
+                                                       {{12, 77, 384}, {384}},
+                                                       {{12, 77, 384}, {12, 77, 1}},
+                                                       {{20, 1, 300}, {1, 70, 1}},
+                                                       {{40, 3000, 3}, {1, 1, 3}},
+                                                       {{1, 6, 300, 300}, {1, 1, 1, 300}}};
   const std::pair<const char*, vec::BinaryOp> ops[] = {{"Add", vec::BinaryOp::kAdd},
                                                        {"Sub", vec::BinaryOp::kSub},
                                                        {"Mul", vec::BinaryOp::kMul},
@@ -225,7 +234,7 @@ TEST(ParallelKernels, BinaryBroadcastIsExact) {
 }
 
 TEST(ParallelKernels, BinaryFloat16AndInt32Broadcast) {
-  const Shape sa = {64, 300}, sb = {300};
+  const Shape sa = {1500, 300}, sb = {300};
   Tensor a = F32(sa, 1), b = F32(sb, 2);
   Tensor ha = Tensor::Uninitialized(DType::kFloat16, sa);
   Tensor hb = Tensor::Uninitialized(DType::kFloat16, sb);
@@ -275,7 +284,7 @@ std::vector<double> NaiveSoftmax(const Tensor& x, int axis, bool log) {
 // (|x| <= 20 here) plus the sum's.
 TEST(ParallelKernels, SoftmaxAndLogSoftmaxRows) {
   const std::vector<std::pair<Shape, int>> cases = {
-      {{1, 1}, -1},       {{3, 7}, 1},       {{2, 17}, -1},   {{40, 1000}, -1},
+      {{1, 1}, -1},       {{3, 7}, 1},       {{2, 17}, -1},   {{100, 1000}, -1},
       {{1, 100003}, 1},   {{50, 40, 33}, 1}, {{3, 5, 17}, 1}, {{2, 6, 150, 150}, 3},
       {{1, 16, 4100}, 1}, {{2, 7, 1100}, 1}};
   uint32_t seed = 40;
@@ -299,7 +308,7 @@ TEST(ParallelKernels, SoftmaxAndLogSoftmaxRows) {
 
 TEST(ParallelKernels, LayerNormalizationRows) {
   const std::vector<std::pair<Shape, int>> cases = {
-      {{1, 1}, -1}, {{7, 17}, -1}, {{100, 384}, -1}, {{2, 50, 768}, -1}, {{4, 30, 20}, 1}};
+      {{1, 1}, -1}, {{7, 17}, -1}, {{400, 384}, -1}, {{2, 100, 768}, -1}, {{40, 30, 120}, 1}};
   uint32_t seed = 70;
   for (const auto& [shape, axis] : cases) {
     const int a = axis < 0 ? axis + static_cast<int>(shape.size()) : axis;
@@ -353,16 +362,17 @@ void CheckTranspose(DType dt, const Shape& shape, const std::vector<int64_t>& pe
 }
 
 TEST(ParallelKernels, TransposeCommonPerms) {
+  // Up to ~2.6 MB (float) / 5 MB (int64): several tasks on 2 and 3 threads.
   const std::vector<std::pair<Shape, std::vector<int64_t>>> cases = {
       {{333, 777}, {1, 0}},
       {{1, 1}, {1, 0}},
       {{7, 17}, {1, 0}},
-      {{4, 67, 45, 9}, {0, 2, 1, 3}},
-      {{4, 67, 45, 9}, {0, 2, 3, 1}},
-      {{4, 67, 45, 9}, {2, 1, 0, 3}},
-      {{1, 6, 150, 64}, {0, 2, 1, 3}},
-      {{1, 150, 6, 64}, {0, 2, 3, 1}},
-      {{2, 6, 150, 64}, {0, 1, 3, 2}},
+      {{12, 67, 45, 9}, {0, 2, 1, 3}},
+      {{12, 67, 45, 9}, {0, 2, 3, 1}},
+      {{12, 67, 45, 9}, {2, 1, 0, 3}},
+      {{4, 6, 300, 64}, {0, 2, 1, 3}},
+      {{4, 300, 6, 64}, {0, 2, 3, 1}},
+      {{4, 6, 300, 64}, {0, 1, 3, 2}},
       {{3, 5, 7, 11, 13}, {4, 2, 0, 3, 1}}};
   for (const auto& [shape, perm] : cases) {
     CheckTranspose<float>(DType::kFloat32, shape, perm);
@@ -372,7 +382,7 @@ TEST(ParallelKernels, TransposeCommonPerms) {
 }
 
 TEST(ParallelKernels, WhereAndExpandBroadcast) {
-  const Shape sc = {40, 1, 90}, sx = {1, 30, 90};
+  const Shape sc = {160, 1, 90}, sx = {1, 30, 90};
   std::vector<uint8_t> cv(static_cast<size_t>(NumElements(sc)));
   for (size_t i = 0; i < cv.size(); ++i) cv[i] = (i * 37 % 5) < 2;
   Tensor cond = Tensor::Uninitialized(DType::kBool, sc);
@@ -380,13 +390,13 @@ TEST(ParallelKernels, WhereAndExpandBroadcast) {
   Tensor x = F32(sx, 1);
   Tensor y = Tensor::FromVector(DType::kFloat32, {}, std::vector<float>{-7.0f});
   Tensor w = RunDeterministic({"Where", {cond, x, y}, {}, 16});
-  ASSERT_EQ(w.shape(), (Shape{40, 30, 90}));
-  for (int64_t i = 0; i < 40; ++i)
+  ASSERT_EQ(w.shape(), (Shape{160, 30, 90}));
+  for (int64_t i = 0; i < 160; ++i)
     for (int64_t j = 0; j < 30; ++j)
       for (int64_t k = 0; k < 90; ++k)
         ASSERT_EQ(w.data<float>()[(i * 30 + j) * 90 + k],
                   cv[static_cast<size_t>(i * 90 + k)] ? x.data<float>()[j * 90 + k] : -7.0f);
-  Tensor shape = Tensor::FromVector(DType::kInt64, {3}, std::vector<int64_t>{64, 30, 90});
+  Tensor shape = Tensor::FromVector(DType::kInt64, {3}, std::vector<int64_t>{256, 30, 90});
   Tensor e = RunDeterministic({"Expand", {x, shape}, {}, 13});
   for (int64_t i = 0; i < e.numel(); ++i)
     ASSERT_EQ(e.data<float>()[i], x.data<float>()[i % x.numel()]);

@@ -42,15 +42,37 @@ void MapHalf(const Half* in, TO* out, int64_t n, F& f, const VecOp* vop) {
   }
 }
 
+// Elements per intra-op task: float maps through exp, erf, tanh, a divide or
+// libm (no vop) are heavy; integer maps and the select-like float ones are
+// cheap.
+int64_t MinChunk(DType dt, const VecOp* vop) {
+  if (dt != DType::kFloat32 && dt != DType::kFloat64 && dt != DType::kFloat16)
+    return kParallelMinChunk;
+  if (vop == nullptr) return kParallelMinChunkHeavy;
+  switch (vop->op) {
+    case vec::UnaryOp::kRelu:
+    case vec::UnaryOp::kLeakyRelu:
+    case vec::UnaryOp::kHardSigmoid:
+    case vec::UnaryOp::kHardSwish:
+    case vec::UnaryOp::kClip:
+    case vec::UnaryOp::kNeg:
+    case vec::UnaryOp::kAbs:
+      return kParallelMinChunk;
+    default:
+      return kParallelMinChunkHeavy;
+  }
+}
+
 // o[i] = f(in[i]) for i < n, or vop's loop for float32, split over par's
-// threads.
+// threads in tasks of at least `chunk` elements.
 template <typename T, typename TO, typename F>
-void MapParallel(const IntraOp& par, const T* in, TO* o, int64_t n, F& f, const VecOp* vop) {
+void MapParallel(const IntraOp& par, int64_t chunk, const T* in, TO* o, int64_t n, F& f,
+                 const VecOp* vop) {
   if constexpr (std::is_same_v<T, float> && std::is_same_v<TO, float>) {
     if (vop != nullptr) {
       const vec::Kernels& k = vec::Best();
       par.ParallelRanges(
-          n, kParallelMinChunk,
+          n, chunk,
           [&](int64_t b, int64_t e) {
             k.unary(vop->op, in + b, o + b, e - b, vop->alpha, vop->beta);
           },
@@ -59,7 +81,7 @@ void MapParallel(const IntraOp& par, const T* in, TO* o, int64_t n, F& f, const 
     }
   }
   par.ParallelRanges(
-      n, kParallelMinChunk,
+      n, chunk,
       [&](int64_t b, int64_t e) {
         for (int64_t i = b; i < e; ++i) o[i] = static_cast<TO>(f(in[i]));
       },
@@ -80,12 +102,13 @@ Status Unary(KernelContext& ctx, F f, const VecOp* vop = nullptr) {
   const int64_t n = x.numel();
   const DType out_dt = kBoolOut ? DType::kBool : dt;
   const IntraOp& par = ctx.intra_op();
+  const int64_t chunk = MinChunk(dt, vop);
   auto run = [&]<typename T>() -> Status {
     PX_ASSIGN_OR_RETURN(Tensor * out, ctx.Output(0, out_dt, x.shape()));
     if constexpr (kBoolOut)
-      MapParallel(par, x.data<T>(), out->data<bool>(), n, f, vop);
+      MapParallel(par, chunk, x.data<T>(), out->data<bool>(), n, f, vop);
     else
-      MapParallel(par, x.data<T>(), out->data<T>(), n, f, vop);
+      MapParallel(par, chunk, x.data<T>(), out->data<T>(), n, f, vop);
     return Status::Ok();
   };
   if constexpr ((kTypes & kFloats) != 0) {
@@ -93,7 +116,7 @@ Status Unary(KernelContext& ctx, F f, const VecOp* vop = nullptr) {
       PX_ASSIGN_OR_RETURN(Tensor * out, ctx.Output(0, out_dt, x.shape()));
       const Half* in = x.data<Half>();
       par.ParallelRanges(
-          n, kParallelMinChunk,
+          n, kParallelMinChunkHeavy,  // float16 conversions dominate.
           [&](int64_t b, int64_t e) {
             if constexpr (kBoolOut)
               MapHalf(in + b, out->data<bool>() + b, e - b, f, vop);

@@ -93,10 +93,14 @@ void ForEachRow(const BroadcastPlan& p, F&& row) {
   ForEachRowIn(p, 0, p.rows, row);
 }
 
-// Elementwise kernels split their work over the intra-op threads in tasks of
-// at least kParallelMinChunk elements (less would cost more in hand-off than
-// it saves), with boundaries on multiples of kParallelAlign elements.
-inline constexpr int64_t kParallelMinChunk = 16384;
+// Elementwise kernels split their work over the intra-op threads in tasks
+// that outlast waking a worker (a few microseconds at best, far more on a
+// busy machine): kParallelMinChunk elements for memory-bound maps and
+// arithmetic (~0.1-0.3 ns per float32 element), kParallelMinChunkHeavy for
+// exp/erf/tanh/divide-based maps and libm calls (~0.3-2 ns per element).
+// Boundaries fall on multiples of kParallelAlign elements (64-byte lines).
+inline constexpr int64_t kParallelMinChunk = 128 * 1024;
+inline constexpr int64_t kParallelMinChunkHeavy = 32 * 1024;
 inline constexpr int64_t kParallelAlign = 16;
 
 // Covers the numpy broadcast of a (shape sa) and b (shape sb) to `so` with

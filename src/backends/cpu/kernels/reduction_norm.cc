@@ -46,8 +46,9 @@ Result<std::vector<C>> ExpandTo(const KernelContext& ctx, const Tensor& t, const
   return out;
 }
 
-// Rows of at least this many elements go to the intra-op threads per task.
-constexpr int64_t kMinTaskElements = 16384;
+// Elements per intra-op task (~0.3 ns each), so a task outlasts waking a
+// worker.
+constexpr int64_t kMinTaskElements = 64 * 1024;
 
 // Mean and 1/sqrt(var + eps) of n contiguous values.
 template <typename S, typename T>

@@ -52,8 +52,9 @@ C RowSum(const C* x, int64_t n) {
   return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
-// Rows of at least this many elements go to the intra-op threads per task.
-constexpr int64_t kMinTaskElements = 16384;
+// Elements per intra-op task (~0.5-1 ns each: exp-bound), so a task outlasts
+// waking a worker.
+constexpr int64_t kMinTaskElements = 32 * 1024;
 
 // One contiguous row of n values (inner == 1); float uses vec_math.h.
 template <SoftKind K, typename C>

@@ -28,9 +28,9 @@ bool Coalesce(const Shape& shape, const std::vector<int64_t>& strides, std::vect
   return true;
 }
 
-// Bytes per parallel task of the copy kernels: below this a thread hand-off
-// costs more than it saves.
-constexpr int64_t kMinTaskBytes = 64 * 1024;
+// Bytes per parallel task of the copy kernels, so a task outlasts waking a
+// worker (copies run at several GB/s).
+constexpr int64_t kMinTaskBytes = 512 * 1024;
 
 // Input offset of the first element of row `row` of coalesced dims (the rows
 // are dims[0..n-1) in row-major order); fills idx with its index.
