@@ -7,6 +7,7 @@
 #include <type_traits>
 
 #include "backends/cpu/kernels/elementwise_util.h"
+#include "backends/cpu/kernels/vec_math.h"
 #include "ops/dispatch.h"
 
 namespace parallax {
@@ -40,21 +41,51 @@ bool IsFloatType(DType t) {
   return t == DType::kFloat32 || t == DType::kFloat64 || t == DType::kFloat16;
 }
 
+// Spans shorter than this run inline rather than through a vec:: call.
+constexpr int64_t kMinVecSpan = 16;
+
+// out = a `op` b for float32 with numpy broadcasting, through the vectorised
+// loops of vec_math.h, split over ctx's intra-op threads.
+void VecBinary(const IntraOp& par, vec::BinaryOp op, const float* a, const float* b, float* out,
+               const BinaryShapes& s) {
+  const vec::Kernels& k = vec::Best();
+  ForEachBinarySpan(par, s.sa, s.sb, s.so,
+                    [&](int64_t o, int64_t ia, int64_t ka, int64_t ib, int64_t kb, int64_t m) {
+                      if (m >= kMinVecSpan) {
+                        k.binary(op, a + ia, ka, b + ib, kb, out + o, m);
+                        return;
+                      }
+                      auto f = [op](float x, float y) { return vec::ScalarBinary(op, x, y); };
+                      BinarySpan(a + ia, ka, b + ib, kb, out + o, m, f);
+                    });
+}
+
 // out = f(a, b) broadcast; both inputs share a dtype from `kTypes`. The output
 // has the input dtype, or bool when kBoolOut.
 // `b_shape` overrides how input 1's shape is seen (same element count).
+// With `vop`, float32 and float16 use its vectorised float32 loop, which must
+// compute what f computes for float. Work is split over ctx's intra-op threads.
 template <int kTypes, bool kBoolOut = false, typename F>
-Status Binary(KernelContext& ctx, F f, const Shape* b_shape = nullptr) {
+Status Binary(KernelContext& ctx, F f, const Shape* b_shape = nullptr,
+              const vec::BinaryOp* vop = nullptr) {
   PX_ASSIGN_OR_RETURN(BinaryShapes s, PrepareBinary(ctx, true, b_shape));
   const Tensor& a = ctx.input(0);
   const Tensor& b = ctx.input(1);
   const DType dt = a.dtype();
+  const IntraOp& par = ctx.intra_op();
   auto run = [&]<typename T>(const Tensor& x, const Tensor& y, Tensor* out) -> Status {
     if constexpr (kBoolOut) {
-      BinaryLoop(x.data<T>(), s.sa, y.data<T>(), s.sb, out->data<bool>(), s.so, f);
-    } else {
-      BinaryLoop(x.data<T>(), s.sa, y.data<T>(), s.sb, out->data<T>(), s.so,
-                 [&f](T p, T q) { return static_cast<T>(f(p, q)); });
+      BinaryLoop(x.data<T>(), s.sa, y.data<T>(), s.sb, out->data<bool>(), s.so, f, par);
+    } else if constexpr (std::is_same_v<T, float>) {
+      if (vop != nullptr) {
+        VecBinary(par, *vop, x.data<float>(), y.data<float>(), out->data<float>(), s);
+        return Status::Ok();
+      }
+    }
+    if constexpr (!kBoolOut) {
+      BinaryLoop(
+          x.data<T>(), s.sa, y.data<T>(), s.sb, out->data<T>(), s.so,
+          [&f](T p, T q) { return static_cast<T>(f(p, q)); }, par);
     }
     return Status::Ok();
   };
@@ -94,8 +125,9 @@ Status Binary(KernelContext& ctx, F f, const Shape* b_shape = nullptr) {
 }
 
 template <typename F>
-Status BinaryNumeric(KernelContext& ctx, F f, const Shape* b_shape = nullptr) {
-  return Binary<kFloats | kInts>(ctx, f, b_shape);
+Status BinaryNumeric(KernelContext& ctx, F f, const Shape* b_shape = nullptr,
+                     const vec::BinaryOp* vop = nullptr) {
+  return Binary<kFloats | kInts>(ctx, f, b_shape, vop);
 }
 template <typename F>
 Status Compare(KernelContext& ctx, F f) {
@@ -105,27 +137,37 @@ Status Compare(KernelContext& ctx, F f) {
 // Arithmetic ---------------------------------------------------------------
 
 Status Add(KernelContext& c) {
-  return BinaryNumeric(c, [](auto x, auto y) { return WrapAdd(x, y); });
+  static constexpr vec::BinaryOp kVec = vec::BinaryOp::kAdd;
+  return BinaryNumeric(
+      c, [](auto x, auto y) { return WrapAdd(x, y); }, nullptr, &kVec);
 }
 Status Sub(KernelContext& c) {
-  return BinaryNumeric(c, [](auto x, auto y) { return WrapSub(x, y); });
+  static constexpr vec::BinaryOp kVec = vec::BinaryOp::kSub;
+  return BinaryNumeric(
+      c, [](auto x, auto y) { return WrapSub(x, y); }, nullptr, &kVec);
 }
 Status Mul(KernelContext& c) {
-  return BinaryNumeric(c, [](auto x, auto y) { return WrapMul(x, y); });
+  static constexpr vec::BinaryOp kVec = vec::BinaryOp::kMul;
+  return BinaryNumeric(
+      c, [](auto x, auto y) { return WrapMul(x, y); }, nullptr, &kVec);
 }
 Status Div(KernelContext& c) {
-  return BinaryNumeric(c, [](auto x, auto y) {
-    using T = decltype(x);
-    if constexpr (std::is_integral_v<T>) {
-      if (y == T(0)) return T(0);
-      if constexpr (std::is_signed_v<T>) {
-        if (y == T(-1)) return static_cast<T>(0 - static_cast<std::make_unsigned_t<T>>(x));
-      }
-      return static_cast<T>(x / y);  // Truncates toward zero like C.
-    } else {
-      return x / y;
-    }
-  });
+  static constexpr vec::BinaryOp kVec = vec::BinaryOp::kDiv;
+  return BinaryNumeric(
+      c,
+      [](auto x, auto y) {
+        using T = decltype(x);
+        if constexpr (std::is_integral_v<T>) {
+          if (y == T(0)) return T(0);
+          if constexpr (std::is_signed_v<T>) {
+            if (y == T(-1)) return static_cast<T>(0 - static_cast<std::make_unsigned_t<T>>(x));
+          }
+          return static_cast<T>(x / y);  // Truncates toward zero like C.
+        } else {
+          return x / y;
+        }
+      },
+      nullptr, &kVec);
 }
 
 Status Mod(KernelContext& c) {

@@ -8,6 +8,7 @@
 #include <type_traits>
 
 #include "backends/cpu/kernels/elementwise_util.h"
+#include "backends/cpu/kernels/vec_math.h"
 #include "ops/dispatch.h"
 
 namespace parallax {
@@ -113,35 +114,42 @@ Status Where(KernelContext& c) {
   if (!s2.ok()) return c.Error(s2.status().message());
   const Shape so = *s2;
   PX_ASSIGN_OR_RETURN(Tensor * out, c.Output(0, x.dtype(), so));
-  return WithNode(c, DispatchBySize(x.dtype(), [&]<typename T>() -> Status {
-                    const bool* pc = cond.data<bool>();
-                    const T* px = x.data<T>();
-                    const T* py = y.data<T>();
-                    T* po = out->data<T>();
-                    const int64_t n = NumElements(so);
-                    if (cond.numel() == n && x.numel() == n && y.numel() == n) {
-                      for (int64_t i = 0; i < n; ++i) po[i] = pc[i] ? px[i] : py[i];
-                      return Status::Ok();
-                    }
-                    if (n == 0) return Status::Ok();
-                    BroadcastPlan p = MakeBroadcastPlan(so, {cond.shape(), x.shape(), y.shape()});
-                    const int64_t m = p.inner;
-                    const int64_t kc = p.inner_stride[0], kx = p.inner_stride[1],
-                                  ky = p.inner_stride[2];
-                    ForEachRow(p, [&](int64_t o, const std::array<int64_t, 3>& off) {
-                      const bool* rc = pc + off[0];
-                      const T* rx = px + off[1];
-                      const T* ry = py + off[2];
-                      T* ro = po + o;
-                      if (kc == 1 && kx == 1 && ky == 1) {
-                        for (int64_t i = 0; i < m; ++i) ro[i] = rc[i] ? rx[i] : ry[i];
-                      } else {
-                        for (int64_t i = 0; i < m; ++i)
-                          ro[i] = rc[i * kc] ? rx[i * kx] : ry[i * ky];
-                      }
-                    });
-                    return Status::Ok();
-                  }));
+  return WithNode(
+      c, DispatchBySize(x.dtype(), [&]<typename T>() -> Status {
+        const bool* pc = cond.data<bool>();
+        const T* px = x.data<T>();
+        const T* py = y.data<T>();
+        T* po = out->data<T>();
+        const int64_t n = NumElements(so);
+        const IntraOp& par = c.intra_op();
+        if (cond.numel() == n && x.numel() == n && y.numel() == n) {
+          par.ParallelRanges(
+              n, kParallelMinChunk,
+              [&](int64_t b, int64_t e) {
+                for (int64_t i = b; i < e; ++i) po[i] = pc[i] ? px[i] : py[i];
+              },
+              kParallelAlign);
+          return Status::Ok();
+        }
+        if (n == 0) return Status::Ok();
+        BroadcastPlan p = MakeBroadcastPlan(so, {cond.shape(), x.shape(), y.shape()});
+        const int64_t m = p.inner;
+        const int64_t kc = p.inner_stride[0], kx = p.inner_stride[1], ky = p.inner_stride[2];
+        auto row = [&](int64_t o, const std::array<int64_t, 3>& off) {
+          const bool* rc = pc + off[0];
+          const T* rx = px + off[1];
+          const T* ry = py + off[2];
+          T* ro = po + o;
+          if (kc == 1 && kx == 1 && ky == 1) {
+            for (int64_t i = 0; i < m; ++i) ro[i] = rc[i] ? rx[i] : ry[i];
+          } else {
+            for (int64_t i = 0; i < m; ++i) ro[i] = rc[i * kc] ? rx[i * kx] : ry[i * ky];
+          }
+        };
+        par.ParallelRanges(p.rows, std::max<int64_t>(1, kParallelMinChunk / m),
+                           [&](int64_t r0, int64_t r1) { ForEachRowIn(p, r0, r1, row); });
+        return Status::Ok();
+      }));
 }
 
 // Clip ----------------------------------------------------------------------
@@ -191,11 +199,20 @@ Status Clip(KernelContext& c) {
                                 }
                                 const T* px = x.data<T>();
                                 T* po = dst->data<T>();
-                                const int64_t n = x.numel();
-                                for (int64_t i = 0; i < n; ++i) {
-                                  const T v = px[i] < lo ? lo : px[i];
-                                  po[i] = v > hi ? hi : v;
-                                }
+                                c.intra_op().ParallelRanges(
+                                    x.numel(), kParallelMinChunk,
+                                    [&](int64_t b, int64_t e) {
+                                      if constexpr (std::is_same_v<T, float>) {
+                                        vec::Best().unary(vec::UnaryOp::kClip, px + b, po + b,
+                                                          e - b, lo, hi);
+                                      } else {
+                                        for (int64_t i = b; i < e; ++i) {
+                                          const T v = px[i] < lo ? lo : px[i];
+                                          po[i] = v > hi ? hi : v;
+                                        }
+                                      }
+                                    },
+                                    kParallelAlign);
                                 return Status::Ok();
                               })));
   if (dst != out) StoreFloatAsHalf(*dst, out);

@@ -7,6 +7,7 @@
 #include <type_traits>
 
 #include "backends/cpu/kernels/elementwise_util.h"
+#include "backends/cpu/kernels/vec_math.h"
 #include "ops/dispatch.h"
 
 namespace parallax {
@@ -15,15 +16,25 @@ namespace {
 
 constexpr int64_t kHalfChunk = 256;
 
-// out[i] = f(in[i]) for a floating input type T (float16 via float).
+// The float32 loop of a unary op (vec_math.h) and its attributes.
+struct VecOp {
+  vec::UnaryOp op;
+  float alpha = 0.0f, beta = 0.0f;
+};
+
+// out[i] = f(in[i]) for float16 input, computed in float32 in small chunks
+// (through `vop`'s float32 loop when given).
 template <typename TO, typename F>
-void MapHalf(const Half* in, TO* out, int64_t n, F& f) {
+void MapHalf(const Half* in, TO* out, int64_t n, F& f, const VecOp* vop) {
   float buf[kHalfChunk];
   for (int64_t s = 0; s < n; s += kHalfChunk) {
     const int64_t m = std::min(kHalfChunk, n - s);
     for (int64_t i = 0; i < m; ++i) buf[i] = HalfToFloat(in[s + i]);
     if constexpr (std::is_same_v<TO, Half>) {
-      for (int64_t i = 0; i < m; ++i) buf[i] = static_cast<float>(f(buf[i]));
+      if (vop != nullptr)
+        vec::Best().unary(vop->op, buf, buf, m, vop->alpha, vop->beta);
+      else
+        for (int64_t i = 0; i < m; ++i) buf[i] = static_cast<float>(f(buf[i]));
       for (int64_t i = 0; i < m; ++i) out[s + i] = FloatToHalf(buf[i]);
     } else {
       for (int64_t i = 0; i < m; ++i) out[s + i] = static_cast<TO>(f(buf[i]));
@@ -31,36 +42,88 @@ void MapHalf(const Half* in, TO* out, int64_t n, F& f) {
   }
 }
 
+// Elements per intra-op task: float maps through exp, erf, tanh, a divide or
+// libm (no vop) are heavy; integer maps and the select-like float ones are
+// cheap.
+int64_t MinChunk(DType dt, const VecOp* vop) {
+  if (dt != DType::kFloat32 && dt != DType::kFloat64 && dt != DType::kFloat16)
+    return kParallelMinChunk;
+  if (vop == nullptr) return kParallelMinChunkHeavy;
+  switch (vop->op) {
+    case vec::UnaryOp::kRelu:
+    case vec::UnaryOp::kLeakyRelu:
+    case vec::UnaryOp::kHardSigmoid:
+    case vec::UnaryOp::kHardSwish:
+    case vec::UnaryOp::kClip:
+    case vec::UnaryOp::kNeg:
+    case vec::UnaryOp::kAbs:
+      return kParallelMinChunk;
+    default:
+      return kParallelMinChunkHeavy;
+  }
+}
+
+// o[i] = f(in[i]) for i < n, or vop's loop for float32, split over par's
+// threads in tasks of at least `chunk` elements.
+template <typename T, typename TO, typename F>
+void MapParallel(const IntraOp& par, int64_t chunk, const T* in, TO* o, int64_t n, F& f,
+                 const VecOp* vop) {
+  if constexpr (std::is_same_v<T, float> && std::is_same_v<TO, float>) {
+    if (vop != nullptr) {
+      const vec::Kernels& k = vec::Best();
+      par.ParallelRanges(
+          n, chunk,
+          [&](int64_t b, int64_t e) {
+            k.unary(vop->op, in + b, o + b, e - b, vop->alpha, vop->beta);
+          },
+          kParallelAlign);
+      return;
+    }
+  }
+  par.ParallelRanges(
+      n, chunk,
+      [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) o[i] = static_cast<TO>(f(in[i]));
+      },
+      kParallelAlign);
+}
+
 enum TypeSet { kFloats = 1, kInts = 2, kBools = 4 };
 
 // Applies f elementwise to input 0; the output has the input's dtype, or
-// bool when kBoolOut. `kTypes` says which input dtypes f accepts.
+// bool when kBoolOut. `kTypes` says which input dtypes f accepts. With `vop`,
+// float32 and float16 run its vectorised float32 loop, which must compute
+// what f computes for float. Work is split over ctx's intra-op threads.
 template <int kTypes, bool kBoolOut = false, typename F>
-Status Unary(KernelContext& ctx, F f) {
+Status Unary(KernelContext& ctx, F f, const VecOp* vop = nullptr) {
   PX_RETURN_IF_ERROR(RequireInputs(ctx, 1));
   const Tensor& x = ctx.input(0);
   const DType dt = x.dtype();
   const int64_t n = x.numel();
   const DType out_dt = kBoolOut ? DType::kBool : dt;
+  const IntraOp& par = ctx.intra_op();
+  const int64_t chunk = MinChunk(dt, vop);
   auto run = [&]<typename T>() -> Status {
     PX_ASSIGN_OR_RETURN(Tensor * out, ctx.Output(0, out_dt, x.shape()));
-    const T* in = x.data<T>();
-    if constexpr (kBoolOut) {
-      bool* o = out->data<bool>();
-      for (int64_t i = 0; i < n; ++i) o[i] = f(in[i]);
-    } else {
-      T* o = out->data<T>();
-      for (int64_t i = 0; i < n; ++i) o[i] = static_cast<T>(f(in[i]));
-    }
+    if constexpr (kBoolOut)
+      MapParallel(par, chunk, x.data<T>(), out->data<bool>(), n, f, vop);
+    else
+      MapParallel(par, chunk, x.data<T>(), out->data<T>(), n, f, vop);
     return Status::Ok();
   };
   if constexpr ((kTypes & kFloats) != 0) {
     if (dt == DType::kFloat16) {
       PX_ASSIGN_OR_RETURN(Tensor * out, ctx.Output(0, out_dt, x.shape()));
-      if constexpr (kBoolOut)
-        MapHalf(x.data<Half>(), out->data<bool>(), n, f);
-      else
-        MapHalf(x.data<Half>(), out->data<Half>(), n, f);
+      const Half* in = x.data<Half>();
+      par.ParallelRanges(
+          n, kParallelMinChunkHeavy,  // float16 conversions dominate.
+          [&](int64_t b, int64_t e) {
+            if constexpr (kBoolOut)
+              MapHalf(in + b, out->data<bool>() + b, e - b, f, vop);
+            else
+              MapHalf(in + b, out->data<Half>() + b, e - b, f, vop);
+          },
+          kParallelAlign);
       return Status::Ok();
     }
     if (dt == DType::kFloat32 || dt == DType::kFloat64) return DispatchFloat(dt, run);
@@ -77,12 +140,12 @@ Status Unary(KernelContext& ctx, F f) {
 }
 
 template <typename F>
-Status UnaryFloat(KernelContext& ctx, F f) {
-  return Unary<kFloats>(ctx, f);
+Status UnaryFloat(KernelContext& ctx, F f, const VecOp* vop = nullptr) {
+  return Unary<kFloats>(ctx, f, vop);
 }
 template <typename F>
-Status UnaryNumeric(KernelContext& ctx, F f) {
-  return Unary<kFloats | kInts>(ctx, f);
+Status UnaryNumeric(KernelContext& ctx, F f, const VecOp* vop = nullptr) {
+  return Unary<kFloats | kInts>(ctx, f, vop);
 }
 
 float Attr(const KernelContext& ctx, const char* name, float def) {
@@ -92,24 +155,32 @@ float Attr(const KernelContext& ctx, const char* name, float def) {
 // Math ------------------------------------------------------------------
 
 Status Abs(KernelContext& c) {
-  return UnaryNumeric(c, [](auto x) {
-    using T = decltype(x);
-    if constexpr (std::is_unsigned_v<T>)
-      return x;
-    else if constexpr (std::is_integral_v<T>)
-      return x < 0 ? WrapSub(T(0), x) : x;
-    else
-      return std::abs(x);
-  });
+  static constexpr VecOp kVec{vec::UnaryOp::kAbs};
+  return UnaryNumeric(
+      c,
+      [](auto x) {
+        using T = decltype(x);
+        if constexpr (std::is_unsigned_v<T>)
+          return x;
+        else if constexpr (std::is_integral_v<T>)
+          return x < 0 ? WrapSub(T(0), x) : x;
+        else
+          return std::abs(x);
+      },
+      &kVec);
 }
 Status Neg(KernelContext& c) {
-  return UnaryNumeric(c, [](auto x) {
-    using T = decltype(x);
-    if constexpr (std::is_integral_v<T>)  // Wraps like two's complement.
-      return static_cast<T>(0 - static_cast<std::make_unsigned_t<T>>(x));
-    else
-      return -x;
-  });
+  static constexpr VecOp kVec{vec::UnaryOp::kNeg};
+  return UnaryNumeric(
+      c,
+      [](auto x) {
+        using T = decltype(x);
+        if constexpr (std::is_integral_v<T>)  // Wraps like two's complement.
+          return static_cast<T>(0 - static_cast<std::make_unsigned_t<T>>(x));
+        else
+          return -x;
+      },
+      &kVec);
 }
 Status Sign(KernelContext& c) {
   return UnaryNumeric(c, [](auto x) {
@@ -139,21 +210,31 @@ Status BitwiseNot(KernelContext& c) {
 // Activations -------------------------------------------------------------
 
 Status Relu(KernelContext& c) {
-  return UnaryNumeric(c, [](auto x) { return x > decltype(x)(0) ? x : decltype(x)(0); });
+  static constexpr VecOp kVec{vec::UnaryOp::kRelu};
+  return UnaryNumeric(
+      c, [](auto x) { return x > decltype(x)(0) ? x : decltype(x)(0); }, &kVec);
 }
 Status LeakyRelu(KernelContext& c) {
   const float alpha = Attr(c, "alpha", 0.01f);
-  return UnaryFloat(c, [alpha](auto x) {
-    using T = decltype(x);
-    return x >= T(0) ? x : static_cast<T>(alpha) * x;
-  });
+  const VecOp v{vec::UnaryOp::kLeakyRelu, alpha};
+  return UnaryFloat(
+      c,
+      [alpha](auto x) {
+        using T = decltype(x);
+        return x >= T(0) ? x : static_cast<T>(alpha) * x;
+      },
+      &v);
 }
 Status Elu(KernelContext& c) {
   const float alpha = Attr(c, "alpha", 1.0f);
-  return UnaryFloat(c, [alpha](auto x) {
-    using T = decltype(x);
-    return x >= T(0) ? x : static_cast<T>(alpha) * (Exp(x) - T(1));
-  });
+  const VecOp v{vec::UnaryOp::kElu, alpha};
+  return UnaryFloat(
+      c,
+      [alpha](auto x) {
+        using T = decltype(x);
+        return x >= T(0) ? x : static_cast<T>(alpha) * (Exp(x) - T(1));
+      },
+      &v);
 }
 Status Selu(KernelContext& c) {
   const float alpha = Attr(c, "alpha", 1.67326319217681884765625f);
@@ -175,22 +256,32 @@ Status Celu(KernelContext& c) {
 }
 Status Sigmoid(KernelContext& c) {
   // exp(-x) overflows to inf for very negative x, giving exactly 0.
-  return UnaryFloat(c, [](auto x) { return decltype(x)(1) / (decltype(x)(1) + Exp(-x)); });
+  static constexpr VecOp kVec{vec::UnaryOp::kSigmoid};
+  return UnaryFloat(
+      c, [](auto x) { return decltype(x)(1) / (decltype(x)(1) + Exp(-x)); }, &kVec);
 }
 Status HardSigmoid(KernelContext& c) {
   const float alpha = Attr(c, "alpha", 0.2f), beta = Attr(c, "beta", 0.5f);
-  return UnaryFloat(c, [alpha, beta](auto x) {
-    using T = decltype(x);
-    const T v = static_cast<T>(alpha) * x + static_cast<T>(beta);
-    return std::min(T(1), std::max(T(0), v));
-  });
+  const VecOp vop{vec::UnaryOp::kHardSigmoid, alpha, beta};
+  return UnaryFloat(
+      c,
+      [alpha, beta](auto x) {
+        using T = decltype(x);
+        const T v = static_cast<T>(alpha) * x + static_cast<T>(beta);
+        return std::min(T(1), std::max(T(0), v));
+      },
+      &vop);
 }
 Status HardSwish(KernelContext& c) {
-  return UnaryFloat(c, [](auto x) {
-    using T = decltype(x);
-    const T v = x / T(6) + T(0.5);
-    return x * std::min(T(1), std::max(T(0), v));
-  });
+  static constexpr VecOp kVec{vec::UnaryOp::kHardSwish};
+  return UnaryFloat(
+      c,
+      [](auto x) {
+        using T = decltype(x);
+        const T v = x / T(6) + T(0.5);
+        return x * std::min(T(1), std::max(T(0), v));
+      },
+      &kVec);
 }
 template <typename T>
 inline T SoftplusValue(T x) {
@@ -200,7 +291,9 @@ Status Softplus(KernelContext& c) {
   return UnaryFloat(c, [](auto x) { return SoftplusValue(x); });
 }
 Status Softsign(KernelContext& c) {
-  return UnaryFloat(c, [](auto x) { return x / (decltype(x)(1) + std::abs(x)); });
+  static constexpr VecOp kVec{vec::UnaryOp::kSoftsign};
+  return UnaryFloat(
+      c, [](auto x) { return x / (decltype(x)(1) + std::abs(x)); }, &kVec);
 }
 Status ThresholdedRelu(KernelContext& c) {
   const float alpha = Attr(c, "alpha", 1.0f);
@@ -222,33 +315,52 @@ Status Shrink(KernelContext& c) {
 Status Mish(KernelContext& c) {
   // tanh(log(1 + e^x)) = n / (n + 2) with n = e^x (e^x + 2); x is capped at
   // 20, where the ratio is 1 in both float and double.
-  return UnaryFloat(c, [](auto x) {
-    using T = decltype(x);
-    const T e = Exp(std::min(x, T(20)));
-    const T n = e * (e + T(2));
-    return x * n / (n + T(2));
-  });
+  static constexpr VecOp kVec{vec::UnaryOp::kMish};
+  return UnaryFloat(
+      c,
+      [](auto x) {
+        using T = decltype(x);
+        const T e = Exp(std::min(x, T(20)));
+        const T n = e * (e + T(2));
+        return x * n / (n + T(2));
+      },
+      &kVec);
 }
 Status Gelu(KernelContext& c) {
   const std::string approx = c.node().attr_string("approximate", "none");
   if (approx == "tanh") {
-    return UnaryFloat(c, [](auto x) {
-      using T = decltype(x);
-      const T k = static_cast<T>(0.7978845608028654);  // sqrt(2 / pi)
-      return T(0.5) * x * (T(1) + Tanh(k * (x + T(0.044715) * x * x * x)));
-    });
+    static constexpr VecOp kVec{vec::UnaryOp::kGeluTanh};
+    return UnaryFloat(
+        c,
+        [](auto x) {
+          using T = decltype(x);
+          const T k = static_cast<T>(0.7978845608028654);  // sqrt(2 / pi)
+          return T(0.5) * x * (T(1) + Tanh(k * (x + T(0.044715) * x * x * x)));
+        },
+        &kVec);
   }
   if (approx != "none") return c.Error("unknown approximate mode '" + approx + "'");
-  return UnaryFloat(c, [](auto x) {
-    using T = decltype(x);
-    return T(0.5) * x * (T(1) + Erf(x * static_cast<T>(0.7071067811865476)));
-  });
+  static constexpr VecOp kVec{vec::UnaryOp::kGelu};
+  return UnaryFloat(
+      c,
+      [](auto x) {
+        using T = decltype(x);
+        return T(0.5) * x * (T(1) + Erf(x * static_cast<T>(0.7071067811865476)));
+      },
+      &kVec);
 }
 
 }  // namespace
 
 #define PX_UNARY_FLOAT(NAME, EXPR) \
   r.Register(NAME, [](KernelContext& c) { return UnaryFloat(c, [](auto x) { return EXPR; }); })
+// A unary float op with a vectorised float32 loop OP computing EXPR.
+#define PX_UNARY_VEC(NAME, OP, EXPR)            \
+  r.Register(NAME, [](KernelContext& c) {       \
+    static constexpr VecOp kVec{OP};            \
+    return UnaryFloat(                          \
+        c, [](auto x) { return EXPR; }, &kVec); \
+  })
 
 void RegisterUnaryOps(OpRegistry& r) {
   r.Register("Abs", Abs);
@@ -259,10 +371,10 @@ void RegisterUnaryOps(OpRegistry& r) {
   r.Register("IsInf", IsInf);
   r.Register("Not", Not);
   r.Register("BitwiseNot", BitwiseNot);
-  PX_UNARY_FLOAT("Exp", Exp(x));
+  PX_UNARY_VEC("Exp", vec::UnaryOp::kExp, Exp(x));
   PX_UNARY_FLOAT("Log", std::log(x));
-  PX_UNARY_FLOAT("Sqrt", std::sqrt(x));
-  PX_UNARY_FLOAT("Reciprocal", decltype(x)(1) / x);
+  PX_UNARY_VEC("Sqrt", vec::UnaryOp::kSqrt, std::sqrt(x));
+  PX_UNARY_VEC("Reciprocal", vec::UnaryOp::kReciprocal, decltype(x)(1) / x);
   PX_UNARY_FLOAT("Floor", std::floor(x));
   PX_UNARY_FLOAT("Ceil", std::ceil(x));
   PX_UNARY_FLOAT("Sin", std::sin(x));
@@ -276,10 +388,11 @@ void RegisterUnaryOps(OpRegistry& r) {
   PX_UNARY_FLOAT("Asinh", std::asinh(x));
   PX_UNARY_FLOAT("Acosh", std::acosh(x));
   PX_UNARY_FLOAT("Atanh", std::atanh(x));
-  PX_UNARY_FLOAT("Erf", Erf(x));
-  PX_UNARY_FLOAT("Tanh", Tanh(x));
+  PX_UNARY_VEC("Erf", vec::UnaryOp::kErf, Erf(x));
+  PX_UNARY_VEC("Tanh", vec::UnaryOp::kTanh, Tanh(x));
 }
 
+#undef PX_UNARY_VEC
 #undef PX_UNARY_FLOAT
 
 void RegisterActivationOps(OpRegistry& r) {

@@ -61,13 +61,19 @@ struct BroadcastPlan {
 
 BroadcastPlan MakeBroadcastPlan(const Shape& out, const std::vector<Shape>& inputs);
 
-// Calls row(out_offset, {offset per operand}) for each inner row.
+// Calls row(out_offset, {offset per operand}) for inner rows [r0, r1).
 template <typename F>
-void ForEachRow(const BroadcastPlan& p, F&& row) {
+void ForEachRowIn(const BroadcastPlan& p, int64_t r0, int64_t r1, F&& row) {
   std::array<int64_t, 3> off{};
   const size_t nd = p.outer_dims.size();
   std::vector<int64_t> idx(nd, 0);
-  for (int64_t r = 0; r < p.rows; ++r) {
+  for (size_t d = nd, rest = static_cast<size_t>(r0); d-- > 0;) {
+    const size_t dim = static_cast<size_t>(p.outer_dims[d]);
+    idx[d] = static_cast<int64_t>(rest % dim);
+    rest /= dim;
+    for (int k = 0; k < p.num_operands; ++k) off[k] += idx[d] * p.outer_strides[d][k];
+  }
+  for (int64_t r = r0; r < r1; ++r) {
     row(r * p.inner, off);
     for (size_t d = nd; d-- > 0;) {
       if (++idx[d] < p.outer_dims[d]) {
@@ -81,49 +87,77 @@ void ForEachRow(const BroadcastPlan& p, F&& row) {
   }
 }
 
-// out[i] = f(a[i], b[i]) with numpy broadcasting of a and b to `out_shape`.
-// Inner rows run as tight loops for the same-shape, scalar-operand and
-// broadcast-operand cases.
-template <typename TA, typename TB, typename TO, typename F>
-void BinaryLoop(const TA* a, const Shape& sa, const TB* b, const Shape& sb, TO* out,
-                const Shape& so, F f) {
+// Calls row(out_offset, {offset per operand}) for each inner row.
+template <typename F>
+void ForEachRow(const BroadcastPlan& p, F&& row) {
+  ForEachRowIn(p, 0, p.rows, row);
+}
+
+// Elementwise kernels split their work over the intra-op threads in tasks
+// that outlast waking a worker (a few microseconds at best, far more on a
+// busy machine): kParallelMinChunk elements for memory-bound maps and
+// arithmetic (~0.1-0.3 ns per float32 element), kParallelMinChunkHeavy for
+// exp/erf/tanh/divide-based maps and libm calls (~0.3-2 ns per element).
+// Boundaries fall on multiples of kParallelAlign elements (64-byte lines).
+inline constexpr int64_t kParallelMinChunk = 128 * 1024;
+inline constexpr int64_t kParallelMinChunkHeavy = 32 * 1024;
+inline constexpr int64_t kParallelAlign = 16;
+
+// Covers the numpy broadcast of a (shape sa) and b (shape sb) to `so` with
+// spans: span(o, ia, ka, ib, kb, len) stands for out[o + i] = f(a[ia + i * ka],
+// b[ib + i * kb]) for i < len, with ka, kb in {0, 1}. Spans are split over
+// `par`'s threads (flat cases by element ranges, others by whole rows), so
+// a span function must only write its own output elements.
+template <typename F>
+void ForEachBinarySpan(const IntraOp& par, const Shape& sa, const Shape& sb, const Shape& so,
+                       F&& span) {
   const int64_t n = NumElements(so);
   if (n == 0) return;
   const int64_t na = NumElements(sa), nb = NumElements(sb);
-  if (na == n && nb == n) {
-    for (int64_t i = 0; i < n; ++i) out[i] = f(a[i], b[i]);
+  if ((na == n || na == 1) && (nb == n || nb == 1)) {
+    const int64_t ka = na == n ? 1 : 0, kb = nb == n ? 1 : 0;
+    par.ParallelRanges(
+        n, kParallelMinChunk, [&](int64_t b, int64_t e) { span(b, b * ka, ka, b * kb, kb, e - b); },
+        kParallelAlign);
     return;
   }
-  if (nb == 1 && na == n) {
-    const TB bv = b[0];
-    for (int64_t i = 0; i < n; ++i) out[i] = f(a[i], bv);
-    return;
-  }
-  if (na == 1 && nb == n) {
-    const TA av = a[0];
-    for (int64_t i = 0; i < n; ++i) out[i] = f(av, b[i]);
-    return;
-  }
-  BroadcastPlan p = MakeBroadcastPlan(so, {sa, sb});
+  const BroadcastPlan p = MakeBroadcastPlan(so, {sa, sb});
   const int64_t m = p.inner;
   const int64_t ka = p.inner_stride[0], kb = p.inner_stride[1];
-  ForEachRow(p, [&](int64_t o, const std::array<int64_t, 3>& off) {
-    TO* po = out + o;
-    const TA* pa = a + off[0];
-    const TB* pb = b + off[1];
-    if (ka == 1 && kb == 1) {
-      for (int64_t i = 0; i < m; ++i) po[i] = f(pa[i], pb[i]);
-    } else if (ka == 1) {
-      const TB bv = pb[0];
-      for (int64_t i = 0; i < m; ++i) po[i] = f(pa[i], bv);
-    } else if (kb == 1) {
-      const TA av = pa[0];
-      for (int64_t i = 0; i < m; ++i) po[i] = f(av, pb[i]);
-    } else {
-      const TO v = f(pa[0], pb[0]);
-      for (int64_t i = 0; i < m; ++i) po[i] = v;
-    }
-  });
+  par.ParallelRanges(p.rows, std::max<int64_t>(1, kParallelMinChunk / m),
+                     [&](int64_t r0, int64_t r1) {
+                       ForEachRowIn(p, r0, r1, [&](int64_t o, const std::array<int64_t, 3>& off) {
+                         span(o, off[0], ka, off[1], kb, m);
+                       });
+                     });
+}
+
+// out[i] = f(a[i * ka], b[i * kb]) for i < m; ka, kb in {0, 1}.
+template <typename TA, typename TB, typename TO, typename F>
+void BinarySpan(const TA* a, int64_t ka, const TB* b, int64_t kb, TO* out, int64_t m, F& f) {
+  if (ka == 1 && kb == 1) {
+    for (int64_t i = 0; i < m; ++i) out[i] = f(a[i], b[i]);
+  } else if (ka == 1) {
+    const TB bv = b[0];
+    for (int64_t i = 0; i < m; ++i) out[i] = f(a[i], bv);
+  } else if (kb == 1) {
+    const TA av = a[0];
+    for (int64_t i = 0; i < m; ++i) out[i] = f(av, b[i]);
+  } else {
+    const TO v = f(a[0], b[0]);
+    for (int64_t i = 0; i < m; ++i) out[i] = v;
+  }
+}
+
+// out[i] = f(a[i], b[i]) with numpy broadcasting of a and b to `so`, split
+// over `par`'s threads (f may run on several threads at once).
+template <typename TA, typename TB, typename TO, typename F>
+void BinaryLoop(const TA* a, const Shape& sa, const TB* b, const Shape& sb, TO* out,
+                const Shape& so, F f, const IntraOp& par = IntraOp{}) {
+  ForEachBinarySpan(par, sa, sb, so,
+                    [&](int64_t o, int64_t ia, int64_t ka, int64_t ib, int64_t kb, int64_t m) {
+                      BinarySpan(a + ia, ka, b + ib, kb, out + o, m, f);
+                    });
 }
 
 // Copies `in` broadcast to `out_shape` into `out` (elements of type T).

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "backends/cpu/kernels/reduction_util.h"
+#include "backends/cpu/kernels/vec_math.h"
 #include "ops/dispatch.h"
 #include "ops/shape_util.h"
 
@@ -51,11 +52,27 @@ C RowSum(const C* x, int64_t n) {
   return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
-// One contiguous row of n values (inner == 1).
+// Elements per intra-op task (~0.5-1 ns each: exp-bound), so a task outlasts
+// waking a worker.
+constexpr int64_t kMinTaskElements = 32 * 1024;
+
+// One contiguous row of n values (inner == 1); float uses vec_math.h.
 template <SoftKind K, typename C>
 void SoftRow(const C* x, C* y, int64_t n) {
   if (n == 0) return;
-  if constexpr (K == SoftKind::kHardmax) {
+  if constexpr (std::is_same_v<C, float> && K != SoftKind::kHardmax) {
+    const vec::Kernels& k = vec::Best();
+    const float m = k.max(x, n);
+    const float s = k.exp_shift_sum(x, m, y, n);
+    if constexpr (K == SoftKind::kSoftmax) {
+      const float inv = 1.0f / s;
+      k.binary(vec::BinaryOp::kMul, y, 1, &inv, 0, y, n);
+    } else {
+      const float off = m + std::log(s);
+      k.binary(vec::BinaryOp::kSub, x, 1, &off, 0, y, n);
+    }
+    return;
+  } else if constexpr (K == SoftKind::kHardmax) {
     int64_t arg = 0;
     for (int64_t j = 1; j < n; ++j) arg = x[j] > x[arg] ? j : arg;
     for (int64_t j = 0; j < n; ++j) y[j] = C(0);
@@ -74,18 +91,51 @@ void SoftRow(const C* x, C* y, int64_t n) {
   }
 }
 
-// A [n, inner] block reduced along n, vectorised over inner. `m` and `s` are
-// scratch rows of `inner` values.
+// Columns of an [n, inner] block that one task reduces at a time.
+constexpr int64_t kBlockCols = 512;
+
+// Softmax / LogSoftmax of `cols` columns of an [n, stride] block along n
+// through the float32 loops of vec_math.h; m and s hold `cols` values. Same
+// operations in the same order as the generic SoftBlock.
+template <SoftKind K>
+void SoftBlockVec(const float* x, float* y, int64_t n, int64_t stride, int64_t cols, float* m,
+                  float* s) {
+  const vec::Kernels& k = vec::Best();
+  std::copy(x, x + cols, m);
+  for (int64_t r = 1; r < n; ++r) k.binary(vec::BinaryOp::kMax, m, 1, x + r * stride, 1, m, cols);
+  std::fill(s, s + cols, 0.0f);
+  for (int64_t r = 0; r < n; ++r) {
+    float* yr = y + r * stride;  // exp(x - m), scratch for LogSoftmax.
+    k.binary(vec::BinaryOp::kSub, x + r * stride, 1, m, 1, yr, cols);
+    k.unary(vec::UnaryOp::kExp, yr, yr, cols, 0.0f, 0.0f);
+    k.binary(vec::BinaryOp::kAdd, s, 1, yr, 1, s, cols);
+  }
+  if constexpr (K == SoftKind::kSoftmax) {
+    k.unary(vec::UnaryOp::kReciprocal, s, s, cols, 0.0f, 0.0f);
+    for (int64_t r = 0; r < n; ++r)
+      k.binary(vec::BinaryOp::kMul, y + r * stride, 1, s, 1, y + r * stride, cols);
+  } else {
+    for (int64_t i = 0; i < cols; ++i) s[i] = m[i] + std::log(s[i]);
+    for (int64_t r = 0; r < n; ++r)
+      k.binary(vec::BinaryOp::kSub, x + r * stride, 1, s, 1, y + r * stride, cols);
+  }
+}
+
+// `cols` columns of an [n, stride] block reduced along n, vectorised over the
+// columns. `m` and `s` are scratch rows of `cols` values.
 template <SoftKind K, typename C>
-void SoftBlock(const C* x, C* y, int64_t n, int64_t inner, C* m, C* s) {
+void SoftBlock(const C* x, C* y, int64_t n, int64_t stride, int64_t cols, C* m, C* s) {
   if (n == 0) return;
-  for (int64_t i = 0; i < inner; ++i) {
+  if constexpr (std::is_same_v<C, float> && K != SoftKind::kHardmax) {
+    return SoftBlockVec<K>(x, y, n, stride, cols, m, s);
+  }
+  for (int64_t i = 0; i < cols; ++i) {
     m[i] = x[i];
     s[i] = 0;  // Hardmax: index of the max.
   }
   for (int64_t r = 1; r < n; ++r) {
-    const C* row = x + r * inner;
-    for (int64_t i = 0; i < inner; ++i) {
+    const C* row = x + r * stride;
+    for (int64_t i = 0; i < cols; ++i) {
       const bool take = row[i] > m[i];
       m[i] = take ? row[i] : m[i];
       if constexpr (K == SoftKind::kHardmax) s[i] = take ? C(r) : s[i];
@@ -93,25 +143,53 @@ void SoftBlock(const C* x, C* y, int64_t n, int64_t inner, C* m, C* s) {
   }
   if constexpr (K == SoftKind::kHardmax) {
     for (int64_t r = 0; r < n; ++r)
-      for (int64_t i = 0; i < inner; ++i) y[r * inner + i] = s[i] == C(r) ? C(1) : C(0);
+      for (int64_t i = 0; i < cols; ++i) y[r * stride + i] = s[i] == C(r) ? C(1) : C(0);
     return;
   }
   for (int64_t r = 0; r < n; ++r) {
-    for (int64_t i = 0; i < inner; ++i) {
-      const C e = Exp(x[r * inner + i] - m[i]);
-      if constexpr (K == SoftKind::kSoftmax) y[r * inner + i] = e;
+    for (int64_t i = 0; i < cols; ++i) {
+      const C e = Exp(x[r * stride + i] - m[i]);
+      if constexpr (K == SoftKind::kSoftmax) y[r * stride + i] = e;
       s[i] += e;
     }
   }
   if constexpr (K == SoftKind::kSoftmax) {
-    for (int64_t i = 0; i < inner; ++i) s[i] = C(1) / s[i];
+    for (int64_t i = 0; i < cols; ++i) s[i] = C(1) / s[i];
     for (int64_t r = 0; r < n; ++r)
-      for (int64_t i = 0; i < inner; ++i) y[r * inner + i] *= s[i];
+      for (int64_t i = 0; i < cols; ++i) y[r * stride + i] *= s[i];
   } else {
-    for (int64_t i = 0; i < inner; ++i) s[i] = m[i] + std::log(s[i]);
+    for (int64_t i = 0; i < cols; ++i) s[i] = m[i] + std::log(s[i]);
     for (int64_t r = 0; r < n; ++r)
-      for (int64_t i = 0; i < inner; ++i) y[r * inner + i] = x[r * inner + i] - s[i];
+      for (int64_t i = 0; i < cols; ++i) y[r * stride + i] = x[r * stride + i] - s[i];
   }
+}
+
+// All of a Softmax-like op on [outer, n, inner] values, split over the
+// intra-op threads by whole rows (inner == 1) or by blocks of columns, so each
+// reduction runs on one thread in a fixed order whatever the thread count.
+template <SoftKind K, typename C>
+void SoftAll(const IntraOp& par, const C* xs, C* ys, const AxisView& v) {
+  const int64_t block = v.n * v.inner;
+  if (v.inner == 1) {
+    par.ParallelRanges(v.outer, std::max<int64_t>(1, kMinTaskElements / block),
+                       [&](int64_t o0, int64_t o1) {
+                         for (int64_t o = o0; o < o1; ++o)
+                           SoftRow<K>(xs + o * block, ys + o * block, v.n);
+                       });
+    return;
+  }
+  const int64_t col_blocks = (v.inner + kBlockCols - 1) / kBlockCols;
+  const int64_t task = v.n * std::min(v.inner, kBlockCols);
+  par.ParallelRanges(v.outer * col_blocks, std::max<int64_t>(1, kMinTaskElements / task),
+                     [&](int64_t t0, int64_t t1) {
+                       std::vector<C> m(static_cast<size_t>(kBlockCols)), s(m.size());
+                       for (int64_t t = t0; t < t1; ++t) {
+                         const int64_t off = t / col_blocks * block + t % col_blocks * kBlockCols;
+                         const int64_t cols =
+                             std::min(kBlockCols, v.inner - t % col_blocks * kBlockCols);
+                         SoftBlock<K>(xs + off, ys + off, v.n, v.inner, cols, m.data(), s.data());
+                       }
+                     });
 }
 
 // Softmax-like ops. Opset < 13: input coerced to 2-D at `axis` (default 1);
@@ -140,14 +218,7 @@ Status SoftKernel(KernelContext& ctx) {
       xs = x.data<T>();
       ys = out->data<T>();
     }
-    std::vector<C> m(static_cast<size_t>(v.inner)), s(m.size());
-    for (int64_t o = 0; o < v.outer; ++o) {
-      const int64_t off = o * v.n * v.inner;
-      if (v.inner == 1)
-        SoftRow<K>(xs + off, ys + off, v.n);
-      else
-        SoftBlock<K>(xs + off, ys + off, v.n, v.inner, m.data(), s.data());
-    }
+    SoftAll<K>(ctx.intra_op(), xs, ys, v);
     if constexpr (std::is_same_v<T, Half>) {
       for (size_t i = 0; i < ybuf.size(); ++i) out->data<Half>()[i] = FloatToHalf(ybuf[i]);
     }

@@ -116,7 +116,7 @@ Status Slice(KernelContext& ctx) {
   if (out->numel() == 0) return Status::Ok();
   const size_t es = DTypeSize(x.dtype());
   StridedCopy(static_cast<const char*>(x.raw_data()) + offset * static_cast<int64_t>(es),
-              out->raw_data(), es, out_shape, in_strides);
+              out->raw_data(), es, out_shape, in_strides, ctx.intra_op());
   return Status::Ok();
 }
 
@@ -313,7 +313,7 @@ Status Tile(KernelContext& ctx) {
   PX_RETURN_IF_ERROR(CheckOutputSize(ctx, out_shape));
   PX_ASSIGN_OR_RETURN(Tensor * out, ctx.Output(0, x.dtype(), out_shape));
   if (out->numel() == 0) return Status::Ok();
-  StridedCopy(x.raw_data(), out->raw_data(), DTypeSize(x.dtype()), view, strides);
+  StridedCopy(x.raw_data(), out->raw_data(), DTypeSize(x.dtype()), view, strides, ctx.intra_op());
   return Status::Ok();
 }
 
@@ -331,7 +331,7 @@ Status Expand(KernelContext& ctx) {
   PX_ASSIGN_OR_RETURN(Tensor * out, ctx.Output(0, x.dtype(), *out_shape));
   if (out->numel() == 0) return Status::Ok();
   StridedCopy(x.raw_data(), out->raw_data(), DTypeSize(x.dtype()), *out_shape,
-              BroadcastStrides(x.shape(), *out_shape));
+              BroadcastStrides(x.shape(), *out_shape), ctx.intra_op());
   return Status::Ok();
 }
 
@@ -404,7 +404,7 @@ Status BlockRearrange(KernelContext& ctx, bool to_space) {
   }
   PX_ASSIGN_OR_RETURN(Tensor * out, ctx.Output(0, x.dtype(), out_shape));
   if (x.numel() == 0) return Status::Ok();
-  TransposeCopy(x.raw_data(), out->raw_data(), DTypeSize(x.dtype()), view, perm);
+  TransposeCopy(x.raw_data(), out->raw_data(), DTypeSize(x.dtype()), view, perm, ctx.intra_op());
   return Status::Ok();
 }
 

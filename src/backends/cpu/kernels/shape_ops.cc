@@ -204,7 +204,8 @@ Status Transpose(KernelContext& ctx) {
   PX_ASSIGN_OR_RETURN(Tensor * out, ctx.Output(0, x.dtype(), out_shape));
   if (x.numel() == 0) return Status::Ok();
   if (ChannelTranspose(ctx.intra_op(), x, perm, out)) return Status::Ok();
-  TransposeCopy(x.raw_data(), out->raw_data(), DTypeSize(x.dtype()), x.shape(), perm);
+  TransposeCopy(x.raw_data(), out->raw_data(), DTypeSize(x.dtype()), x.shape(), perm,
+                ctx.intra_op());
   return Status::Ok();
 }
 

@@ -28,19 +28,34 @@ bool Coalesce(const Shape& shape, const std::vector<int64_t>& strides, std::vect
   return true;
 }
 
-template <typename T>
-void StridedCopyT(const T* in, T* out, const std::vector<int64_t>& dims,
-                  const std::vector<int64_t>& st) {
-  const size_t n = dims.size();
-  if (n == 0) {
-    out[0] = in[0];
-    return;
+// Bytes per parallel task of the copy kernels, so a task outlasts waking a
+// worker (copies run at several GB/s).
+constexpr int64_t kMinTaskBytes = 512 * 1024;
+
+// Input offset of the first element of row `row` of coalesced dims (the rows
+// are dims[0..n-1) in row-major order); fills idx with its index.
+int64_t RowOffset(int64_t row, const std::vector<int64_t>& dims, const std::vector<int64_t>& st,
+                  size_t n, std::vector<int64_t>* idx) {
+  int64_t off = 0;
+  for (size_t d = n; d-- > 0;) {
+    (*idx)[d] = row % dims[d];
+    row /= dims[d];
+    off += (*idx)[d] * st[d];
   }
+  return off;
+}
+
+// Copies rows [r0, r1) of the last coalesced dim (out advances row by row).
+template <typename T>
+void StridedRowsT(const T* in, T* out, const std::vector<int64_t>& dims,
+                  const std::vector<int64_t>& st, int64_t r0, int64_t r1) {
+  const size_t n = dims.size();
   const int64_t inner = dims[n - 1];
   const int64_t is = st[n - 1];
   std::vector<int64_t> idx(n - 1, 0);
-  int64_t off = 0;
-  while (true) {
+  int64_t off = RowOffset(r0, dims, st, n - 1, &idx);
+  out += r0 * inner;
+  for (int64_t r = r0; r < r1; ++r) {
     const T* src = in + off;
     if (is == 1) {
       std::memcpy(out, src, static_cast<size_t>(inner) * sizeof(T));
@@ -50,57 +65,69 @@ void StridedCopyT(const T* in, T* out, const std::vector<int64_t>& dims,
       for (int64_t j = 0; j < inner; ++j) out[j] = src[j * is];
     }
     out += inner;
-    size_t d = n - 1;
-    while (d-- > 0) {
+    for (size_t d = n - 1; d-- > 0;) {
       off += st[d];
       if (++idx[d] < dims[d]) break;
       off -= st[d] * dims[d];
       idx[d] = 0;
     }
-    if (d == static_cast<size_t>(-1)) return;
   }
+}
+
+template <typename T>
+void StridedCopyT(const T* in, T* out, const std::vector<int64_t>& dims,
+                  const std::vector<int64_t>& st, const IntraOp& par) {
+  const size_t n = dims.size();
+  if (n == 0) {
+    out[0] = in[0];
+    return;
+  }
+  const int64_t rows = NumElements(Shape(dims.begin(), dims.end() - 1));
+  const int64_t row_bytes = dims[n - 1] * static_cast<int64_t>(sizeof(T));
+  par.ParallelRanges(rows, std::max<int64_t>(1, kMinTaskBytes / row_bytes),
+                     [&](int64_t r0, int64_t r1) { StridedRowsT(in, out, dims, st, r0, r1); });
 }
 
 // Transpose core: the output dim `j` has input stride 1 and the last output
 // dim has a larger stride; copies 32x32 tiles of (j, last) so both the reads
-// and the writes stay within a few cache lines.
+// and the writes stay within a few cache lines. A task is a strip of 32
+// values of dim j (all of the last dim) for one index of the other dims.
 template <typename T>
 void BlockedTransposeT(const T* in, T* out, const std::vector<int64_t>& dims,
-                       const std::vector<int64_t>& st, size_t j) {
+                       const std::vector<int64_t>& st, size_t j, const IntraOp& par) {
   constexpr int64_t kBlock = 32;
   const size_t n = dims.size();
   const std::vector<int64_t> ost = Strides(dims);
-  std::vector<size_t> outer;
-  for (size_t d = 0; d + 1 < n; ++d)
-    if (d != j) outer.push_back(d);
+  std::vector<int64_t> odims, ist, osts;  // The other dims, outermost first.
+  for (size_t d = 0; d + 1 < n; ++d) {
+    if (d == j) continue;
+    odims.push_back(dims[d]);
+    ist.push_back(st[d]);
+    osts.push_back(ost[d]);
+  }
   const int64_t a_dim = dims[j], b_dim = dims[n - 1];
   const int64_t a_ostride = ost[j], b_istride = st[n - 1];
-  std::vector<int64_t> idx(outer.size(), 0);
-  int64_t in_off = 0, out_off = 0;
-  while (true) {
-    for (int64_t a0 = 0; a0 < a_dim; a0 += kBlock) {
-      const int64_t a1 = std::min(a_dim, a0 + kBlock);
-      for (int64_t b0 = 0; b0 < b_dim; b0 += kBlock) {
-        const int64_t b1 = std::min(b_dim, b0 + kBlock);
-        for (int64_t a = a0; a < a1; ++a) {
-          T* o = out + out_off + a * a_ostride;
-          const T* s = in + in_off + a;
-          for (int64_t b = b0; b < b1; ++b) o[b] = s[b * b_istride];
+  const int64_t strips = (a_dim + kBlock - 1) / kBlock;
+  const int64_t tasks = NumElements(Shape(odims.begin(), odims.end())) * strips;
+  const int64_t task_bytes = kBlock * b_dim * static_cast<int64_t>(sizeof(T));
+  par.ParallelRanges(
+      tasks, std::max<int64_t>(1, kMinTaskBytes / task_bytes), [&](int64_t t0, int64_t t1) {
+        std::vector<int64_t> idx(odims.size());
+        for (int64_t t = t0; t < t1; ++t) {
+          const int64_t in_off = RowOffset(t / strips, odims, ist, odims.size(), &idx);
+          const int64_t out_off = RowOffset(t / strips, odims, osts, odims.size(), &idx);
+          const int64_t a0 = t % strips * kBlock;
+          const int64_t a1 = std::min(a_dim, a0 + kBlock);
+          for (int64_t b0 = 0; b0 < b_dim; b0 += kBlock) {
+            const int64_t b1 = std::min(b_dim, b0 + kBlock);
+            for (int64_t a = a0; a < a1; ++a) {
+              T* o = out + out_off + a * a_ostride;
+              const T* s = in + in_off + a;
+              for (int64_t b = b0; b < b1; ++b) o[b] = s[b * b_istride];
+            }
+          }
         }
-      }
-    }
-    size_t k = outer.size();
-    while (k-- > 0) {
-      const size_t d = outer[k];
-      in_off += st[d];
-      out_off += ost[d];
-      if (++idx[k] < dims[d]) break;
-      in_off -= st[d] * dims[d];
-      out_off -= ost[d] * dims[d];
-      idx[k] = 0;
-    }
-    if (k == static_cast<size_t>(-1)) return;
-  }
+      });
 }
 
 template <typename F>
@@ -126,16 +153,16 @@ void BySize(size_t elem_size, F&& f) {
 }  // namespace
 
 void StridedCopy(const void* in, void* out, size_t elem_size, const Shape& out_shape,
-                 const std::vector<int64_t>& in_strides) {
+                 const std::vector<int64_t>& in_strides, const IntraOp& par) {
   std::vector<int64_t> dims, st;
   if (!Coalesce(out_shape, in_strides, &dims, &st)) return;
   BySize(elem_size, [&]<typename T>() {
-    StridedCopyT(static_cast<const T*>(in), static_cast<T*>(out), dims, st);
+    StridedCopyT(static_cast<const T*>(in), static_cast<T*>(out), dims, st, par);
   });
 }
 
 void TransposeCopy(const void* in, void* out, size_t elem_size, const Shape& in_shape,
-                   const std::vector<int>& perm) {
+                   const std::vector<int>& perm, const IntraOp& par) {
   const std::vector<int64_t> in_strides = Strides(in_shape);
   Shape out_shape(perm.size());
   std::vector<int64_t> strides(perm.size());
@@ -150,12 +177,12 @@ void TransposeCopy(const void* in, void* out, size_t elem_size, const Shape& in_
     if (st[d] == 1) unit = d;
   if (dims.size() < 2 || unit >= dims.size() - 1) {  // Contiguous rows: plain copy.
     BySize(elem_size, [&]<typename T>() {
-      StridedCopyT(static_cast<const T*>(in), static_cast<T*>(out), dims, st);
+      StridedCopyT(static_cast<const T*>(in), static_cast<T*>(out), dims, st, par);
     });
     return;
   }
   BySize(elem_size, [&]<typename T>() {
-    BlockedTransposeT(static_cast<const T*>(in), static_cast<T*>(out), dims, st, unit);
+    BlockedTransposeT(static_cast<const T*>(in), static_cast<T*>(out), dims, st, unit, par);
   });
 }
 

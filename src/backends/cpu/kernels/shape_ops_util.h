@@ -22,14 +22,16 @@ void RegisterSelectionOps(OpRegistry& r);   // indexing_select.cc
 
 // out (contiguous, shape `out_shape`) <- in[base + sum(i_d * in_strides[d])].
 // Strides are in elements and may be zero or negative; `in` points at the
-// element for the all-zero index. Works for any element size.
+// element for the all-zero index. Works for any element size. Large copies
+// are split by output rows over `par`'s threads.
 void StridedCopy(const void* in, void* out, size_t elem_size, const Shape& out_shape,
-                 const std::vector<int64_t>& in_strides);
+                 const std::vector<int64_t>& in_strides, const IntraOp& par = IntraOp{});
 
 // out = transpose(in, perm): out dim k is in dim perm[k]. `perm` must be a
-// valid permutation of [0, rank) (callers validate).
+// valid permutation of [0, rank) (callers validate). Large copies are split
+// over `par`'s threads.
 void TransposeCopy(const void* in, void* out, size_t elem_size, const Shape& in_shape,
-                   const std::vector<int>& perm);
+                   const std::vector<int>& perm, const IntraOp& par = IntraOp{});
 
 // Maps a possibly negative index into [0, dim); false when out of range.
 inline bool NormalizeIndex(int64_t& idx, int64_t dim) {
