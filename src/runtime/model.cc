@@ -1,6 +1,7 @@
 #include "parallax/model.h"
 
 #include "backends/cpu/cpu_backend.h"
+#include "plan/fusion.h"
 #include "plan/optimize.h"
 #include "runtime/model_data.h"
 
@@ -61,6 +62,7 @@ Result<Model> Model::Load(const std::string& path, const LoadOptions& options) {
     data->folded_nodes = *folded;
     data->dead_nodes = RemoveDeadNodes(g);
   }
+  if (options.fusion) data->fusions = FuseAll(g);
   for (ValueId v : g.inputs) data->inputs.push_back(InfoOf(g.values[v]));
   for (ValueId v : g.outputs) data->outputs.push_back(InfoOf(g.values[v]));
   data->graph = imported.graph;
@@ -76,5 +78,6 @@ const std::string& Model::path() const { return data_->imported.path; }
 int64_t Model::ir_version() const { return data_->imported.ir_version; }
 const std::map<std::string, int64_t>& Model::opsets() const { return data_->imported.opsets; }
 int64_t Model::node_count() const { return data_->graph->TotalNodeCount(); }
+const std::map<std::string, int64_t>& Model::fusions() const { return data_->fusions; }
 
 }  // namespace parallax

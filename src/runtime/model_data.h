@@ -2,7 +2,9 @@
 #ifndef PARALLAX_RUNTIME_MODEL_DATA_H_
 #define PARALLAX_RUNTIME_MODEL_DATA_H_
 
+#include <map>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "graph/graph.h"
@@ -15,8 +17,9 @@ struct ModelData {
   ImportedModel imported;  // Graph after optimisation.
   std::shared_ptr<const Graph> graph;
   std::vector<TensorInfo> inputs, outputs;
-  int64_t folded_nodes = 0;  // Removed by constant folding.
-  int64_t dead_nodes = 0;    // Removed as unused.
+  int64_t folded_nodes = 0;                // Removed by constant folding.
+  int64_t dead_nodes = 0;                  // Removed as unused.
+  std::map<std::string, int64_t> fusions;  // Rewrites per fusion pass.
 };
 
 }  // namespace parallax

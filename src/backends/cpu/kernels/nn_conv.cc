@@ -46,8 +46,10 @@ struct ConvPlan {
   dnnl::primitive prim;
   memory user_src, user_dst, user_wei, bias;  // Handles set per call.
   std::optional<dnnl::reorder> src_reorder, dst_reorder, wei_reorder;
+  std::optional<dnnl::reorder> res_reorder;  // Residual (plain) into blocked dst_buf.
   memory src_buf, dst_buf, wei_buf, scratch;
   bool weights_packed = false;  // wei_buf holds the constant weights.
+  PostOps manual_post;          // Epilogue run after the primitive (SlowPostOps).
   bool has_bias = false;
 };
 
@@ -202,6 +204,7 @@ void FinishPlan(const PD& pd, const ConvGeometry& g, const float* const_w, ConvP
   if (pd.dst_desc() != dst_plain) {
     p->dst_buf = memory(pd.dst_desc(), eng);
     p->dst_reorder.emplace(dnnl::reorder::primitive_desc(eng, pd.dst_desc(), eng, dst_plain));
+    p->res_reorder.emplace(dnnl::reorder::primitive_desc(eng, dst_plain, eng, pd.dst_desc()));
   }
   if (pd.weights_desc() != wei_user) {
     p->wei_buf = memory(pd.weights_desc(), eng);
@@ -217,7 +220,9 @@ void FinishPlan(const PD& pd, const ConvGeometry& g, const float* const_w, ConvP
   p->prim = dnnl::primitive(pd);
 }
 
-ConvPlan MakePlan(const ConvGeometry& g, bool transpose, bool has_bias, const float* const_w) {
+// `post` is the fused epilogue (empty for plain Conv/ConvTranspose).
+ConvPlan MakePlan(const ConvGeometry& g, bool transpose, bool has_bias, const float* const_w,
+                  const PostOps& post) {
   using dnnl::algorithm;
   using dnnl::prop_kind;
   const Window& w = g.win;
@@ -232,6 +237,7 @@ ConvPlan MakePlan(const ConvGeometry& g, bool transpose, bool has_bias, const fl
   memory::desc bias = has_bias ? PlainDesc({g.out_channels}) : memory::desc();
   dnnl::primitive_attr attr;
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  post.AppendTo(&attr);
   ConvPlan plan;
   plan.has_bias = has_bias;
   if (has_bias) plan.bias = memory(bias, Engine(), nullptr);
@@ -243,12 +249,22 @@ ConvPlan MakePlan(const ConvGeometry& g, bool transpose, bool has_bias, const fl
   } else {
     dnnl::convolution_forward::desc d(prop_kind::forward_inference, algorithm::convolution_direct,
                                       src, wei, bias, dst, strides, dil, pl, pr);
-    FinishPlan(dnnl::convolution_forward::primitive_desc(d, attr, Engine()), g, const_w, &plan);
+    dnnl::convolution_forward::primitive_desc pd(d, attr, Engine());
+    if (!post.empty() && SlowPostOps(pd.impl_info_str())) {
+      dnnl::primitive_attr plain;
+      plain.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+      pd = dnnl::convolution_forward::primitive_desc(d, plain, Engine());
+      plan.manual_post = post;
+    }
+    FinishPlan(pd, g, const_w, &plan);
   }
   return plan;
 }
 
-void Execute(ConvPlan& p, const float* x, const float* w, const float* b, float* y) {
+// `z` is the residual of a fused sum post-op (same shape as y), else nullptr;
+// it never aliases y (the executor gives every output fresh storage).
+void Execute(ConvPlan& p, const float* x, const float* w, const float* b, const float* z,
+             float* y) {
   dnnl::stream& s = ThreadStream();
   p.user_src.set_data_handle(const_cast<float*>(x));
   p.user_dst.set_data_handle(y);
@@ -267,6 +283,15 @@ void Execute(ConvPlan& p, const float* x, const float* w, const float* b, float*
     }
   }
   if (p.dst_reorder) dst = p.dst_buf;
+  const bool manual = !p.manual_post.empty();
+  if (z != nullptr && !manual) {  // The sum post-op adds what dst holds.
+    if (p.res_reorder) {
+      p.res_reorder->execute(
+          s, {{DNNL_ARG_FROM, Wrap(p.user_dst.get_desc(), z)}, {DNNL_ARG_TO, p.dst_buf}});
+    } else if (z != y) {
+      std::memcpy(y, z, p.user_dst.get_desc().get_size());
+    }
+  }
   std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, src},
                                           {DNNL_ARG_WEIGHTS, wei},
                                           {DNNL_ARG_DST, dst},
@@ -279,15 +304,36 @@ void Execute(ConvPlan& p, const float* x, const float* w, const float* b, float*
   if (p.dst_reorder)
     p.dst_reorder->execute(s, {{DNNL_ARG_FROM, p.dst_buf}, {DNNL_ARG_TO, p.user_dst}});
   s.wait();
+  if (manual)
+    p.manual_post.ApplyInPlace(
+        y, z, static_cast<int64_t>(p.user_dst.get_desc().get_size() / sizeof(float)));
+}
+
+// Conv, ConvTranspose and com.parallax FusedConv: Conv's inputs and
+// attributes plus an optional residual input Z (index 3, shape of Y) and an
+// activation; Y = activation(conv(X, W) + B + Z), float32 only.
+// The output shape of a fused op whose own result has shape `y`, given its
+// residual `z` (nullptr when none): y, or the broadcast of y and z's shapes.
+Result<Shape> FusedOutputShape(const KernelContext& ctx, const Shape& y, const Tensor* z) {
+  if (z == nullptr) return y;
+  if (z->dtype() != DType::kFloat32) return ctx.Error("residual Z must be float32");
+  if (z->shape() == y) return y;
+  Result<Shape> s = BroadcastShapes(y, z->shape());
+  if (!s.ok()) return ctx.Error("residual Z: " + s.status().message());
+  return *s;
 }
 
 class ConvKernel final : public Kernel {
  public:
-  explicit ConvKernel(bool transpose) : transpose_(transpose) {}
+  ConvKernel(bool transpose, bool fused) : transpose_(transpose), fused_(fused) {}
 
-  static Result<std::unique_ptr<Kernel>> Create(const KernelInit& init, bool transpose) {
-    auto k = std::make_unique<ConvKernel>(transpose);
+  static Result<std::unique_ptr<Kernel>> Create(const KernelInit& init, bool transpose,
+                                                bool fused) {
+    auto k = std::make_unique<ConvKernel>(transpose, fused);
     if (init.num_inputs() < 2) return init.Error("expects at least 2 inputs (X, W)");
+    if (fused) {
+      PX_ASSIGN_OR_RETURN(k->post_, ReadPostOps(init.node, init.has_input(3)));
+    }
     if (const Tensor* w = init.constant_input(1); w != nullptr && IsFloatLike(w->dtype())) {
       PX_ASSIGN_OR_RETURN(k->const_w_, ToFloat32(*w));
       k->const_w_ = k->const_w_.Detached();  // Shares owned constants.
@@ -306,7 +352,8 @@ class ConvKernel final : public Kernel {
  private:
   Status RunImpl(KernelContext& ctx);
 
-  bool transpose_;
+  bool transpose_, fused_;
+  PostOps post_;  // Fused epilogue (FusedConv only).
   Tensor const_w_, const_b_;
   PlanCache<ConvPlan> cache_;
 };
@@ -319,6 +366,7 @@ Status ConvKernel::RunImpl(KernelContext& ctx) {
   if (!IsFloatLike(dtype) || ctx.input(1).dtype() != dtype)
     return ctx.Error("X and W must be the same float type, got " + std::string(DTypeName(dtype)) +
                      " and " + std::string(DTypeName(ctx.input(1).dtype())));
+  if (fused_ && dtype != DType::kFloat32) return ctx.Error("FusedConv supports float32 only");
   PX_ASSIGN_OR_RETURN(Tensor x, ToFloat32(xin));
   Tensor w = const_w_;
   if (!w.defined()) {
@@ -334,8 +382,15 @@ Status ConvKernel::RunImpl(KernelContext& ctx) {
   if (has_bias && b.numel() != g.out_channels)
     return ctx.Error("bias has " + std::to_string(b.numel()) + " values, expected " +
                      std::to_string(g.out_channels));
-  PX_ASSIGN_OR_RETURN(Tensor * out, ctx.Output(0, dtype, g.y));
+  const Tensor* z = fused_ && ctx.has_input(3) ? &ctx.input(3) : nullptr;
+  // A residual of another shape broadcasts (fusion could not prove the shapes
+  // equal): run the plain conv and apply the epilogue in C++.
+  const bool broadcast_z = z != nullptr && z->shape() != g.y;
+  PX_ASSIGN_OR_RETURN(Shape out_shape, FusedOutputShape(ctx, g.y, z));
+  PX_ASSIGN_OR_RETURN(Tensor * out, ctx.Output(0, dtype, out_shape));
   if (out->numel() == 0) return Status::Ok();
+  if (fused_ && (x.numel() == 0 || w.numel() == 0))
+    return Unsupported(ctx.node().Describe() + ": empty reduction in a fused conv");
   if (x.numel() == 0 || w.numel() == 0) {  // No reduction: output is the bias.
     float* o = out->data<float>();
     std::vector<float> tmp;
@@ -350,15 +405,22 @@ Status ConvKernel::RunImpl(KernelContext& ctx) {
   std::vector<int64_t> key = g.x;
   if (!const_w_.defined()) key.insert(key.end(), g.w.begin(), g.w.end());
   key.push_back(has_bias ? 1 : 0);
+  key.push_back(broadcast_z ? 1 : 0);
   ConvPlan* plan = cache_.Find(key);
   if (plan == nullptr)
     plan = cache_.Insert(key, MakePlan(g, transpose_, has_bias,
-                                       const_w_.defined() ? const_w_.data<float>() : nullptr));
+                                       const_w_.defined() ? const_w_.data<float>() : nullptr,
+                                       broadcast_z ? PostOps{} : post_));
   bool embed = g.y_dnnl != g.y;
-  Tensor y =
-      dtype == DType::kFloat32 && !embed ? *out : Tensor::Uninitialized(DType::kFloat32, g.y_dnnl);
+  Tensor y = dtype == DType::kFloat32 && !embed && !broadcast_z
+                 ? *out
+                 : Tensor::Uninitialized(DType::kFloat32, g.y_dnnl);
   Execute(*plan, x.data<float>(), w.data<float>(), has_bias ? b.data<float>() : nullptr,
-          y.data<float>());
+          z != nullptr && !broadcast_z ? z->data<float>() : nullptr, y.data<float>());
+  if (broadcast_z) {
+    ApplyBroadcast(post_, y, *z, out);
+    return Status::Ok();
+  }
   if (embed) {
     Tensor full = dtype == DType::kFloat32 ? *out : Tensor::Uninitialized(DType::kFloat32, g.y);
     EmbedWithBias(y, has_bias ? b.data<float>() : nullptr, &full);
@@ -371,9 +433,12 @@ Status ConvKernel::RunImpl(KernelContext& ctx) {
 }  // namespace
 
 void RegisterConvOps(OpRegistry& r) {
-  r.Register("", "Conv", [](const KernelInit& init) { return ConvKernel::Create(init, false); });
+  r.Register("", "Conv",
+             [](const KernelInit& init) { return ConvKernel::Create(init, false, false); });
   r.Register("", "ConvTranspose",
-             [](const KernelInit& init) { return ConvKernel::Create(init, true); });
+             [](const KernelInit& init) { return ConvKernel::Create(init, true, false); });
+  r.Register("com.parallax", "FusedConv",
+             [](const KernelInit& init) { return ConvKernel::Create(init, false, true); });
 }
 
 }  // namespace parallax::nn
