@@ -144,7 +144,9 @@ void ReportProfile(const Profile& p, int threads, nlohmann::json& j) {
 int RunBench(const std::string& model_path, const InputFlags& in, const BenchFlags& bf) {
   if (bf.runs < 1) return Fail(InvalidArgument("--runs must be >= 1"));
   if (bf.warmup < 0) return Fail(InvalidArgument("--warmup must be >= 0"));
-  Result<Model> model = Model::Load(model_path);
+  LoadOptions load;
+  load.fusion = !bf.no_fusion;
+  Result<Model> model = Model::Load(model_path, load);
   if (!model.ok()) return Fail(model.status());
   Result<Session::NamedTensors> inputs = BuildInputs(*model, in);
   if (!inputs.ok()) return Fail(inputs.status());
@@ -171,10 +173,16 @@ int RunBench(const std::string& model_path, const InputFlags& in, const BenchFla
   j["peak_rss_bytes"] = PeakRssBytes();
   j["threads"] = bf.threads;
   j["nodes"] = model->node_count();
+  j["fusions"] = model->fusions();
   j["runs"] = bf.runs;
   j["warmup"] = bf.warmup;
   std::printf("model        %s\n", model_path.c_str());
   std::printf("nodes        %lld\n", static_cast<long long>(model->node_count()));
+  std::printf("fusions     ");
+  if (model->fusions().empty()) std::printf(" none%s", bf.no_fusion ? " (--no-fusion)" : "");
+  for (const auto& [pass, n] : model->fusions())
+    std::printf(" %s %lld", pass.c_str(), static_cast<long long>(n));
+  std::printf("\n");
   std::printf("threads      %d\n", bf.threads);
   std::printf("latency ms   min %.3f  median %.3f  p90 %.3f  max %.3f  (%d runs)\n",
               Percentile(ms, 0), Percentile(ms, 0.5), Percentile(ms, 0.9), Percentile(ms, 1),

@@ -13,7 +13,8 @@ int RunInspect(const std::string& model_path);
 
 struct BenchFlags {
   int warmup = 3, runs = 20, threads = 1;
-  bool profile = false;  // Per-node times, work, critical path, lower bound.
+  bool profile = false;    // Per-node times, work, critical path, lower bound.
+  bool no_fusion = false;  // Load without operator fusions.
   std::string json;
 };
 int RunBench(const std::string& model_path, const InputFlags& in, const BenchFlags& flags);

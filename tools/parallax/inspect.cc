@@ -77,6 +77,16 @@ int RunInspect(const std::string& path) {
     std::printf("optimised    %lld nodes after folding %lld and removing %lld dead\n",
                 static_cast<long long>(model->node_count()), static_cast<long long>(d.folded_nodes),
                 static_cast<long long>(d.dead_nodes));
+    std::printf("fusions     ");
+    if (d.fusions.empty()) std::printf(" none");
+    for (const auto& [pass, n] : d.fusions)
+      std::printf(" %s %lld", pass.c_str(), static_cast<long long>(n));
+    std::printf("\n");
+    std::map<std::string, int> fused_ops;
+    std::map<std::string, std::string> ignored;
+    CountOps(*d.graph, &fused_ops, &ignored);
+    std::printf("optimised ops by type\n");
+    for (const auto& [op, n] : fused_ops) std::printf("  %-28s %d\n", op.c_str(), n);
     std::printf("shapes\n");
     const Graph& og = *d.graph;
     for (const Node& n : og.nodes)

@@ -29,8 +29,10 @@ void AddInputFlags(CLI::App* app, InputFlags* f) {
 }
 
 int CmdRun(const std::string& model_path, const InputFlags& in, const std::string& out_dir,
-           const std::string& format, int threads) {
-  Result<Model> model = Model::Load(model_path);
+           const std::string& format, int threads, bool no_fusion) {
+  LoadOptions load;
+  load.fusion = !no_fusion;
+  Result<Model> model = Model::Load(model_path, load);
   if (!model.ok()) return Fail(model.status());
   Result<Session::NamedTensors> inputs = BuildInputs(*model, in);
   if (!inputs.ok()) return Fail(inputs.status());
@@ -76,6 +78,9 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"npy", "pb"}))
       ->default_val("npy");
   run->add_option("--threads", run_threads, "Worker threads")->default_val(1);
+  bool run_no_fusion = false;
+  run->add_flag("--no-fusion", run_no_fusion,
+                "Load without operator fusions (differential testing against fused runs)");
 
   BenchFlags bf;
   CLI::App* bench = app.add_subcommand("bench", "Measure latency and memory of a model");
@@ -87,6 +92,7 @@ int main(int argc, char** argv) {
   bench->add_option("--json", bf.json, "Also write the results as JSON to this file");
   bench->add_flag("--profile", bf.profile,
                   "Time each node; report work, critical path and the lower bound max(C, W/T)");
+  bench->add_flag("--no-fusion", bf.no_fusion, "Load without operator fusions");
 
   CLI::App* inspect = app.add_subcommand("inspect", "Print a model's graph summary");
   inspect->add_option("model", model, "Path to the .onnx model")->required();
@@ -105,7 +111,7 @@ int main(int argc, char** argv) {
   conf->add_flag("--verbose,-v", cf.verbose, "Print every test's result");
 
   CLI11_PARSE(app, argc, argv);
-  if (run->parsed()) return CmdRun(model, run_in, out_dir, out_format, run_threads);
+  if (run->parsed()) return CmdRun(model, run_in, out_dir, out_format, run_threads, run_no_fusion);
   if (bench->parsed()) return RunBench(model, bench_in, bf);
   if (inspect->parsed()) return RunInspect(model);
   if (conf->parsed()) return RunConformance(cf);
