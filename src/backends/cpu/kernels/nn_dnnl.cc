@@ -123,13 +123,19 @@ float PostOps::Apply(float acc, float z) const {
   return static_cast<float>(y);
 }
 
-void PostOps::ApplyInPlace(float* y, const float* z, int64_t n) const {
+namespace {
+
+// The epilogue loops (PostOps::ApplyInPlace), inlined into one build per
+// instruction set: ExpF / ErfF vectorise 4-7x better with AVX2 and FMA than
+// with the baseline x86-64 the library is compiled for.
+__attribute__((always_inline)) inline void ApplySteps(const PostOps& post, float* y, const float* z,
+                                                      int64_t n) {
   using dnnl::algorithm;
   constexpr int64_t kBlock = 2048;  // Stays in L1 across the steps.
   for (int64_t s = 0; s < n; s += kBlock) {
     float* p = y + s;
     const int64_t m = std::min(kBlock, n - s);
-    for (const Step& st : steps) {
+    for (const PostOps::Step& st : post.steps) {
       const float a = st.alpha, b = st.beta;
       if (st.sum) {
         const float* q = z + s;
@@ -164,11 +170,30 @@ void PostOps::ApplyInPlace(float* y, const float* z, int64_t n) const {
             p[i] = 0.5f * p[i] * (1.f + ErfF(p[i] * 0.70710678118654752f));
           break;
         default:
-          for (int64_t i = 0; i < m; ++i) p[i] = Apply(p[i], 0.f);
+          for (int64_t i = 0; i < m; ++i) p[i] = post.Apply(p[i], 0.f);
           break;
       }
     }
   }
+}
+
+__attribute__((target("avx2,fma"))) void ApplyStepsAvx2(const PostOps& post, float* y,
+                                                        const float* z, int64_t n) {
+  ApplySteps(post, y, z, n);
+}
+
+void ApplyStepsBaseline(const PostOps& post, float* y, const float* z, int64_t n) {
+  ApplySteps(post, y, z, n);
+}
+
+}  // namespace
+
+void PostOps::ApplyInPlace(float* y, const float* z, int64_t n) const {
+  static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  if (avx2)
+    ApplyStepsAvx2(*this, y, z, n);
+  else
+    ApplyStepsBaseline(*this, y, z, n);
 }
 
 namespace {
