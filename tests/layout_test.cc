@@ -51,9 +51,11 @@ void Conv3x3(testing::ModelBuilder& b, const std::string& in, const std::string&
   SetInts(n, "kernel_shape", {3, 3});
 }
 
-Model Load(const std::string& path, bool layout) {
+// Fusions are off unless asked for, so the layout pass is tested alone.
+Model Load(const std::string& path, bool layout, bool fusion = false) {
   LoadOptions o;
   o.layout = layout;
+  o.fusion = fusion;
   Result<Model> m = Model::Load(path, o);
   EXPECT_TRUE(m.ok()) << m.status().ToString();
   return std::move(*m);
@@ -78,35 +80,39 @@ const Node* FindNode(const Model& m, const std::string& name) {
 // largest magnitude. Inputs are uniform in [lo, hi].
 void ExpectSameOutputs(const std::string& path, const std::vector<Shape>& shapes, double tol = 1e-5,
                        float lo = -0.5f, float hi = 0.5f) {
-  Model with = Load(path, true), without = Load(path, false);
-  Session::NamedTensors inputs;
-  for (size_t i = 0; i < with.inputs().size(); ++i) {
-    std::vector<float> v = Random(NumElements(shapes[i]), 7 + static_cast<uint32_t>(i), lo, hi);
-    inputs.emplace_back(with.inputs()[i].name,
-                        Tensor::Copy(Tensor::FromVector(DType::kFloat32, shapes[i], v)));
-  }
-  for (int threads : {1, 3}) {
-    SessionOptions o;
-    o.threads = threads;
-    Result<Session> a = Session::Create(with, o), b = Session::Create(without, o);
-    ASSERT_TRUE(a.ok() && b.ok());
-    for (int run = 0; run < 2; ++run) {  // Second run uses the memory plan.
-      Result<std::vector<Tensor>> ya = a->Run(inputs), yb = b->Run(inputs);
-      ASSERT_TRUE(ya.ok()) << ya.status().ToString();
-      ASSERT_TRUE(yb.ok()) << yb.status().ToString();
-      ASSERT_EQ(ya->size(), yb->size());
-      for (size_t k = 0; k < ya->size(); ++k) {
-        const Tensor &ga = (*ya)[k], &gb = (*yb)[k];
-        ASSERT_EQ(ga.shape(), gb.shape()) << path << " output " << k;
-        if (ga.dtype() != DType::kFloat32) continue;
-        double scale = 0, worst = 0;
-        for (int64_t e = 0; e < gb.numel(); ++e)
-          scale = std::max(scale, std::fabs(static_cast<double>(gb.data<float>()[e])));
-        for (int64_t e = 0; e < gb.numel(); ++e)
-          worst = std::max(
-              worst, std::fabs(static_cast<double>(ga.data<float>()[e]) - gb.data<float>()[e]));
-        EXPECT_LE(worst, tol * std::max(scale, 1e-3))
-            << path << " output " << k << " on " << threads << " threads";
+  // Channels-last (alone, then after fusions) against plain NCHW.
+  for (bool fused : {false, true}) {
+    SCOPED_TRACE(fused ? "fused + layout" : "layout");
+    Model with = Load(path, true, fused), without = Load(path, false);
+    Session::NamedTensors inputs;
+    for (size_t i = 0; i < with.inputs().size(); ++i) {
+      std::vector<float> v = Random(NumElements(shapes[i]), 7 + static_cast<uint32_t>(i), lo, hi);
+      inputs.emplace_back(with.inputs()[i].name,
+                          Tensor::Copy(Tensor::FromVector(DType::kFloat32, shapes[i], v)));
+    }
+    for (int threads : {1, 3}) {
+      SessionOptions o;
+      o.threads = threads;
+      Result<Session> a = Session::Create(with, o), b = Session::Create(without, o);
+      ASSERT_TRUE(a.ok() && b.ok());
+      for (int run = 0; run < 2; ++run) {  // Second run uses the memory plan.
+        Result<std::vector<Tensor>> ya = a->Run(inputs), yb = b->Run(inputs);
+        ASSERT_TRUE(ya.ok()) << ya.status().ToString();
+        ASSERT_TRUE(yb.ok()) << yb.status().ToString();
+        ASSERT_EQ(ya->size(), yb->size());
+        for (size_t k = 0; k < ya->size(); ++k) {
+          const Tensor &ga = (*ya)[k], &gb = (*yb)[k];
+          ASSERT_EQ(ga.shape(), gb.shape()) << path << " output " << k;
+          if (ga.dtype() != DType::kFloat32) continue;
+          double scale = 0, worst = 0;
+          for (int64_t e = 0; e < gb.numel(); ++e)
+            scale = std::max(scale, std::fabs(static_cast<double>(gb.data<float>()[e])));
+          for (int64_t e = 0; e < gb.numel(); ++e)
+            worst = std::max(
+                worst, std::fabs(static_cast<double>(ga.data<float>()[e]) - gb.data<float>()[e]));
+          EXPECT_LE(worst, tol * std::max(scale, 1e-3))
+              << path << " output " << k << " on " << threads << " threads";
+        }
       }
     }
   }

@@ -5,8 +5,8 @@
 //
 // Load parses the file, imports the graph (subgraphs included), checks that
 // every op is supported (listing all unsupported ops in one error), folds
-// constants and removes dead nodes. A Model is immutable and cheap to copy;
-// any number of Sessions may share it, from any thread.
+// constants, removes dead nodes and fuses operator patterns. A Model is immutable and cheap to
+// copy; any number of Sessions may share it, from any thread.
 #ifndef PARALLAX_MODEL_H_
 #define PARALLAX_MODEL_H_
 
@@ -37,6 +37,11 @@ struct LoadOptions {
   bool optimize = true;  // Constant folding and dead-node removal.
   // Channels-last layout assignment (plan/layout.h); runs only with `optimize`.
   bool layout = true;
+  // Operator fusions (Conv+BN, Conv+activation, Conv+Add, MatMul+Add,
+  // GELU / LayerNorm / Softmax / HardSwish patterns); off for differential
+  // testing. Fused and unfused models compute the same function up to float
+  // rounding.
+  bool fusion = true;
 };
 
 class Model {
@@ -51,6 +56,9 @@ class Model {
   const std::map<std::string, int64_t>& opsets() const;
   // Nodes in the main graph and in all subgraphs, after optimisation.
   int64_t node_count() const;
+  // Patterns rewritten by fusion at load, per pass name ("ConvBatchNorm",
+  // "Activation", ...); empty when fusion was off or nothing matched.
+  const std::map<std::string, int64_t>& fusions() const;
 
   const ModelData& data() const { return *data_; }  // Internal use.
 

@@ -31,7 +31,12 @@ constexpr int64_t kAxisToNhwc[4] = {0, 3, 1, 2};  // NCHW axis -> its NHWC posit
 
 // Nodes that run the convolution kernel. A fused conv (com.parallax FusedConv)
 // joins with one more line here, once its kernel honours channels_last.
-bool IsConvOp(const Node& n) { return n.domain.empty() && n.op_type == "Conv"; }
+// Conv, or a fusion's FusedConv (its epilogue is elementwise, so it runs in
+// any layout; a residual Z is an activation input like X).
+bool IsConvOp(const Node& n) {
+  return (n.domain.empty() && n.op_type == "Conv") ||
+         (n.domain == kDomain && n.op_type == "FusedConv" && n.attr_int("channels_last", 0) == 0);
+}
 
 bool IsUnaryOp(const std::string& op) {
   static const std::set<std::string> kOps = {
@@ -138,6 +143,8 @@ Kind KindOf(const Graph& g, const Node& n) {
   if (IsConvOp(n)) {
     if (n.inputs.size() < 2 || !IsAct(g, n.inputs[0]) || n.inputs[1] == kNoValue)
       return Kind::kNone;
+    if (n.inputs.size() > 3 && n.inputs[3] != kNoValue && !IsAct(g, n.inputs[3]))
+      return Kind::kNone;  // A residual must be a 4-D activation too.
     const Value& w = g.values[static_cast<size_t>(n.inputs[1])];
     return w.has_shape && w.dims.size() == 4 ? Kind::kConv : Kind::kNone;
   }
@@ -179,6 +186,7 @@ std::vector<size_t> ActInputs(const Graph& g, const Node& n, Kind k) {
       if (IsAct(g, n.inputs[i])) pos.push_back(i);
     return pos;
   }
+  if (k == Kind::kConv && n.inputs.size() > 3 && n.inputs[3] != kNoValue) return {0, 3};
   return {0};
 }
 

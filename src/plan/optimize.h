@@ -1,6 +1,6 @@
 // Graph-level optimisation passes run at load: constant folding and
 // dead-node removal. Each mutates the graph in place and returns how many
-// nodes it removed. (Fusions come with the CPU speed work.)
+// nodes it removed. Operator fusions are in plan/fusion.h.
 #ifndef PARALLAX_PLAN_OPTIMIZE_H_
 #define PARALLAX_PLAN_OPTIMIZE_H_
 

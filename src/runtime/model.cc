@@ -1,6 +1,7 @@
 #include "parallax/model.h"
 
 #include "backends/cpu/cpu_backend.h"
+#include "plan/fusion.h"
 #include "plan/layout.h"
 #include "plan/optimize.h"
 #include "runtime/model_data.h"
@@ -61,8 +62,11 @@ Result<Model> Model::Load(const std::string& path, const LoadOptions& options) {
     if (!folded.ok()) return folded.status().WithContext(path);
     data->folded_nodes = *folded;
     data->dead_nodes = RemoveDeadNodes(g);
-    if (options.layout) data->layout = AssignChannelsLast(g);
   }
+  // Fusions see the model's own NCHW patterns; the layout pass then moves
+  // the (fused) convolutions and what surrounds them to channels-last.
+  if (options.fusion) data->fusions = FuseAll(g);
+  if (options.optimize && options.layout) data->layout = AssignChannelsLast(g);
   for (ValueId v : g.inputs) data->inputs.push_back(InfoOf(g.values[v]));
   for (ValueId v : g.outputs) data->outputs.push_back(InfoOf(g.values[v]));
   data->graph = imported.graph;
@@ -78,5 +82,6 @@ const std::string& Model::path() const { return data_->imported.path; }
 int64_t Model::ir_version() const { return data_->imported.ir_version; }
 const std::map<std::string, int64_t>& Model::opsets() const { return data_->imported.opsets; }
 int64_t Model::node_count() const { return data_->graph->TotalNodeCount(); }
+const std::map<std::string, int64_t>& Model::fusions() const { return data_->fusions; }
 
 }  // namespace parallax

@@ -150,6 +150,7 @@ int RunBench(const std::string& model_path, const InputFlags& in, const BenchFla
   if (bf.warmup < 0) return Fail(InvalidArgument("--warmup must be >= 0"));
   LoadOptions lo;
   lo.layout = !bf.no_layout;
+  lo.fusion = !bf.no_fusion;
   Clock::time_point t0 = Clock::now();
   Result<Model> model = Model::Load(model_path, lo);
   Clock::time_point t1 = Clock::now();
@@ -189,10 +190,16 @@ int RunBench(const std::string& model_path, const InputFlags& in, const BenchFla
   j["peak_rss_bytes"] = PeakRssBytes();
   j["threads"] = bf.threads;
   j["nodes"] = model->node_count();
+  j["fusions"] = model->fusions();
   j["runs"] = bf.runs;
   j["warmup"] = bf.warmup;
   std::printf("model        %s\n", model_path.c_str());
   std::printf("nodes        %lld\n", static_cast<long long>(model->node_count()));
+  std::printf("fusions     ");
+  if (model->fusions().empty()) std::printf(" none%s", bf.no_fusion ? " (--no-fusion)" : "");
+  for (const auto& [pass, n] : model->fusions())
+    std::printf(" %s %lld", pass.c_str(), static_cast<long long>(n));
+  std::printf("\n");
   std::printf("threads      %d\n", bf.threads);
   std::printf("load ms      %.3f (model load %.3f + session create %.3f), first run %.3f ms\n",
               model_ms + session_ms, model_ms, session_ms, m.first_run_ms);

@@ -15,6 +15,7 @@ struct BenchFlags {
   int warmup = 3, runs = 20, threads = 1;
   bool profile = false;    // Per-node times, work, critical path, lower bound.
   bool no_layout = false;  // Load without the channels-last layout pass.
+  bool no_fusion = false;  // Load without operator fusions.
   std::string json;
 };
 int RunBench(const std::string& model_path, const InputFlags& in, const BenchFlags& flags);

@@ -83,6 +83,16 @@ int RunInspect(const std::string& path) {
     for (const Node& n : d.graph->nodes)
       if (n.name.rfind("reorder_to_", 0) == 0 || n.name.rfind("shape_to_nchw/", 0) == 0)
         std::printf("  %-20s %s\n", n.op_type.c_str(), n.name.c_str());
+    std::printf("fusions     ");
+    if (d.fusions.empty()) std::printf(" none");
+    for (const auto& [pass, n] : d.fusions)
+      std::printf(" %s %lld", pass.c_str(), static_cast<long long>(n));
+    std::printf("\n");
+    std::map<std::string, int> fused_ops;
+    std::map<std::string, std::string> ignored;
+    CountOps(*d.graph, &fused_ops, &ignored);
+    std::printf("optimised ops by type\n");
+    for (const auto& [op, n] : fused_ops) std::printf("  %-28s %d\n", op.c_str(), n);
     std::printf("shapes\n");
     const Graph& og = *d.graph;
     for (const Node& n : og.nodes)

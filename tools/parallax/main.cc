@@ -29,9 +29,10 @@ void AddInputFlags(CLI::App* app, InputFlags* f) {
 }
 
 int CmdRun(const std::string& model_path, const InputFlags& in, const std::string& out_dir,
-           const std::string& format, int threads, bool no_layout) {
+           const std::string& format, int threads, bool no_layout, bool no_fusion) {
   LoadOptions lo;
   lo.layout = !no_layout;
+  lo.fusion = !no_fusion;
   Result<Model> model = Model::Load(model_path, lo);
   if (!model.ok()) return Fail(model.status());
   Result<Session::NamedTensors> inputs = BuildInputs(*model, in);
@@ -81,6 +82,9 @@ int main(int argc, char** argv) {
   bool run_no_layout = false;
   run->add_flag("--no-layout", run_no_layout,
                 "Keep every activation NCHW (skip the channels-last layout pass)");
+  bool run_no_fusion = false;
+  run->add_flag("--no-fusion", run_no_fusion,
+                "Load without operator fusions (differential testing against fused runs)");
 
   BenchFlags bf;
   CLI::App* bench = app.add_subcommand("bench", "Measure latency and memory of a model");
@@ -94,6 +98,7 @@ int main(int argc, char** argv) {
                   "Keep every activation NCHW (skip the channels-last layout pass)");
   bench->add_flag("--profile", bf.profile,
                   "Time each node; report work, critical path and the lower bound max(C, W/T)");
+  bench->add_flag("--no-fusion", bf.no_fusion, "Load without operator fusions");
 
   CLI::App* inspect = app.add_subcommand("inspect", "Print a model's graph summary");
   inspect->add_option("model", model, "Path to the .onnx model")->required();
@@ -112,7 +117,8 @@ int main(int argc, char** argv) {
   conf->add_flag("--verbose,-v", cf.verbose, "Print every test's result");
 
   CLI11_PARSE(app, argc, argv);
-  if (run->parsed()) return CmdRun(model, run_in, out_dir, out_format, run_threads, run_no_layout);
+  if (run->parsed())
+    return CmdRun(model, run_in, out_dir, out_format, run_threads, run_no_layout, run_no_fusion);
   if (bench->parsed()) return RunBench(model, bench_in, bf);
   if (inspect->parsed()) return RunInspect(model);
   if (conf->parsed()) return RunConformance(cf);

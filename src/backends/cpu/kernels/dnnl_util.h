@@ -42,6 +42,47 @@ dnnl::memory::desc StridedDesc(const Shape& dims, const std::vector<int64_t>& st
 // Wraps external bytes (no copy). `data` must outlive the memory object.
 dnnl::memory Wrap(const dnnl::memory::desc& md, const void* data);
 
+// The epilogue of a fused op (com.parallax FusedConv / FusedMatMul), run by
+// oneDNN on the accumulator (bias included) before it is stored, as an
+// ordered chain of steps: an optional residual sum (the caller places the
+// residual in dst before execution), the activation as one or two eltwise
+// steps, and an optional final linear step alpha * y + beta.
+struct PostOps {
+  struct Step {
+    bool sum = false;  // Else eltwise `alg`.
+    dnnl::algorithm alg = dnnl::algorithm::eltwise_linear;
+    float alpha = 0, beta = 0;
+  };
+  std::vector<Step> steps;
+
+  bool empty() const { return steps.empty(); }
+  bool has_sum() const;
+  // Sets the chain as `attr`'s post-ops (nothing when empty()).
+  void AppendTo(dnnl::primitive_attr* attr) const;
+  // The chain on one element in plain C++ (the broadcast fallback): `acc` is
+  // the op's output, `z` the residual (ignored without a sum step).
+  float Apply(float acc, float z) const;
+  // The chain over y[0, n) in place, z[i] being y[i]'s residual (nullptr when
+  // there is no sum step), in cache-sized blocks: one pass over memory.
+  void ApplyInPlace(float* y, const float* z, int64_t n) const;
+};
+// True when a oneDNN implementation (impl_info_str) applies post-ops element
+// by element in reference code; oneDNN 2.6's gemm-based convolution does
+// (measured 20-40x slower than the convolution itself), so kernels create
+// such primitives without post-ops and run PostOps::ApplyInPlace after them.
+inline bool SlowPostOps(const std::string& impl) {
+  return impl.find("gemm") != std::string::npos || impl.find("ref") != std::string::npos;
+}
+// Reads a fused node's epilogue attributes: `activation` (Relu, LeakyRelu,
+// Clip, HardSigmoid, HardSwish, Sigmoid, Swish, Tanh, Gelu, GeluTanh;
+// absent = none) with `activation_params`, `sum_after_activation` (the
+// residual is added after the activation instead of before) and `linear`
+// ([alpha, beta], applied last). `residual` requests the sum step.
+Result<PostOps> ReadPostOps(const Node& node, bool residual);
+// out = post(acc, z) elementwise with acc and z broadcast to out's shape
+// (all float32): the fallback when a residual does not have the op's shape.
+void ApplyBroadcast(const PostOps& post, const Tensor& acc, const Tensor& z, Tensor* out);
+
 // Runs `f` (returning Status), converting oneDNN / std exceptions into a
 // Status naming `node`. Nothing escapes.
 template <typename F>

@@ -51,8 +51,11 @@ struct ConvPlan {
   dnnl::primitive prim;
   memory user_src, user_dst, user_wei, bias;  // Handles set per call.
   std::optional<dnnl::reorder> src_reorder, dst_reorder, wei_reorder;
+  std::optional<dnnl::reorder> res_reorder;  // Residual (user layout) into blocked dst_buf.
   memory src_buf, dst_buf, wei_buf, scratch;
   bool weights_packed = false;  // wei_buf holds the constant weights.
+  PostOps manual_post;          // Epilogue run after the primitive (SlowPostOps).
+  bool dense_dst = true;        // The call's Y slice is contiguous.
   bool has_bias = false;
 };
 
@@ -228,6 +231,7 @@ void FinishPlan(const PD& pd, const ConvCall& call, const float* const_w, const 
   if (pd.dst_desc() != dst_user) {
     p->dst_buf = memory(pd.dst_desc(), eng);
     p->dst_reorder.emplace(dnnl::reorder::primitive_desc(eng, pd.dst_desc(), eng, dst_user));
+    p->res_reorder.emplace(dnnl::reorder::primitive_desc(eng, dst_user, eng, pd.dst_desc()));
   }
   if (pd.weights_desc() != wei_user) {
     if (const_w != nullptr && shared != nullptr && shared->weights_packed &&
@@ -249,8 +253,24 @@ void FinishPlan(const PD& pd, const ConvCall& call, const float* const_w, const 
   p->prim = dnnl::primitive(pd);
 }
 
+// True when `c`'s output slice is one contiguous run of memory.
+bool DenseOutput(const ConvCall& c) {
+  int64_t want = 1;
+  std::vector<size_t> order(c.y.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(),
+            [&](size_t a, size_t b) { return c.y_strides[a] < c.y_strides[b]; });
+  for (size_t i : order) {
+    if (c.y[i] == 1) continue;
+    if (c.y_strides[i] != want) return false;
+    want *= c.y[i];
+  }
+  return true;
+}
+
+// `post` is the fused epilogue (empty for plain Conv/ConvTranspose).
 ConvPlan MakePlan(const ConvGeometry& g, const ConvCall& call, bool transpose, bool nhwc,
-                  const float* const_w, const ConvPlan* shared) {
+                  const float* const_w, const ConvPlan* shared, const PostOps& post) {
   using dnnl::algorithm;
   using dnnl::prop_kind;
   const Window& w = g.win;
@@ -266,7 +286,9 @@ ConvPlan MakePlan(const ConvGeometry& g, const ConvCall& call, bool transpose, b
   memory::desc bias = call.bias > 0 ? PlainDesc({call.bias}) : memory::desc();
   dnnl::primitive_attr attr;
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  post.AppendTo(&attr);
   ConvPlan plan;
+  plan.dense_dst = DenseOutput(call);
   plan.has_bias = call.bias > 0;
   if (plan.has_bias) plan.bias = memory(bias, Engine(), nullptr);
   if (transpose) {
@@ -278,8 +300,14 @@ ConvPlan MakePlan(const ConvGeometry& g, const ConvCall& call, bool transpose, b
   } else {
     dnnl::convolution_forward::desc d(prop_kind::forward_inference, algorithm::convolution_direct,
                                       src, wei, bias, dst, strides, dil, pl, pr);
-    FinishPlan(dnnl::convolution_forward::primitive_desc(d, attr, Engine()), call, const_w, shared,
-               &plan);
+    dnnl::convolution_forward::primitive_desc pd(d, attr, Engine());
+    if (!post.empty() && SlowPostOps(pd.impl_info_str())) {
+      dnnl::primitive_attr plain;
+      plain.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+      pd = dnnl::convolution_forward::primitive_desc(d, plain, Engine());
+      plan.manual_post = post;
+    }
+    FinishPlan(pd, call, const_w, shared, &plan);
   }
   return plan;
 }
@@ -358,18 +386,42 @@ std::vector<ConvCall> SplitConv(const ConvGeometry& g, bool transpose, bool has_
   return calls;
 }
 
+
 TiledConv MakeTiledPlan(const ConvGeometry& g, bool transpose, bool has_bias, bool nhwc,
-                        const float* const_w, int tiles) {
+                        const float* const_w, int tiles, const PostOps& post) {
   TiledConv tiled;
   for (const ConvCall& call : SplitConv(g, transpose, has_bias, nhwc, tiles)) {
     const ConvPlan* shared = tiled.empty() ? nullptr : &tiled.front().plan;
-    ConvPlan plan = MakePlan(g, call, transpose, nhwc, const_w, shared);
+    ConvPlan plan = MakePlan(g, call, transpose, nhwc, const_w, shared, post);
+    if (!plan.manual_post.empty() && !DenseOutput(call)) {  // C++ epilogues need dense tiles.
+      ConvCall whole = WholeCall(g, has_bias, nhwc);
+      tiled.clear();
+      tiled.push_back(ConvTile{whole, MakePlan(g, whole, transpose, nhwc, const_w, nullptr, post)});
+      return tiled;
+    }
     tiled.push_back(ConvTile{call, std::move(plan)});
   }
   return tiled;
 }
 
-void Execute(ConvPlan& p, const float* x, const float* w, const float* b, float* y) {
+// Places the residual `z` (laid out like y) where the sum post-op reads it.
+void CopyResidual(ConvPlan& p, const float* z, float* y) {
+  dnnl::stream& s = ThreadStream();
+  const memory::desc& ud = p.user_dst.get_desc();
+  if (p.res_reorder) {
+    p.res_reorder->execute(s, {{DNNL_ARG_FROM, Wrap(ud, z)}, {DNNL_ARG_TO, p.dst_buf}});
+  } else if (p.dense_dst) {  // The primitive writes the user layout.
+    std::memcpy(y, z, ud.get_size());
+  } else {  // A strided tile (NCHW row band): copy plane by plane.
+    dnnl::memory from = Wrap(ud, z), to = Wrap(ud, y);
+    dnnl::reorder(from, to).execute(s, from, to);
+  }
+}
+
+// `z` is the residual of a fused sum post-op (laid out like y), else nullptr;
+// it never aliases y (the executor gives every output fresh storage).
+void Execute(ConvPlan& p, const float* x, const float* w, const float* b, const float* z,
+             float* y) {
   dnnl::stream& s = ThreadStream();
   p.user_src.set_data_handle(const_cast<float*>(x));
   p.user_dst.set_data_handle(y);
@@ -388,6 +440,8 @@ void Execute(ConvPlan& p, const float* x, const float* w, const float* b, float*
     }
   }
   if (p.dst_reorder) dst = p.dst_buf;
+  const bool manual = !p.manual_post.empty();
+  if (z != nullptr && !manual) CopyResidual(p, z, y);  // The sum post-op adds what dst holds.
   std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, src},
                                           {DNNL_ARG_WEIGHTS, wei},
                                           {DNNL_ARG_DST, dst},
@@ -400,18 +454,42 @@ void Execute(ConvPlan& p, const float* x, const float* w, const float* b, float*
   if (p.dst_reorder)
     p.dst_reorder->execute(s, {{DNNL_ARG_FROM, p.dst_buf}, {DNNL_ARG_TO, p.user_dst}});
   s.wait();
+  if (manual) {  // MakeTiledPlan keeps such tiles dense.
+    const memory::dims d = p.user_dst.get_desc().dims();
+    int64_t n = 1;
+    for (int64_t v : d) n *= v;
+    p.manual_post.ApplyInPlace(y, z, n);
+  }
+}
+
+// The output shape of a fused op whose own result has shape `y`, given its
+// residual `z` (nullptr when none): y, or the broadcast of y and z's shapes.
+Result<Shape> FusedOutputShape(const KernelContext& ctx, const Shape& y, const Tensor* z) {
+  if (z == nullptr) return y;
+  if (z->dtype() != DType::kFloat32) return ctx.Error("residual Z must be float32");
+  if (z->shape() == y) return y;
+  Result<Shape> s = BroadcastShapes(y, z->shape());
+  if (!s.ok()) return ctx.Error("residual Z: " + s.status().message());
+  return *s;
 }
 
 class ConvKernel final : public Kernel {
  public:
-  ConvKernel(bool transpose, bool nhwc) : transpose_(transpose), nhwc_(nhwc) {}
+  ConvKernel(bool transpose, bool nhwc, bool fused)
+      : transpose_(transpose), nhwc_(nhwc), fused_(fused) {}
 
-  // `channels_last` (com.parallax Conv only): X and Y are NHWC.
+  // `channels_last` (com.parallax ops only): X and Y (and Z) are NHWC when
+  // the node says so. `fused`: com.parallax FusedConv, Conv's inputs and
+  // attributes plus an optional residual Z (index 3, Y's shape) and an
+  // epilogue (ReadPostOps); Y = epilogue(conv(X, W) + B, Z), float32 only.
   static Result<std::unique_ptr<Kernel>> Create(const KernelInit& init, bool transpose,
-                                                bool channels_last = false) {
+                                                bool channels_last = false, bool fused = false) {
     bool nhwc = channels_last && init.node.attr_int("channels_last", 0) != 0;
-    auto k = std::make_unique<ConvKernel>(transpose, nhwc);
+    auto k = std::make_unique<ConvKernel>(transpose, nhwc, fused);
     if (init.num_inputs() < 2) return init.Error("expects at least 2 inputs (X, W)");
+    if (fused) {
+      PX_ASSIGN_OR_RETURN(k->post_, ReadPostOps(init.node, init.has_input(3)));
+    }
     if (const Tensor* w = init.constant_input(1); w != nullptr && IsFloatLike(w->dtype())) {
       PX_ASSIGN_OR_RETURN(k->const_w_, ToFloat32(*w));
       k->const_w_ = k->const_w_.Detached();  // Shares owned constants.
@@ -432,6 +510,8 @@ class ConvKernel final : public Kernel {
 
   bool transpose_;
   bool nhwc_;
+  bool fused_;
+  PostOps post_;  // Fused epilogue (FusedConv only).
   Tensor const_w_, const_b_;
   PlanCache<TiledConv> cache_;
 };
@@ -444,6 +524,7 @@ Status ConvKernel::RunImpl(KernelContext& ctx) {
   if (!IsFloatLike(dtype) || ctx.input(1).dtype() != dtype)
     return ctx.Error("X and W must be the same float type, got " + std::string(DTypeName(dtype)) +
                      " and " + std::string(DTypeName(ctx.input(1).dtype())));
+  if (fused_ && dtype != DType::kFloat32) return ctx.Error("FusedConv supports float32 only");
   PX_ASSIGN_OR_RETURN(Tensor x, ToFloat32(xin));
   Tensor w = const_w_;
   if (!w.defined()) {
@@ -463,8 +544,15 @@ Status ConvKernel::RunImpl(KernelContext& ctx) {
     return ctx.Error("bias has " + std::to_string(b.numel()) + " values, expected " +
                      std::to_string(g.out_channels));
   const Shape ys = nhwc_ ? NchwToNhwc(g.y) : g.y;  // Physical output shape.
-  PX_ASSIGN_OR_RETURN(Tensor * out, ctx.Output(0, dtype, ys));
+  const Tensor* z = fused_ && ctx.has_input(3) ? &ctx.input(3) : nullptr;
+  // A residual of another shape broadcasts (fusion could not prove the shapes
+  // equal): run the plain conv and apply the epilogue in C++.
+  const bool broadcast_z = z != nullptr && z->shape() != ys;
+  PX_ASSIGN_OR_RETURN(Shape out_shape, FusedOutputShape(ctx, ys, z));
+  PX_ASSIGN_OR_RETURN(Tensor * out, ctx.Output(0, dtype, out_shape));
   if (out->numel() == 0) return Status::Ok();
+  if (fused_ && (x.numel() == 0 || w.numel() == 0))
+    return Unsupported(ctx.node().Describe() + ": empty reduction in a fused conv");
   if (x.numel() == 0 || w.numel() == 0) {  // No reduction: output is the bias.
     float* o = out->data<float>();
     std::vector<float> tmp;
@@ -482,15 +570,18 @@ Status ConvKernel::RunImpl(KernelContext& ctx) {
   if (!const_w_.defined()) key.insert(key.end(), g.w.begin(), g.w.end());
   key.push_back(has_bias ? 1 : 0);
   key.push_back(ctx.intra_op().threads);
+  key.push_back(broadcast_z ? 1 : 0);
   TiledConv* plan = cache_.Find(key);
   if (plan == nullptr)
-    plan = cache_.Insert(key, MakeTiledPlan(g, transpose_, has_bias, nhwc_,
-                                            const_w_.defined() ? const_w_.data<float>() : nullptr,
-                                            ctx.intra_op().threads));
+    plan =
+        cache_.Insert(key, MakeTiledPlan(g, transpose_, has_bias, nhwc_,
+                                         const_w_.defined() ? const_w_.data<float>() : nullptr,
+                                         ctx.intra_op().threads, broadcast_z ? PostOps{} : post_));
   bool embed = g.y_dnnl != g.y;  // Never for NHWC (ConvTranspose only).
-  Tensor y = dtype == DType::kFloat32 && !embed
+  Tensor y = dtype == DType::kFloat32 && !embed && !broadcast_z
                  ? *out
                  : Tensor::Uninitialized(DType::kFloat32, embed ? g.y_dnnl : ys);
+  const float* pz = z != nullptr && !broadcast_z ? z->data<float>() : nullptr;
   const float* px = x.data<float>();
   const float* pw = w.data<float>();
   const float* pb = has_bias ? b.data<float>() : nullptr;
@@ -500,9 +591,13 @@ Status ConvKernel::RunImpl(KernelContext& ctx) {
         ConvTile& t = (*plan)[static_cast<size_t>(i)];
         const ConvCall& c = t.call;
         Execute(t.plan, px + c.x_off, pw + c.w_off, pb != nullptr ? pb + c.b_off : nullptr,
-                py + c.y_off);
+                pz != nullptr ? pz + c.y_off : nullptr, py + c.y_off);
         return Status::Ok();
       }));
+  if (broadcast_z) {
+    ApplyBroadcast(post_, y, *z, out);
+    return Status::Ok();
+  }
   if (embed) {
     Tensor full = dtype == DType::kFloat32 ? *out : Tensor::Uninitialized(DType::kFloat32, g.y);
     EmbedWithBias(y, has_bias ? b.data<float>() : nullptr, &full);
@@ -520,6 +615,8 @@ void RegisterConvOps(OpRegistry& r) {
              [](const KernelInit& init) { return ConvKernel::Create(init, true); });
   r.Register("com.parallax", "Conv",
              [](const KernelInit& init) { return ConvKernel::Create(init, false, true); });
+  r.Register("com.parallax", "FusedConv",
+             [](const KernelInit& init) { return ConvKernel::Create(init, false, true, true); });
 }
 
 }  // namespace parallax::nn

@@ -6,10 +6,13 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <mutex>
+#include <string>
 
 #include "backends/cpu/kernels/dnnl_util.h"
 #include "backends/cpu/kernels/families.h"
+#include "backends/cpu/kernels/fast_math.h"
 #include "backends/cpu/kernels/nn_util.h"
 #include "ops/shape_util.h"
 
@@ -56,6 +59,218 @@ dnnl::memory::desc StridedDesc(const Shape& dims, const std::vector<int64_t>& st
 
 dnnl::memory Wrap(const dnnl::memory::desc& md, const void* data) {
   return dnnl::memory(md, Engine(), const_cast<void*>(data));
+}
+
+bool PostOps::has_sum() const {
+  for (const Step& st : steps)
+    if (st.sum) return true;
+  return false;
+}
+
+void PostOps::AppendTo(dnnl::primitive_attr* attr) const {
+  if (empty()) return;
+  dnnl::post_ops ops;
+  for (const Step& st : steps) {
+    if (st.sum)
+      ops.append_sum(1.f);
+    else
+      ops.append_eltwise(1.f, st.alg, st.alpha, st.beta);
+  }
+  attr->set_post_ops(ops);
+}
+
+float PostOps::Apply(float acc, float z) const {
+  using dnnl::algorithm;
+  double y = acc;
+  for (const Step& st : steps) {
+    const double a = st.alpha, b = st.beta;
+    if (st.sum) {
+      y += z;
+      continue;
+    }
+    switch (st.alg) {
+      case algorithm::eltwise_relu:
+        y = y > 0 ? y : a * y;
+        break;
+      case algorithm::eltwise_clip_v2:
+        y = std::min(b, std::max(a, y));
+        break;
+      case algorithm::eltwise_linear:
+        y = a * y + b;
+        break;
+      case algorithm::eltwise_hardswish:
+        y = y * std::min(1.0, std::max(0.0, y / 6 + 0.5));
+        break;
+      case algorithm::eltwise_logistic:
+        y = 1 / (1 + std::exp(-y));
+        break;
+      case algorithm::eltwise_swish:
+        y = y / (1 + std::exp(-a * y));
+        break;
+      case algorithm::eltwise_tanh:
+        y = std::tanh(y);
+        break;
+      case algorithm::eltwise_gelu_erf:
+        y = 0.5 * y * (1 + std::erf(y / std::sqrt(2.0)));
+        break;
+      case algorithm::eltwise_gelu_tanh:
+        y = 0.5 * y * (1 + std::tanh(0.7978845608028654 * (y + 0.044715 * y * y * y)));
+        break;
+      default:
+        break;  // ReadPostOps creates no other steps.
+    }
+  }
+  return static_cast<float>(y);
+}
+
+namespace {
+
+// The epilogue loops (PostOps::ApplyInPlace), inlined into one build per
+// instruction set: ExpF / ErfF vectorise 4-7x better with AVX2 and FMA than
+// with the baseline x86-64 the library is compiled for.
+__attribute__((always_inline)) inline void ApplySteps(const PostOps& post, float* y, const float* z,
+                                                      int64_t n) {
+  using dnnl::algorithm;
+  constexpr int64_t kBlock = 2048;  // Stays in L1 across the steps.
+  for (int64_t s = 0; s < n; s += kBlock) {
+    float* p = y + s;
+    const int64_t m = std::min(kBlock, n - s);
+    for (const PostOps::Step& st : post.steps) {
+      const float a = st.alpha, b = st.beta;
+      if (st.sum) {
+        const float* q = z + s;
+        for (int64_t i = 0; i < m; ++i) p[i] += q[i];
+        continue;
+      }
+      switch (st.alg) {
+        case algorithm::eltwise_relu:
+          for (int64_t i = 0; i < m; ++i) p[i] = p[i] > 0.f ? p[i] : a * p[i];
+          break;
+        case algorithm::eltwise_clip_v2:
+          for (int64_t i = 0; i < m; ++i) p[i] = std::min(b, std::max(a, p[i]));
+          break;
+        case algorithm::eltwise_linear:
+          for (int64_t i = 0; i < m; ++i) p[i] = a * p[i] + b;
+          break;
+        case algorithm::eltwise_hardswish:
+          for (int64_t i = 0; i < m; ++i)
+            p[i] = p[i] * std::min(1.f, std::max(0.f, p[i] / 6.f + 0.5f));
+          break;
+        case algorithm::eltwise_logistic:
+          for (int64_t i = 0; i < m; ++i) p[i] = 1.f / (1.f + ExpF(-p[i]));
+          break;
+        case algorithm::eltwise_swish:
+          for (int64_t i = 0; i < m; ++i) p[i] = p[i] / (1.f + ExpF(-a * p[i]));
+          break;
+        case algorithm::eltwise_tanh:
+          for (int64_t i = 0; i < m; ++i) p[i] = TanhF(p[i]);
+          break;
+        case algorithm::eltwise_gelu_erf:
+          for (int64_t i = 0; i < m; ++i)
+            p[i] = 0.5f * p[i] * (1.f + ErfF(p[i] * 0.70710678118654752f));
+          break;
+        default:
+          for (int64_t i = 0; i < m; ++i) p[i] = post.Apply(p[i], 0.f);
+          break;
+      }
+    }
+  }
+}
+
+__attribute__((target("avx2,fma"))) void ApplyStepsAvx2(const PostOps& post, float* y,
+                                                        const float* z, int64_t n) {
+  ApplySteps(post, y, z, n);
+}
+
+void ApplyStepsBaseline(const PostOps& post, float* y, const float* z, int64_t n) {
+  ApplySteps(post, y, z, n);
+}
+
+}  // namespace
+
+void PostOps::ApplyInPlace(float* y, const float* z, int64_t n) const {
+  static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  if (avx2)
+    ApplyStepsAvx2(*this, y, z, n);
+  else
+    ApplyStepsBaseline(*this, y, z, n);
+}
+
+namespace {
+
+// Appends the eltwise steps of activation `act` (params `a`); false when unknown.
+bool AppendActivation(const std::string& act, const std::vector<float>& a, PostOps* p) {
+  using dnnl::algorithm;
+  auto param = [&](size_t i, float def) { return i < a.size() ? a[i] : def; };
+  auto step = [&](algorithm alg, float alpha, float beta) {
+    p->steps.push_back({false, alg, alpha, beta});
+  };
+  const float inf = std::numeric_limits<float>::infinity();
+  if (act == "Relu") {
+    step(algorithm::eltwise_relu, 0.f, 0.f);
+  } else if (act == "LeakyRelu") {
+    step(algorithm::eltwise_relu, param(0, 0.01f), 0.f);
+  } else if (act == "Clip") {
+    step(algorithm::eltwise_clip_v2, param(0, -inf), param(1, inf));
+  } else if (act == "HardSigmoid") {  // clip(alpha * x + beta, 0, 1).
+    step(algorithm::eltwise_linear, param(0, 0.2f), param(1, 0.5f));
+    step(algorithm::eltwise_clip_v2, 0.f, 1.f);
+  } else if (act == "HardSwish") {  // x * clip(x / 6 + 1 / 2, 0, 1).
+    step(algorithm::eltwise_hardswish, 0.f, 0.f);
+  } else if (act == "Sigmoid") {
+    step(algorithm::eltwise_logistic, 0.f, 0.f);
+  } else if (act == "Swish") {  // x * sigmoid(alpha * x); alpha = 1 is SiLU.
+    step(algorithm::eltwise_swish, param(0, 1.f), 0.f);
+  } else if (act == "Tanh") {
+    step(algorithm::eltwise_tanh, 0.f, 0.f);
+  } else if (act == "Gelu") {
+    step(algorithm::eltwise_gelu_erf, 0.f, 0.f);
+  } else if (act == "GeluTanh") {
+    step(algorithm::eltwise_gelu_tanh, 0.f, 0.f);
+  } else {
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+Result<PostOps> ReadPostOps(const Node& node, bool residual) {
+  PostOps p;
+  const bool sum_late = node.attr_int("sum_after_activation", 0) != 0;
+  if (residual && !sum_late) p.steps.push_back({true});
+  const std::string act = node.attr_string("activation", "");
+  if (!act.empty() && !AppendActivation(act, node.attr_floats("activation_params"), &p))
+    return InvalidArgument(node.Describe() + ": unknown activation '" + act + "'");
+  if (residual && sum_late) p.steps.push_back({true});
+  if (node.has_attr("linear")) {
+    const std::vector<float> l = node.attr_floats("linear");
+    if (l.size() != 2) return InvalidArgument(node.Describe() + ": linear needs [alpha, beta]");
+    p.steps.push_back({false, dnnl::algorithm::eltwise_linear, l[0], l[1]});
+  }
+  return p;
+}
+
+void ApplyBroadcast(const PostOps& post, const Tensor& acc, const Tensor& z, Tensor* out) {
+  const Shape& os = out->shape();
+  const std::vector<int64_t> sa = BroadcastStrides(acc.shape(), os);
+  const std::vector<int64_t> sz = BroadcastStrides(z.shape(), os);
+  std::vector<int64_t> idx(os.size(), 0);
+  const float* pa = acc.data<float>();
+  const float* pz = z.data<float>();
+  float* po = out->data<float>();
+  int64_t oa = 0, oz = 0;
+  for (int64_t i = 0; i < out->numel(); ++i) {
+    po[i] = post.Apply(pa[oa], pz[oz]);
+    for (size_t d = os.size(); d-- > 0;) {  // Odometer step over the output index.
+      oa += sa[d];
+      oz += sz[d];
+      if (++idx[d] < os[d]) break;
+      oa -= sa[d] * os[d];
+      oz -= sz[d] * os[d];
+      idx[d] = 0;
+    }
+  }
 }
 
 }  // namespace dnnl_util

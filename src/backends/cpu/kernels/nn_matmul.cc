@@ -32,13 +32,16 @@ struct MatMulPlan {
 // Creates a matmul primitive. With `const_w`, the weights are packed once into
 // the preferred layout (or `shared`'s packed weights are reused when their
 // layout matches); otherwise the primitive reads `wei_md` directly.
+// `post` is a fused epilogue (FusedMatMul).
 MatMulPlan MakeMatMulPlan(const memory::desc& src_md, const memory::desc& wei_md,
                           const memory::desc& dst_md, const memory::desc& bias_md, float alpha,
-                          const float* const_w, const MatMulPlan* shared = nullptr) {
+                          const float* const_w, const MatMulPlan* shared = nullptr,
+                          const PostOps& post = {}) {
   const dnnl::engine& eng = Engine();
   dnnl::primitive_attr attr;
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   if (alpha != 1.f) attr.set_output_scales(0, {alpha});
+  post.AppendTo(&attr);
   memory::desc wei_want =
       const_w != nullptr ? memory::desc(wei_md.dims(), dt::f32, tag::any) : wei_md;
   dnnl::matmul::desc d(src_md, wei_want, bias_md, dst_md);
@@ -79,8 +82,10 @@ using TiledMatMul = std::vector<MatMulTile>;
 // when there are enough, else by rows of A, else (few rows: decoder steps)
 // by column blocks of B, each tile packing only its columns. Small products
 // stay one call.
+// With `bias` (2-D only) each tile reads its columns of a [1, n] bias at
+// b_off's column; `post` is the fused epilogue.
 TiledMatMul MakeTiledMatMul(int64_t nb, int64_t m, int64_t k, int64_t n, const float* const_b,
-                            int tiles) {
+                            int tiles, bool bias = false, const PostOps& post = {}) {
   const int64_t batch = std::max<int64_t>(nb, 1);
   const double flops = 2.0 * static_cast<double>(batch * m) * static_cast<double>(k * n);
   auto dims = [&](int64_t b, int64_t r, int64_t c) {
@@ -97,9 +102,10 @@ TiledMatMul MakeTiledMatMul(int64_t nb, int64_t m, int64_t k, int64_t n, const f
     // Tiles over the same B (row bands) share its packed copy.
     const MatMulPlan* shared =
         !out.empty() && out.front().b_off == b_off ? &out.front().plan : nullptr;
+    memory::desc cmd = bias ? PlainDesc({1, cols}) : memory::desc();
     out.push_back(
-        MatMulTile{MakeMatMulPlan(PlainDesc(dims(b, rows, k)), bmd, ymd, memory::desc(), 1.f,
-                                  const_b != nullptr ? const_b + b_off : nullptr, shared),
+        MatMulTile{MakeMatMulPlan(PlainDesc(dims(b, rows, k)), bmd, ymd, cmd, 1.f,
+                                  const_b != nullptr ? const_b + b_off : nullptr, shared, post),
                    a_off, b_off, y_off});
   };
   int64_t parts = flops < 2e6 ? 1 : tiles;
@@ -152,6 +158,9 @@ class ConstBKernel : public Kernel {
     if (const Tensor* b = init.constant_input(1); b != nullptr && IsFloatLike(b->dtype())) {
       PX_ASSIGN_OR_RETURN(k->const_b_, ToFloat32(*b));
       k->const_b_ = k->const_b_.Detached();  // Shares owned constants.
+    }
+    if constexpr (requires { k->Init(init); }) {
+      PX_RETURN_IF_ERROR(k->Init(init));
     }
     return std::unique_ptr<Kernel>(std::move(k));
   }
@@ -314,11 +323,88 @@ Status GemmKernel::RunImpl(KernelContext& ctx) {
   return Status::Ok();
 }
 
+// com.parallax FusedMatMul(A, B, [bias], [Z]): A [..., K] (rank >= 1),
+// B [K, N], an optional bias of N elements and an optional residual Z of the
+// output's shape; the epilogue (ReadPostOps) adds Z and applies the
+// activation and linear step. float32 only. The rows of A fold into one
+// [M, K] x [K, N] GEMM with oneDNN post-ops, split into intra-op tiles like
+// MatMul; a Z of another shape is broadcast in C++ after a plain GEMM.
+class FusedMatMulKernel final : public ConstBKernel<FusedMatMulKernel, TiledMatMul> {
+ public:
+  Status Init(const KernelInit& init) {
+    PX_ASSIGN_OR_RETURN(post_, ReadPostOps(init.node, init.has_input(3)));
+    return Status::Ok();
+  }
+  Status RunImpl(KernelContext& ctx);
+
+ private:
+  PostOps post_;
+};
+
+Status FusedMatMulKernel::RunImpl(KernelContext& ctx) {
+  PrepareThread();
+  if (!ctx.has_input(0) || !ctx.has_input(1)) return ctx.Error("A and B are required");
+  const Tensor& a = ctx.input(0);
+  const Tensor& bin = ctx.input(1);
+  if (a.dtype() != DType::kFloat32 || bin.dtype() != DType::kFloat32)
+    return ctx.Error("A and B must be float32");
+  if (a.rank() < 1 || bin.rank() != 2 || a.shape().back() != bin.dim(0) || bin.dim(0) == 0)
+    return ctx.Error("expects A [..., K] and B [K, N] with K > 0, got " + ShapeToString(a.shape()) +
+                     " and " + ShapeToString(bin.shape()));
+  const int64_t k = bin.dim(0), n = bin.dim(1), m = a.numel() / k;
+  const float* bias = nullptr;
+  if (ctx.has_input(2)) {
+    const Tensor& c = ctx.input(2);
+    if (c.dtype() != DType::kFloat32 || c.numel() != n)
+      return ctx.Error("bias must be float32 with " + std::to_string(n) + " elements, got " +
+                       ShapeToString(c.shape()));
+    bias = c.data<float>();
+  }
+  Shape y_shape = a.shape();
+  y_shape.back() = n;
+  const Tensor* z = ctx.has_input(3) ? &ctx.input(3) : nullptr;
+  if (z != nullptr && z->dtype() != DType::kFloat32) return ctx.Error("Z must be float32");
+  const bool broadcast_z = z != nullptr && z->shape() != y_shape;
+  Shape out_shape = y_shape;
+  if (broadcast_z) {
+    Result<Shape> bs = BroadcastShapes(y_shape, z->shape());
+    if (!bs.ok()) return ctx.Error("residual Z: " + bs.status().message());
+    out_shape = *bs;
+  }
+  PX_ASSIGN_OR_RETURN(Tensor * out, ctx.Output(0, DType::kFloat32, out_shape));
+  if (out->numel() == 0) return Status::Ok();
+  const Tensor& b = const_b_.defined() ? const_b_ : bin;
+  std::vector<int64_t> key = {m, k, n, bias != nullptr, broadcast_z, ctx.intra_op().threads};
+  TiledMatMul* plan = cache_.Find(key);
+  if (plan == nullptr)
+    plan = cache_.Insert(
+        key,
+        MakeTiledMatMul(0, m, k, n, const_b_.defined() ? b.data<float>() : nullptr,
+                        ctx.intra_op().threads, bias != nullptr, broadcast_z ? PostOps{} : post_));
+  Tensor y = broadcast_z ? Tensor::Uninitialized(DType::kFloat32, y_shape) : *out;
+  if (z != nullptr && !broadcast_z && z->data<float>() != y.data<float>())
+    std::memcpy(y.data<float>(), z->data<float>(), z->nbytes());  // Read by the sum step.
+  const float* pa = a.data<float>();
+  const float* pb = b.data<float>();
+  float* py = y.data<float>();
+  PX_RETURN_IF_ERROR(
+      RunTiles(ctx.node(), ctx.intra_op(), static_cast<int64_t>(plan->size()), [&](int64_t i) {
+        MatMulTile& t = (*plan)[static_cast<size_t>(i)];
+        // A tile's bias columns start at its B column.
+        RunMatMulPlan(t.plan, pa + t.a_off, pb + t.b_off,
+                      bias != nullptr ? bias + t.b_off : nullptr, py + t.y_off);
+        return Status::Ok();
+      }));
+  if (broadcast_z) ApplyBroadcast(post_, y, *z, out);
+  return Status::Ok();
+}
+
 }  // namespace
 
 void RegisterMatMulOps(OpRegistry& r) {
   r.Register("", "MatMul", MatMulKernel::Create);
   r.Register("", "Gemm", GemmKernel::Create);
+  r.Register("com.parallax", "FusedMatMul", FusedMatMulKernel::Create);
 }
 
 }  // namespace parallax::nn

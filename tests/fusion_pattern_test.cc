@@ -1,0 +1,206 @@
+// Pattern fusions into standard ops (Gelu, LayerNormalization, Softmax) on
+// tiny hand-built models, including subgraph bodies: the pass fires on each
+// exporter form, not when an intermediate has another reader, and the result
+// matches the unfused model within 1e-5.
+#include <gtest/gtest.h>
+
+#include "fusion_test_util.h"
+
+namespace parallax {
+namespace {
+
+using testing::AttrInts;
+using testing::Fired;
+using testing::kFloat;
+using testing::LoadAndCompare;
+using testing::ModelBuilder;
+using testing::OnlyNode;
+using testing::OpCounts;
+using testing::RandomInit;
+using testing::RandomTensor;
+
+using Ops = std::map<std::string, int>;
+
+Session::NamedTensors XInput(Shape s = {2, 3, 16}) { return {{"x", RandomTensor(s, 5, -3, 3)}}; }
+
+// The three exporter forms of x * 0.5 * (1 + erf(x / sqrt(2))).
+TEST(FusionPatterns, GeluFormsBecomeOneGelu) {
+  for (int form = 0; form < 3; ++form) {
+    SCOPED_TRACE(form);
+    ModelBuilder b(13);
+    b.Input("x", kFloat, {2, 3, 16}).Output("y", kFloat, {2, 3, 16});
+    b.FloatInit("sqrt2", {}, {1.4142135f}).FloatInit("rsqrt2", {1}, {0.70710677f});
+    b.FloatInit("one", {}, {1.f}).FloatInit("half", {}, {.5f});
+    if (form == 0) {
+      b.Node("Div", {"x", "sqrt2"}, {"d"});
+    } else {
+      b.Node("Mul", {"rsqrt2", "x"}, {"d"});
+    }
+    b.Node("Erf", {"d"}, {"e"});
+    b.Node("Add", {"one", "e"}, {"p"});
+    if (form == 0) {  // (x * (1 + erf)) * 0.5
+      b.Node("Mul", {"x", "p"}, {"q"});
+      b.Node("Mul", {"q", "half"}, {"y"});
+    } else if (form == 1) {  // x * ((1 + erf) * 0.5)
+      b.Node("Mul", {"p", "half"}, {"q"});
+      b.Node("Mul", {"x", "q"}, {"y"});
+    } else {  // (x * 0.5) * (1 + erf)
+      b.Node("Mul", {"x", "half"}, {"h"});
+      b.Node("Mul", {"h", "p"}, {"y"});
+    }
+    auto m = LoadAndCompare(b.Write("fuse_gelu_" + std::to_string(form)), XInput());
+    ASSERT_TRUE(m);
+    EXPECT_EQ(Fired(*m, "Gelu"), 1);
+    EXPECT_EQ(OpCounts(*m), (Ops{{"Gelu", 1}}));
+  }
+}
+
+TEST(FusionPatterns, GeluWithAnErfReadElsewhereStaysApart) {
+  ModelBuilder b(13);
+  b.Input("x", kFloat, {2, 3, 16}).Output("y", kFloat, {2, 3, 16}).Output("e", kFloat, {2, 3, 16});
+  b.FloatInit("sqrt2", {}, {1.4142135f}).FloatInit("one", {}, {1.f}).FloatInit("half", {}, {.5f});
+  b.Node("Div", {"x", "sqrt2"}, {"d"});
+  b.Node("Erf", {"d"}, {"e"});
+  b.Node("Add", {"e", "one"}, {"p"});
+  b.Node("Mul", {"x", "p"}, {"q"});
+  b.Node("Mul", {"q", "half"}, {"y"});
+  auto m = LoadAndCompare(b.Write("fuse_gelu_shared"), XInput());
+  ASSERT_TRUE(m);
+  EXPECT_EQ(Fired(*m, "Gelu"), 0);
+  EXPECT_EQ(OpCounts(*m).count("Erf"), 1u);
+}
+
+// ReduceMean, Sub, Pow, ReduceMean, Add eps, Sqrt, Div, Mul gamma, Add beta
+// over `axes` of x [2,3,16]; `d_output` also exposes the centred x.
+ModelBuilder LayerNormModel(std::vector<int64_t> axes, bool d_output = false) {
+  ModelBuilder b(13);
+  b.Input("x", kFloat, {2, 3, 16}).Output("y", kFloat, {2, 3, 16});
+  if (d_output) b.Output("d", kFloat, {2, 3, 16});
+  b.FloatInit("two", {}, {2.f}).FloatInit("eps", {}, {1e-5f});
+  RandomInit(b, "gamma", {16}, 1);
+  RandomInit(b, "beta", {16}, 2);
+  AttrInts(b.Node("ReduceMean", {"x"}, {"mean"}), "axes", axes);
+  b.Node("Sub", {"x", "mean"}, {"d"});
+  b.Node("Pow", {"d", "two"}, {"sq"});
+  AttrInts(b.Node("ReduceMean", {"sq"}, {"var"}), "axes", axes);
+  b.Node("Add", {"var", "eps"}, {"ve"});
+  b.Node("Sqrt", {"ve"}, {"std"});
+  b.Node("Div", {"d", "std"}, {"n"});
+  b.Node("Mul", {"n", "gamma"}, {"g"});
+  b.Node("Add", {"g", "beta"}, {"y"});
+  return b;
+}
+
+TEST(FusionPatterns, DecomposedLayerNormBecomesLayerNormalization) {
+  auto m = LoadAndCompare(LayerNormModel({-1}).Write("fuse_layernorm"), XInput());
+  ASSERT_TRUE(m);
+  EXPECT_EQ(Fired(*m, "LayerNorm"), 1);
+  const Node* ln = OnlyNode(*m, "LayerNormalization");
+  ASSERT_NE(ln, nullptr);
+  EXPECT_EQ(OpCounts(*m).size(), 1u);
+  EXPECT_EQ(ln->attr_int("axis", 0), 2);
+  EXPECT_FLOAT_EQ(ln->attr_float("epsilon", 0), 1e-5f);
+  EXPECT_EQ(ln->inputs.size(), 3u);
+}
+
+TEST(FusionPatterns, LayerNormOverANonTrailingAxisStaysApart) {
+  auto m = LoadAndCompare(LayerNormModel({1}).Write("fuse_layernorm_axis1"), XInput());
+  ASSERT_TRUE(m);
+  EXPECT_EQ(Fired(*m, "LayerNorm"), 0);
+  EXPECT_EQ(OpCounts(*m).count("LayerNormalization"), 0u);
+}
+
+TEST(FusionPatterns, LayerNormWithTheCentredInputReadElsewhereStaysApart) {
+  auto m = LoadAndCompare(LayerNormModel({-1}, true).Write("fuse_layernorm_shared"), XInput());
+  ASSERT_TRUE(m);
+  EXPECT_EQ(Fired(*m, "LayerNorm"), 0);
+}
+
+// Softmax split by the exporter: [ReduceMax, Sub,] Exp, ReduceSum, Div.
+TEST(FusionPatterns, SplitSoftmaxBecomesSoftmax) {
+  for (bool with_max : {true, false}) {
+    SCOPED_TRACE(with_max);
+    ModelBuilder b(11);  // ReduceSum takes axes as an attribute.
+    b.Input("x", kFloat, {2, 3, 16}).Output("y", kFloat, {2, 3, 16});
+    std::string in = "x";
+    if (with_max) {
+      AttrInts(b.Node("ReduceMax", {"x"}, {"mx"}), "axes", {1});
+      b.Node("Sub", {"x", "mx"}, {"t"});
+      in = "t";
+    }
+    b.Node("Exp", {in}, {"e"});
+    AttrInts(b.Node("ReduceSum", {"e"}, {"s"}), "axes", {1});
+    b.Node("Div", {"e", "s"}, {"y"});
+    auto m = LoadAndCompare(b.Write(std::string("fuse_softmax_") + (with_max ? "max" : "plain")),
+                            XInput());
+    ASSERT_TRUE(m);
+    EXPECT_EQ(Fired(*m, "Softmax"), 1);
+    const Node* sm = OnlyNode(*m, "Softmax");
+    ASSERT_NE(sm, nullptr);
+    EXPECT_EQ(OpCounts(*m).size(), 1u);
+    EXPECT_EQ(sm->attr_int("axis", 0), 1);
+    EXPECT_EQ(m->data().graph->values[static_cast<size_t>(sm->inputs[0])].name, "x");
+  }
+}
+
+TEST(FusionPatterns, SoftmaxWithTheSumReadElsewhereStaysApart) {
+  ModelBuilder b(11);
+  b.Input("x", kFloat, {2, 3, 16}).Output("y", kFloat, {2, 3, 16}).Output("s", kFloat, {2, 1, 16});
+  b.Node("Exp", {"x"}, {"e"});
+  AttrInts(b.Node("ReduceSum", {"e"}, {"s"}), "axes", {1});
+  b.Node("Div", {"e", "s"}, {"y"});
+  auto m = LoadAndCompare(b.Write("fuse_softmax_shared"), XInput());
+  ASSERT_TRUE(m);
+  EXPECT_EQ(Fired(*m, "Softmax"), 0);
+}
+
+TEST(FusionPatterns, FusesInsideIfBranches) {
+  ModelBuilder b(13);
+  b.Input("cond", onnx::TensorProto::BOOL, {}).Input("x", kFloat, {2, 3, 16});
+  b.Output("y", kFloat, {2, 3, 16});
+  auto* node = b.Node("If", {"cond"}, {"y"});
+  for (const char* branch : {"then_branch", "else_branch"}) {
+    auto* attr = node->add_attribute();
+    attr->set_name(branch);
+    attr->set_type(onnx::AttributeProto::GRAPH);
+    auto* g = attr->mutable_g();
+    g->set_name(branch);
+    auto add = [&](const char* op, std::vector<std::string> ins, const char* out) {
+      auto* n = g->add_node();
+      n->set_op_type(op);
+      for (auto& i : ins) n->add_input(i);
+      n->add_output(out);
+    };
+    auto scalar = [&](const char* name, float v) {
+      auto* t = g->add_initializer();
+      t->set_name(name);
+      t->set_data_type(onnx::TensorProto::FLOAT);
+      t->add_float_data(v);
+    };
+    scalar("sqrt2", 1.4142135f);
+    scalar("one", 1.f);
+    scalar("half", std::string(branch) == "then_branch" ? .5f : .25f);
+    add("Div", {"x", "sqrt2"}, "d");  // x is captured from the main graph.
+    add("Erf", {"d"}, "e");
+    add("Add", {"e", "one"}, "p");
+    add("Mul", {"x", "p"}, "q");
+    add("Mul", {"q", "half"}, "out");
+    auto* o = g->add_output();
+    o->set_name("out");
+    o->mutable_type()->mutable_tensor_type()->set_elem_type(onnx::TensorProto::FLOAT);
+  }
+  std::string path = b.Write("fuse_gelu_in_if");
+  for (bool c : {true, false}) {
+    Session::NamedTensors in = XInput();
+    in.push_back({"cond", Tensor::FromVector<bool>(DType::kBool, {}, {c})});
+    auto m = LoadAndCompare(path, in);
+    ASSERT_TRUE(m);
+    EXPECT_EQ(Fired(*m, "Gelu"), 1);  // Only the then branch has the 0.5 form.
+    const Node& n = m->data().graph->nodes.at(0);
+    EXPECT_EQ(n.attr("then_branch")->g->nodes.size(), 1u);
+    EXPECT_EQ(n.attr("else_branch")->g->nodes.size(), 5u);
+  }
+}
+
+}  // namespace
+}  // namespace parallax
