@@ -5,9 +5,11 @@
 // and packed into the primitive's preferred layout once per input shape.
 #include <algorithm>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "backends/cpu/kernels/dnnl_util.h"
@@ -28,6 +30,11 @@ struct MatMulPlan {
   bool packed = false;
   bool has_bias = false;
 };
+
+// Packed copies of a kernel's constant B, keyed by (element offset, columns)
+// of the slice they hold; plans for other input shapes (a decoder's growing
+// M) reuse them instead of packing B again. Read-only once made.
+using PackedB = std::map<std::pair<int64_t, int64_t>, memory>;
 
 // Creates a matmul primitive. With `const_w`, the weights are packed once into
 // the preferred layout (or `shared`'s packed weights are reused when their
@@ -85,7 +92,8 @@ using TiledMatMul = std::vector<MatMulTile>;
 // With `bias` (2-D only) each tile reads its columns of a [1, n] bias at
 // b_off's column; `post` is the fused epilogue.
 TiledMatMul MakeTiledMatMul(int64_t nb, int64_t m, int64_t k, int64_t n, const float* const_b,
-                            int tiles, bool bias = false, const PostOps& post = {}) {
+                            int tiles, PackedB* packs, bool bias = false,
+                            const PostOps& post = {}) {
   const int64_t batch = std::max<int64_t>(nb, 1);
   const double flops = 2.0 * static_cast<double>(batch * m) * static_cast<double>(k * n);
   auto dims = [&](int64_t b, int64_t r, int64_t c) {
@@ -99,14 +107,19 @@ TiledMatMul MakeTiledMatMul(int64_t nb, int64_t m, int64_t k, int64_t n, const f
                  int64_t y_off) {
     memory::desc bmd = cols == n ? PlainDesc(dims(b, k, n)) : strided(b, k, cols, n, k * n);
     memory::desc ymd = cols == n ? PlainDesc(dims(b, rows, n)) : strided(b, rows, cols, n, m * n);
-    // Tiles over the same B (row bands) share its packed copy.
-    const MatMulPlan* shared =
-        !out.empty() && out.front().b_off == b_off ? &out.front().plan : nullptr;
+    // Tiles and plans over the same slice of B share its packed copy.
+    const bool keep = const_b != nullptr && nb == 0;
+    MatMulPlan known;
+    if (auto it = packs->find({b_off, cols}); keep && it != packs->end()) {
+      known.wei_buf = it->second;
+      known.packed = true;
+    }
     memory::desc cmd = bias ? PlainDesc({1, cols}) : memory::desc();
-    out.push_back(
-        MatMulTile{MakeMatMulPlan(PlainDesc(dims(b, rows, k)), bmd, ymd, cmd, 1.f,
-                                  const_b != nullptr ? const_b + b_off : nullptr, shared, post),
-                   a_off, b_off, y_off});
+    out.push_back(MatMulTile{MakeMatMulPlan(PlainDesc(dims(b, rows, k)), bmd, ymd, cmd, 1.f,
+                                            const_b != nullptr ? const_b + b_off : nullptr,
+                                            known.packed ? &known : nullptr, post),
+                             a_off, b_off, y_off});
+    if (keep) packs->emplace(std::make_pair(b_off, cols), out.back().plan.wei_buf);
   };
   int64_t parts = flops < 2e6 ? 1 : tiles;
   if (parts > 1 && nb >= parts) {  // Batch slices.
@@ -171,6 +184,7 @@ class ConstBKernel : public Kernel {
  protected:
   Tensor const_b_;
   PlanCache<Plan> cache_;
+  PackedB packed_b_;  // Constant B's packed slices, shared by all plans.
 };
 
 class MatMulKernel final : public ConstBKernel<MatMulKernel, TiledMatMul> {
@@ -219,10 +233,10 @@ Status MatMulKernel::RunImpl(KernelContext& ctx) {
       const int tiles = ctx.intra_op().threads;
       TiledMatMul tiled;
       if (weights_2d) {  // Fold A's batch into M: one 2-D GEMM.
-        tiled = MakeTiledMatMul(0, a.numel() / s.k, s.k, s.n, cb, tiles);
+        tiled = MakeTiledMatMul(0, a.numel() / s.k, s.k, s.n, cb, tiles, &packed_b_);
       } else if (a_batch == b_batch) {
         const int64_t nb = NumElements(a_batch);
-        tiled = MakeTiledMatMul(nb == 1 ? 0 : nb, s.m, s.k, s.n, cb, tiles);
+        tiled = MakeTiledMatMul(nb == 1 ? 0 : nb, s.m, s.k, s.n, cb, tiles, &packed_b_);
       } else {  // Broadcast batch dims: one call over the full-rank shapes.
         tiled.push_back(MatMulTile{MakeMatMulPlan(PlainDesc(s.a), PlainDesc(s.b), PlainDesc(s.y),
                                                   memory::desc(), 1.f, cb)});
@@ -377,10 +391,10 @@ Status FusedMatMulKernel::RunImpl(KernelContext& ctx) {
   std::vector<int64_t> key = {m, k, n, bias != nullptr, broadcast_z, ctx.intra_op().threads};
   TiledMatMul* plan = cache_.Find(key);
   if (plan == nullptr)
-    plan = cache_.Insert(
-        key,
-        MakeTiledMatMul(0, m, k, n, const_b_.defined() ? b.data<float>() : nullptr,
-                        ctx.intra_op().threads, bias != nullptr, broadcast_z ? PostOps{} : post_));
+    plan = cache_.Insert(key,
+                         MakeTiledMatMul(0, m, k, n, const_b_.defined() ? b.data<float>() : nullptr,
+                                         ctx.intra_op().threads, &packed_b_, bias != nullptr,
+                                         broadcast_z ? PostOps{} : post_));
   Tensor y = broadcast_z ? Tensor::Uninitialized(DType::kFloat32, y_shape) : *out;
   if (z != nullptr && !broadcast_z && z->data<float>() != y.data<float>())
     std::memcpy(y.data<float>(), z->data<float>(), z->nbytes());  // Read by the sum step.
