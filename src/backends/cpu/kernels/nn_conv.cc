@@ -12,6 +12,11 @@
 // NHWC activations (X [N,H,W,C], Y [N,OH,OW,OC], W and B as in ONNX), set by
 // the layout pass (plan/layout.h). Geometry is computed on the logical NCHW
 // shape and the primitive runs directly on NHWC strides, with no reorders.
+//
+// ("com.parallax", "FusedConv") adds a fused epilogue (bias, residual Z,
+// activation, affine; see PostOps) run by oneDNN or, where oneDNN's
+// implementation would run it in reference code, as one C++ pass after it.
+// Every variant splits into intra-op tiles (SplitConv) on the session pool.
 #include <algorithm>
 #include <cstring>
 #include <memory>
