@@ -297,6 +297,7 @@ TEST(NnKernels, MatMulIntraOpTilesMatchOneCall) {
   const std::vector<std::pair<Shape, Shape>> cases = {
       {{1, 300, 96}, {96, 200}},           // Row bands (batch folded into M).
       {{1, 1, 384}, {384, 1536}},          // Column blocks (decoder step).
+      {{1, 32, 96}, {96, 768}},            // Column blocks (few rows, n > 4m).
       {{2, 6, 100, 64}, {2, 6, 64, 100}},  // Batch slices (attention).
       {{1, 2, 3, 500}, {1, 2, 500, 700}},  // Few batches, few rows: one call.
   };

@@ -86,8 +86,9 @@ using TiledMatMul = std::vector<MatMulTile>;
 
 // Plans y[nb, m, n] = a[nb, m, k] x b[nb, k, n] (nb = 0: 2-D, no batch dim;
 // b's batch must equal a's) as up to `tiles` independent slices: by batch
-// when there are enough, else by rows of A, else (few rows: decoder steps)
-// by column blocks of B, each tile packing only its columns. Small products
+// when there are enough, else by rows of A, else (few rows, n > 4m: short
+// sequences, decoder steps) by column blocks of B, each tile packing only its
+// columns. Small products
 // stay one call.
 // With `bias` (2-D only) each tile reads its columns of a [1, n] bias at
 // b_off's column; `post` is the fused epilogue.
@@ -127,12 +128,15 @@ TiledMatMul MakeTiledMatMul(int64_t nb, int64_t m, int64_t k, int64_t n, const f
       const int64_t b0 = nb * t / parts, b1 = nb * (t + 1) / parts;
       add(b1 - b0, m, n, b0 * m * k, b0 * k * n, b0 * m * n);
     }
-  } else if (parts > 1 && nb == 0 && m >= 8 * parts) {  // Row bands of A and Y.
+  } else if (parts > 1 && nb == 0 && m >= 8 * parts &&
+             !(n >= 64 * parts && n > 4 * m)) {  // Row bands of A and Y.
     for (int64_t t = 0; t < parts; ++t) {
       const int64_t r0 = m * t / parts, r1 = m * (t + 1) / parts;
       add(0, r1 - r0, n, r0 * k, 0, r0 * n);
     }
-  } else if (parts > 1 && nb == 0 && n >= 64 * parts) {  // Column blocks of B and Y.
+  } else if (parts > 1 && nb == 0 && n >= 64 * parts) {
+    // Column blocks of B and Y: for few rows (B larger than A) each tile then
+    // streams only its part of B, where row bands would each stream all of it.
     const int64_t blocks = n / 16;
     for (int64_t t = 0; t < parts; ++t) {
       const int64_t c0 = blocks * t / parts * 16;
