@@ -58,6 +58,16 @@ ValueId Graph::AddValue(Value v) {
   return static_cast<ValueId>(values.size() - 1);
 }
 
+ValueId Graph::AddConstant(std::string name, Tensor t) {
+  Value v;
+  v.name = std::move(name);
+  v.dtype = t.dtype();
+  v.has_shape = true;
+  for (int64_t d : t.shape()) v.dims.push_back(Dim{d, ""});
+  v.constant = std::move(t);
+  return AddValue(std::move(v));
+}
+
 void Graph::RebuildLinks() {
   for (Value& v : values) {
     v.producer = -1;

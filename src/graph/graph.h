@@ -92,6 +92,8 @@ class Graph {
   std::vector<std::pair<ValueId, ValueId>> captures;
 
   ValueId AddValue(Value v);
+  // Adds a constant value named `name` holding `t` (dtype and shape from t).
+  ValueId AddConstant(std::string name, Tensor t);
   // Rebuilds producer/consumer links from nodes.
   void RebuildLinks();
   // Returns the value with this name, or kNoValue.

@@ -19,16 +19,6 @@ struct ChannelAffine {
   std::vector<double> scale, shift;
 };
 
-ValueId AddConstant(Graph& g, const std::string& name, Tensor t) {
-  Value v;
-  v.name = name;
-  v.dtype = t.dtype();
-  v.has_shape = true;
-  for (int64_t d : t.shape()) v.dims.push_back(Dim{d, ""});
-  v.constant = std::move(t);
-  return g.AddValue(std::move(v));
-}
-
 // Output channels of a Conv / ConvTranspose with constant weights `w`.
 int64_t OutChannels(const Node& conv, const Tensor& w) {
   return Is(conv, "Conv") ? w.dim(0) : w.dim(1) * conv.attr_int("group", 1);
@@ -101,8 +91,8 @@ void FoldInto(Graph& g, const ChannelAffine& a, const std::string& name, Node* c
     nb.data<float>()[o] =
         static_cast<float>((b != nullptr ? b->data<float>()[o] : 0.0) * a.scale[o] + a.shift[o]);
   conv->inputs.resize(3, kNoValue);
-  conv->inputs[1] = AddConstant(g, name + "/folded_W", std::move(nw));
-  conv->inputs[2] = AddConstant(g, name + "/folded_B", std::move(nb));
+  conv->inputs[1] = g.AddConstant(name + "/folded_W", std::move(nw));
+  conv->inputs[2] = g.AddConstant(name + "/folded_B", std::move(nb));
 }
 
 // A Conv / ConvTranspose whose weights (and bias, if any) are float32

@@ -216,16 +216,6 @@ ValueId AddNhwcTwin(Graph& g, ValueId v, const std::string& name) {
   return g.AddValue(std::move(t));
 }
 
-ValueId AddConstant(Graph& g, const std::string& name, Tensor t) {
-  Value c;
-  c.name = name;
-  c.dtype = t.dtype();
-  c.has_shape = true;
-  for (int64_t d : t.shape()) c.dims.push_back(Dim{d, ""});
-  c.constant = std::move(t);
-  return g.AddValue(std::move(c));
-}
-
 Node Reorder(const std::string& prefix, const std::string& value, ValueId in, ValueId out,
              bool to_nhwc) {
   Node n;
@@ -253,8 +243,8 @@ Node ShapeBackToNchw(Graph& g, Node& shape) {
   t.dims = {Dim{4, ""}};
   shape.outputs[0] = g.AddValue(std::move(t));
   const ValueId idx =
-      AddConstant(g, name + "/to_nchw_indices",
-                  Tensor::FromVector(DType::kInt64, {4}, std::vector<int64_t>{0, 3, 1, 2}));
+      g.AddConstant(name + "/to_nchw_indices",
+                    Tensor::FromVector(DType::kInt64, {4}, std::vector<int64_t>{0, 3, 1, 2}));
   Node n;
   n.name = "shape_to_nchw/" + name;
   n.op_type = "Gather";
@@ -302,7 +292,7 @@ void ConvertNode(Graph& g, Node& n, Kind k) {
         const Tensor* t = ConstOf(g, v);
         if (t == nullptr || t->numel() == 1) continue;  // Activation or scalar.
         const std::string name = g.values[static_cast<size_t>(v)].name + "/nhwc";
-        v = AddConstant(g, name, Tensor::Copy(*t).Reshaped({1, 1, 1, t->numel()}));
+        v = g.AddConstant(name, Tensor::Copy(*t).Reshaped({1, 1, 1, t->numel()}));
       }
       break;
     case Kind::kGlobalPool:  // [N,H,W,C] -> [N,1,1,C], the bytes of NCHW [N,C,1,1].
@@ -315,8 +305,8 @@ void ConvertNode(Graph& g, Node& n, Kind k) {
       break;
     case Kind::kSlice: {
       const ValueId axes = n.inputs[3];
-      n.inputs[3] = AddConstant(g, g.values[static_cast<size_t>(axes)].name + "/nhwc",
-                                SliceAxesToNhwc(*ConstOf(g, axes)));
+      n.inputs[3] = g.AddConstant(g.values[static_cast<size_t>(axes)].name + "/nhwc",
+                                  SliceAxesToNhwc(*ConstOf(g, axes)));
       break;
     }
     case Kind::kResize:
@@ -324,7 +314,7 @@ void ConvertNode(Graph& g, Node& n, Kind k) {
         const Tensor* t = ConstOf(g, n.inputs[i]);
         if (t == nullptr || t->numel() == 0) continue;
         const std::string name = g.values[static_cast<size_t>(n.inputs[i])].name + "/nhwc";
-        n.inputs[i] = AddConstant(g, name, PermuteAxisVector(*t));
+        n.inputs[i] = g.AddConstant(name, PermuteAxisVector(*t));
       }
       break;
     default:
