@@ -6,13 +6,40 @@ namespace parallax {
 namespace {
 // True on a thread that is running a ParallelFor task (nested calls go inline).
 thread_local bool t_in_task = false;
+// This thread's worker index (0 = not a pool worker).
+thread_local int t_worker = 0;
+
+bool HigherFirst(const std::vector<double>& priority, int32_t a, int32_t b) {
+  // std::push_heap keeps the max on top: a "less than" b when b should run first.
+  return priority[static_cast<size_t>(a)] < priority[static_cast<size_t>(b)] ||
+         (priority[static_cast<size_t>(a)] == priority[static_cast<size_t>(b)] && a > b);
+}
 }  // namespace
+
+int ThreadPool::CurrentWorker() { return t_worker; }
+
+ThreadPool::TaskGraph::TaskGraph(const std::vector<std::vector<int32_t>>& succs,
+                                 std::vector<double> priority)
+    : priority_(std::move(priority)) {
+  const size_t n = succs.size();
+  priority_.resize(n, 0.0);
+  num_preds_.assign(n, 0);
+  succ_begin_.assign(n + 1, 0);
+  for (size_t t = 0; t < n; ++t) {
+    succ_begin_[t + 1] = succ_begin_[t] + static_cast<int32_t>(succs[t].size());
+    for (int32_t s : succs[t]) ++num_preds_[static_cast<size_t>(s)];
+  }
+  succ_.reserve(static_cast<size_t>(succ_begin_[n]));
+  for (const auto& list : succs) succ_.insert(succ_.end(), list.begin(), list.end());
+  pending_.assign(n, 0);
+  ready_.reserve(n);
+}
 
 ThreadPool::ThreadPool(int num_threads) {
   queue_.reserve(64);
   const int workers = std::max(0, num_threads - 1);
   workers_.reserve(static_cast<size_t>(workers));
-  for (int i = 0; i < workers; ++i) workers_.emplace_back([this] { WorkerLoop(); });
+  for (int i = 0; i < workers; ++i) workers_.emplace_back([this, i] { WorkerLoop(i + 1); });
 }
 
 ThreadPool::~ThreadPool() {
@@ -57,18 +84,88 @@ void ThreadPool::Run(Job& job, int max_threads) {
   done_cv_.wait(lock, [&] { return job.active == 0; });
 }
 
-void ThreadPool::WorkerLoop() {
+ThreadPool::TaskGraph* ThreadPool::ReadyGraphLocked() {
+  for (TaskGraph* g : graphs_)
+    if (!g->ready_.empty() && g->running_ < g->max_running_) return g;
+  return nullptr;
+}
+
+void ThreadPool::RunGraphTaskLocked(std::unique_lock<std::mutex>& lock, TaskGraph& g) {
+  auto less = [&g](int32_t a, int32_t b) { return HigherFirst(g.priority_, a, b); };
+  std::pop_heap(g.ready_.begin(), g.ready_.end(), less);
+  const int32_t task = g.ready_.back();
+  g.ready_.pop_back();
+  ++g.running_;
+  lock.unlock();
+  g.call_(g.obj_, task);
+  lock.lock();
+  --g.running_;
+  for (int32_t k = g.succ_begin_[static_cast<size_t>(task)];
+       k < g.succ_begin_[static_cast<size_t>(task) + 1]; ++k) {
+    const int32_t s = g.succ_[static_cast<size_t>(k)];
+    if (--g.pending_[static_cast<size_t>(s)] == 0) {
+      g.ready_.push_back(s);
+      std::push_heap(g.ready_.begin(), g.ready_.end(), less);
+    }
+  }
+  // The finishing thread takes the next ready task itself, so others are
+  // woken only when more than one is ready, or the run ended.
+  if (--g.remaining_ == 0 || g.ready_.size() > 1) work_cv_.notify_all();
+}
+
+void ThreadPool::JoinJobLocked(std::unique_lock<std::mutex>& lock) {
+  Job* job = queue_.front();
+  if (--job->open_slots == 0) queue_.erase(queue_.begin());
+  ++job->active;
+  lock.unlock();
+  Work(*job);
+  lock.lock();
+  if (--job->active == 0) done_cv_.notify_all();
+}
+
+void ThreadPool::RunGraphImpl(TaskGraph& g, int max_threads) {
+  std::unique_lock<std::mutex> lock(mu_);
+  const size_t n = g.num_preds_.size();
+  if (n == 0) return;
+  g.remaining_ = static_cast<int32_t>(n);
+  g.running_ = 0;
+  g.max_running_ = std::max(1, max_threads);
+  g.ready_.clear();
+  auto less = [&g](int32_t a, int32_t b) { return HigherFirst(g.priority_, a, b); };
+  for (size_t t = 0; t < n; ++t) {
+    g.pending_[t] = g.num_preds_[t];
+    if (g.pending_[t] == 0) g.ready_.push_back(static_cast<int32_t>(t));
+  }
+  std::make_heap(g.ready_.begin(), g.ready_.end(), less);
+  graphs_.push_back(&g);
+  if (g.ready_.size() > 1) work_cv_.notify_all();
+  // The caller runs its own graph's tasks and helps intra-op jobs, never
+  // other graphs' tasks (so it returns as soon as its run is done).
+  while (g.remaining_ > 0) {
+    if (!g.ready_.empty() && g.running_ < g.max_running_) {
+      RunGraphTaskLocked(lock, g);
+    } else if (!queue_.empty()) {
+      JoinJobLocked(lock);
+    } else {
+      work_cv_.wait(lock);
+    }
+  }
+  graphs_.erase(std::find(graphs_.begin(), graphs_.end(), &g));
+}
+
+void ThreadPool::WorkerLoop(int index) {
+  t_worker = index;
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
-    work_cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+    TaskGraph* g = nullptr;
+    work_cv_.wait(lock, [&] {
+      return stop_ || (g = ReadyGraphLocked()) != nullptr || !queue_.empty();
+    });
     if (stop_) return;
-    Job* job = queue_.front();
-    if (--job->open_slots == 0) queue_.erase(queue_.begin());
-    ++job->active;
-    lock.unlock();
-    Work(*job);
-    lock.lock();
-    if (--job->active == 0) done_cv_.notify_all();
+    if (g != nullptr)
+      RunGraphTaskLocked(lock, *g);
+    else
+      JoinJobLocked(lock);
   }
 }
 

@@ -1,15 +1,22 @@
 // ThreadPool: the runtime's own worker threads, owned by a session and shared
-// by everything that runs in parallel inside it (intra-op tiles today, the
-// branch scheduler next). No other library threads run kernels: oneDNN is
-// pinned to one OpenMP thread per calling thread (dnnl_util.h).
+// by everything that runs in parallel inside it: the branch scheduler's
+// dataflow runs (RunGraph) and intra-op tiles (ParallelFor). No other library
+// threads run kernels: oneDNN is pinned to one OpenMP thread per calling
+// thread (dnnl_util.h).
 //
 //   ThreadPool pool(4);                       // the caller + 3 workers
 //   pool.ParallelFor(n, 4, [&](int64_t i) { ... });
+//   ThreadPool::TaskGraph g(succs, priority); // built once
+//   pool.RunGraph(g, 4, [&](int32_t task) { ... });
 //
-// Idle workers sleep on a condition variable (no spinning). ParallelFor does
-// not allocate. Thread safety: ParallelFor may be called from several threads
-// at once (each call is an independent job); a call made from inside a task
-// runs inline on that thread, so nesting never deadlocks.
+// Hybrid parallelism: an idle worker first takes the highest-priority ready
+// graph task, else joins an open ParallelFor job. A ParallelFor called from a
+// graph task recruits idle workers; one called from inside a ParallelFor
+// index runs inline. There are never more busy threads than the pool's
+// threads plus the callers. Idle workers sleep on a condition variable (no
+// spinning). ParallelFor and RunGraph do not allocate. Thread safety: both
+// may be called from several threads at once (independent jobs); nesting
+// never deadlocks.
 #ifndef PARALLAX_CORE_THREAD_POOL_H_
 #define PARALLAX_CORE_THREAD_POOL_H_
 
@@ -32,6 +39,46 @@ class ThreadPool {
   ThreadPool& operator=(const ThreadPool&) = delete;
 
   int num_threads() const { return static_cast<int>(workers_.size()) + 1; }
+
+  // 0 on threads the pool does not own, 1..num_threads()-1 on its workers.
+  static int CurrentWorker();
+
+  // A fixed task DAG run many times by RunGraph: task t becomes ready once
+  // every task listing t in its successors has finished. Holds the state of
+  // one run, so a TaskGraph is run by one RunGraph call at a time.
+  class TaskGraph {
+   public:
+    // succs[t]: tasks that depend on t (each < size, acyclic). priority[t]:
+    // among ready tasks, higher runs first.
+    TaskGraph(const std::vector<std::vector<int32_t>>& succs, std::vector<double> priority);
+    int32_t size() const { return static_cast<int32_t>(num_preds_.size()); }
+
+   private:
+    friend class ThreadPool;
+    std::vector<int32_t> succ_begin_;  // CSR offsets, size() + 1 entries.
+    std::vector<int32_t> succ_;
+    std::vector<int32_t> num_preds_;
+    std::vector<double> priority_;
+    // Per-run state, guarded by the pool's mutex.
+    std::vector<int32_t> pending_;  // Unfinished predecessors per task.
+    std::vector<int32_t> ready_;    // Heap ordered by priority_.
+    int32_t remaining_ = 0;
+    int max_running_ = 1;
+    int running_ = 0;
+    void* obj_ = nullptr;
+    void (*call_)(void*, int32_t) = nullptr;
+  };
+
+  // Runs every task of `graph` once, in dependency order, on the calling
+  // thread and idle workers, at most `max_threads` tasks at a time; returns
+  // when all have finished. fn(task) must not throw.
+  template <typename F>
+  void RunGraph(TaskGraph& graph, int max_threads, F&& fn) {
+    using Fn = std::remove_reference_t<F>;
+    graph.obj_ = const_cast<void*>(static_cast<const void*>(&fn));
+    graph.call_ = [](void* o, int32_t t) { (*static_cast<Fn*>(o))(t); };
+    RunGraphImpl(graph, max_threads);
+  }
 
   // Calls fn(i) once for every i in [0, n) and returns when all calls have
   // finished. The calling thread takes part; at most max_threads - 1 idle
@@ -59,12 +106,18 @@ class ThreadPool {
 
   void Run(Job& job, int max_threads);
   static void Work(Job& job);
-  void WorkerLoop();
+  void WorkerLoop(int index);
+  void RunGraphImpl(TaskGraph& graph, int max_threads);
+  // Helpers called with mu_ held (the lock is released while work runs).
+  TaskGraph* ReadyGraphLocked();
+  void RunGraphTaskLocked(std::unique_lock<std::mutex>& lock, TaskGraph& graph);
+  void JoinJobLocked(std::unique_lock<std::mutex>& lock);
 
   std::mutex mu_;
   std::condition_variable work_cv_;  // Workers wait for jobs.
   std::condition_variable done_cv_;  // Callers wait for their job's workers.
   std::vector<Job*> queue_;          // Jobs with open slots (guarded by mu_).
+  std::vector<TaskGraph*> graphs_;   // Graph runs in progress (guarded by mu_).
   bool stop_ = false;                // Guarded by mu_.
   std::vector<std::thread> workers_;
 };
