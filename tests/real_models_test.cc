@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <random>
 
@@ -62,9 +63,10 @@ void ExpectClose(const Tensor& got, const Tensor& want, const std::string& what)
                     << " elements differ; first at " << first_bad << ", max abs error " << worst;
 }
 
-// Runs `model` with Parallax (on 1 and 3 threads, twice each: the first run
-// plans memory, the second uses the plan) and with ONNX Runtime on the same
-// inputs, and compares outputs.
+// Runs `model` with Parallax (on 1-4 threads in every schedule, twice each:
+// the first run plans memory, the second uses the plan) and with ONNX Runtime
+// on the same inputs: sequential outputs on 1 and 3 threads must match ONNX
+// Runtime, and every schedule must give the sequential run's exact bits.
 void CompareWithOrt(const std::string& model_file, const std::vector<InputSpec>& specs,
                     uint32_t seed) {
   std::string model = CacheDir() + "/models/" + model_file;
@@ -88,29 +90,46 @@ void CompareWithOrt(const std::string& model_file, const std::vector<InputSpec>&
 
   Result<Model> m = Model::Load(model);
   ASSERT_TRUE(m.ok()) << m.status().ToString();
-  for (int threads : {1, 3}) {
-    SessionOptions options;
-    options.threads = threads;
-    Result<Session> s = Session::Create(*m, options);
-    ASSERT_TRUE(s.ok()) << s.status().ToString();
-    for (int run = 0; run < 2; ++run) {
-      Result<std::vector<Tensor>> out = s->Run(inputs);
-      ASSERT_TRUE(out.ok()) << out.status().ToString();
-      ASSERT_EQ(out->size(), m->outputs().size());
-      for (size_t i = 0; i < out->size(); ++i) {
-        std::string name = m->outputs()[i].name;
-        for (char& c : name)
-          if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-')
-            c = '_';
-        Result<Tensor> want = ReadNpy((dir / "ort" / (name + ".npy")).string());
-        ASSERT_TRUE(want.ok()) << want.status().ToString();
-        ExpectClose((*out)[i], *want,
-                    model_file + " output '" + m->outputs()[i].name + "' threads " +
-                        std::to_string(threads) + " run " + std::to_string(run));
-      }
-      if (run == 1) {
-        EXPECT_GT(s->last_stats().planned_activation_bytes, 0u)
-            << "second run should use a memory plan";
+  for (int threads : {1, 2, 3, 4}) {
+    std::vector<Tensor> reference;  // Sequential at this thread count.
+    for (ExecutionMode mode :
+         {ExecutionMode::kSequential, ExecutionMode::kDataflow, ExecutionMode::kLayers}) {
+      SessionOptions options;
+      options.threads = threads;
+      options.mode = mode;
+      Result<Session> s = Session::Create(*m, options);
+      ASSERT_TRUE(s.ok()) << s.status().ToString();
+      const std::string what = model_file + " threads " + std::to_string(threads) + " mode " +
+                               ExecutionModeName(mode);
+      for (int run = 0; run < 2; ++run) {
+        Result<std::vector<Tensor>> out = s->Run(inputs);
+        ASSERT_TRUE(out.ok()) << out.status().ToString();
+        ASSERT_EQ(out->size(), m->outputs().size());
+        if (mode == ExecutionMode::kSequential && run == 0) reference = *out;
+        for (size_t i = 0; i < out->size(); ++i) {
+          // Every schedule computes the sequential executor's exact bits.
+          const Tensor& got = (*out)[i];
+          const Tensor& want_bits = reference[i];
+          ASSERT_EQ(got.shape(), want_bits.shape()) << what;
+          EXPECT_EQ(std::memcmp(got.raw_data(), want_bits.raw_data(), got.nbytes()), 0)
+              << what << " run " << run << " output " << i << " differs from sequential";
+        }
+        if (mode != ExecutionMode::kSequential || (threads != 1 && threads != 3)) continue;
+        for (size_t i = 0; i < out->size(); ++i) {
+          std::string name = m->outputs()[i].name;
+          for (char& c : name)
+            if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-')
+              c = '_';
+          Result<Tensor> want = ReadNpy((dir / "ort" / (name + ".npy")).string());
+          ASSERT_TRUE(want.ok()) << want.status().ToString();
+          ExpectClose((*out)[i], *want,
+                      model_file + " output '" + m->outputs()[i].name + "' threads " +
+                          std::to_string(threads) + " run " + std::to_string(run));
+        }
+        if (run == 1) {
+          EXPECT_GT(s->last_stats().planned_activation_bytes, 0u)
+              << "second run should use a memory plan";
+        }
       }
     }
   }

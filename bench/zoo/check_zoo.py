@@ -94,15 +94,19 @@ def check(spec_path, args):
         assigns.append(f"{k}={f}")
     names, nodes = output_names(onnx_path)
     threads = [int(t) for t in args.threads.split(",")]
+    modes = args.modes.split(",")
     t0 = time.time()
-    for t in threads:  # Each thread count (intra-op tiling) must match ORT.
-        px = subprocess.run([args.parallax, "run", str(onnx_path), "--out", str(work / f"px{t}"),
-                             "--threads", str(t), *[x for a in assigns for x in ("--input", a)]],
-                            capture_output=True, text=True)
-        if px.returncode != 0:
-            print(f"{name}: parallax --threads {t} failed ({px.returncode}): {px.stderr.strip()[-2000:]}")
-            return False
-    t_px = (time.time() - t0) / len(threads)
+    for t in threads:  # Each thread count (intra-op tiling) must match ORT ...
+        for mode in modes:
+            px = subprocess.run([args.parallax, "run", str(onnx_path), "--out", str(work / f"px{t}_{mode}"),
+                                 "--threads", str(t), "--mode", mode,
+                                 *[x for a in assigns for x in ("--input", a)]],
+                                capture_output=True, text=True)
+            if px.returncode != 0:
+                print(f"{name}: parallax --threads {t} --mode {mode} failed ({px.returncode}): "
+                      f"{px.stderr.strip()[-2000:]}")
+                return False
+    t_px = (time.time() - t0) / (len(threads) * len(modes))
     t0 = time.time()
     ort = subprocess.run(["node", str(ROOT / "tools/ort_ref/ort_ref.js"), str(onnx_path), str(work / "ort"),
                           *assigns], capture_output=True, text=True)
@@ -112,9 +116,7 @@ def check(spec_path, args):
         return False
     if names is None:
         names = sorted(p.stem for p in (work / "ort").glob("*.npy"))
-    ok_all, worst = True, 0.0
-    for o, t in [(o, t) for o in names for t in threads]:
-        fp, fo = work / f"px{t}" / f"{safe(o)}.npy", work / "ort" / f"{safe(o)}.npy"
+XX
         if not fp.exists() or not fo.exists():
             print(f"  {name}/{o}: missing output (parallax {fp.exists()}, ort {fo.exists()})")
             ok_all = False
@@ -137,6 +139,8 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", default="1,3",
                     help="comma-separated Parallax thread counts to check (default 1,3)")
+    ap.add_argument("--modes", default="sequential,dataflow,layers",
+                    help="schedules to run at each thread count; all must match the first bit for bit")
     ap.add_argument("--atol", type=float, default=1e-4)
     ap.add_argument("--rtol", type=float, default=1e-4)
     ap.add_argument("--parallax", default=str(ROOT / "build" / "parallax"))

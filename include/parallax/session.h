@@ -25,15 +25,28 @@
 
 namespace parallax {
 
+// How a run schedules the graph's nodes on the session's threads.
+enum class ExecutionMode {
+  kSequential,  // One node at a time; large kernels tile over all threads.
+  kLayers,      // The paper's layer-synchronous branch schedule.
+  kDataflow,    // Branches start when their inputs are ready, critical path
+                // first; idle threads help large kernels (hybrid).
+};
+const char* ExecutionModeName(ExecutionMode mode);
+Result<ExecutionMode> ParseExecutionMode(const std::string& name);
+
 struct SessionOptions {
   // Threads the session computes on, the caller's included (threads - 1
-  // pool workers start with the session). Today large kernels split their
-  // work over them (intra-op); nodes still run one at a time.
+  // pool workers start with the session); never more run at once.
   int threads = 1;
+  ExecutionMode mode = ExecutionMode::kDataflow;
   // Execution backend; "cpu" is the only one built today.
   std::string backend = "cpu";
-  // Upper bound on planned activation memory in bytes; 0 = unlimited. A run
-  // whose plan needs more fails with ResourceExhausted.
+  // Upper bound on activation memory in bytes. > 0: this many; 0: from the
+  // OS, re-read every run (MemAvailable minus a 10% / 256 MiB safety
+  // margin); -1: unlimited. A run takes the most concurrent schedule whose
+  // plan fits (else the sequential plan); one that cannot fit even
+  // sequentially fails with ResourceExhausted before running.
   int64_t memory_budget_bytes = 0;
   // Time every node of the main graph (steady_clock around each kernel;
   // nodes inside If/Loop/Scan bodies count in their owner). Off: no timing.
@@ -44,6 +57,18 @@ struct RunStats {
   size_t planned_activation_bytes = 0;   // Arena of the plan used (0 on a first run).
   size_t measured_activation_bytes = 0;  // Peak of live intermediate + output bytes.
   size_t dynamic_bytes = 0;              // Bytes allocated outside the plan.
+  size_t sequential_plan_bytes = 0;      // Arena of the best sequential plan, same sizes.
+  size_t memory_budget_bytes = 0;        // The budget this run had (0 = unlimited).
+  ExecutionMode mode = ExecutionMode::kSequential;  // The schedule this run used.
+};
+
+// The main graph's branch structure (paper Table 7).
+struct BranchSummary {
+  int nodes = 0;
+  int branches = 0;
+  int layers = 0;
+  int parallel_layers = 0;  // After the refinement policy.
+  int max_branch_width = 0;
 };
 
 struct NodeProfile {
@@ -74,6 +99,12 @@ class Session {
   using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
   Result<std::vector<Tensor>> Run(const NamedTensors& inputs);
   RunStats last_stats() const;
+  BranchSummary branch_summary() const;
+  // Records every following run as a Chrome/Perfetto trace (one track per
+  // worker, a slice per op, an activation-bytes counter) until WriteTrace,
+  // which writes the JSON file and stops recording.
+  void StartTrace();
+  Status WriteTrace(const std::string& path);
   // Needs SessionOptions::profile; ResetProfile drops earlier runs (e.g.
   // warm-up) from the averages.
   Result<Profile> profile() const;

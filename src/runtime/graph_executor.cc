@@ -38,17 +38,23 @@ class GraphExecutor::RunAllocator : public OutputAllocator {
     const CachedPlan* plan = exec_->active_plan_;
     if (v != kNoValue && plan != nullptr && plan->request_of_value[v] >= 0 &&
         bytes <= plan->planned_size[v]) {
-      size_t offset = plan->plan.offsets[static_cast<size_t>(plan->request_of_value[v])];
+      size_t offset = (*exec_->active_offsets_)[static_cast<size_t>(plan->request_of_value[v])];
       return Tensor::View(dtype, shape, exec_->arena_.get() + offset);
     }
     if (v != kNoValue && plan != nullptr && plan->request_of_value[v] >= 0) {
-      exec_->needs_replan_ = true;  // Outgrew its slot: data-dependent shape.
+      exec_->needs_replan_.store(true, std::memory_order_relaxed);  // Data-dependent shape.
     }
+    const size_t budget = exec_->budget_bytes_;
+    if (budget > 0 && exec_->live_bytes_.load(std::memory_order_relaxed) + bytes > budget)
+      return ResourceExhausted(node_->Describe() + ": output " + std::to_string(output_index) +
+                               " needs " + std::to_string(bytes) + " more bytes, over the " +
+                               std::to_string(budget) + "-byte memory budget");
     Tensor t = Tensor::Uninitialized(dtype, shape);
     if (t.raw_data() == nullptr)
       return ResourceExhausted(node_->Describe() + ": cannot allocate " + std::to_string(bytes) +
                                " bytes for output " + std::to_string(output_index));
-    if (v == kNoValue || !exec_->is_output_[v]) exec_->stats_.dynamic_bytes += bytes;
+    if (v == kNoValue || !exec_->is_output_[v])
+      exec_->dynamic_bytes_.fetch_add(bytes, std::memory_order_relaxed);
     return t;
   }
 
@@ -57,14 +63,35 @@ class GraphExecutor::RunAllocator : public OutputAllocator {
   const Node* node_ = nullptr;
 };
 
+const char* ExecutionModeName(ExecutionMode mode) {
+  switch (mode) {
+    case ExecMode::kSequential:
+      return "sequential";
+    case ExecMode::kLayers:
+      return "layers";
+    case ExecMode::kDataflow:
+      return "dataflow";
+  }
+  return "?";
+}
+
+Result<ExecutionMode> ParseExecutionMode(const std::string& name) {
+  for (ExecMode m : {ExecMode::kSequential, ExecMode::kLayers, ExecMode::kDataflow})
+    if (name == ExecutionModeName(m)) return m;
+  return InvalidArgument("unknown execution mode '" + name +
+                         "' (expected sequential, layers or dataflow)");
+}
+
 GraphExecutor::GraphExecutor(std::shared_ptr<const Graph> graph, Backend* backend,
-                             const IntraOp& intra_op)
-    : graph_(std::move(graph)), backend_(backend), intra_op_(intra_op) {}
+                             const IntraOp& intra_op, const ExecOptions& options)
+    : graph_(std::move(graph)), backend_(backend), intra_op_(intra_op), options_(options) {}
 
 Result<std::unique_ptr<GraphExecutor>> GraphExecutor::Create(std::shared_ptr<const Graph> graph,
                                                              Backend* backend,
-                                                             const IntraOp& intra_op) {
-  std::unique_ptr<GraphExecutor> exec(new GraphExecutor(std::move(graph), backend, intra_op));
+                                                             const IntraOp& intra_op,
+                                                             const ExecOptions& options) {
+  std::unique_ptr<GraphExecutor> exec(
+      new GraphExecutor(std::move(graph), backend, intra_op, options));
   PX_RETURN_IF_ERROR(exec->Prepare());
   return exec;
 }
@@ -81,12 +108,16 @@ Status GraphExecutor::Prepare() {
                        std::string(backend_->name()) + "' cannot run:" + unsupported);
   Backend* backend = backend_;
   const IntraOp intra_op = intra_op_;
+  ExecOptions body_options = options_;
+  body_options.trace = nullptr;  // Body ops show inside their owner's slice.
   for (const Node& node : g.nodes) {
     KernelInit init{
         node, g,
-        [backend, intra_op](const Graph& body) -> Result<std::unique_ptr<SubgraphRunner>> {
+        [backend, intra_op,
+         body_options](const Graph& body) -> Result<std::unique_ptr<SubgraphRunner>> {
           auto shared = std::shared_ptr<const Graph>(std::shared_ptr<const Graph>{}, &body);
-          PX_ASSIGN_OR_RETURN(auto exec, GraphExecutor::Create(shared, backend, intra_op));
+          PX_ASSIGN_OR_RETURN(auto exec,
+                              GraphExecutor::Create(shared, backend, intra_op, body_options));
           return std::unique_ptr<SubgraphRunner>(new SubgraphRunnerImpl(std::move(exec)));
         },
         intra_op};
@@ -114,6 +145,7 @@ Status GraphExecutor::Prepare() {
     if (val.producer < 0 || is_output_[v]) continue;  // Not ours to free.
     frees_after_[static_cast<size_t>(last_use_[v])].push_back(static_cast<ValueId>(v));
   }
+  PrepareConcurrent();
   return Status::Ok();
 }
 
@@ -126,6 +158,7 @@ void GraphExecutor::PlanForwarding() {
   const size_t nv = g.values.size();
   forwards_.assign(g.nodes.size(), false);
   is_alias_.assign(nv, false);
+  alias_parent_.assign(nv, kNoValue);
   std::vector<ValueId> root(nv);
   for (size_t v = 0; v < nv; ++v) root[v] = static_cast<ValueId>(v);
   for (size_t s = 0; s < g.nodes.size(); ++s) {
@@ -139,6 +172,7 @@ void GraphExecutor::PlanForwarding() {
     const ValueId out = node.outputs[0];
     forwards_[s] = true;
     is_alias_[out] = true;
+    alias_parent_[out] = node.inputs[0];
     root[out] = root[node.inputs[0]];
   }
   // Nodes were visited in step order, so root[] already names each alias's
@@ -181,7 +215,14 @@ std::string GraphExecutor::Signature() const {
   return sig;
 }
 
-Status GraphExecutor::RunNode(size_t step, RunAllocator& alloc) {
+void GraphExecutor::AddLive(size_t bytes) {
+  const size_t now = live_bytes_.fetch_add(bytes, std::memory_order_relaxed) + bytes;
+  size_t peak = peak_bytes_.load(std::memory_order_relaxed);
+  while (now > peak && !peak_bytes_.compare_exchange_weak(peak, now, std::memory_order_relaxed)) {
+  }
+}
+
+Status GraphExecutor::ExecuteNode(size_t step) {
   const Node& node = graph_->nodes[step];
   std::vector<const Tensor*> ins;
   ins.reserve(node.inputs.size());
@@ -193,20 +234,24 @@ Status GraphExecutor::RunNode(size_t step, RunAllocator& alloc) {
   }
   std::vector<const Tensor*> implicit;
   for (ValueId v : node.implicit_inputs) implicit.push_back(&slots_[v]);
+  RunAllocator alloc(this);
   alloc.set_node(&node);
   KernelContext ctx(node, std::move(ins), std::move(implicit),
                     static_cast<int>(node.outputs.size()), &alloc);
   ctx.set_intra_op(intra_op_);
   ctx.set_may_forward(forwards_[step]);
-  if (profiling_) {
-    auto t0 = std::chrono::steady_clock::now();
+  const bool timed = profiling_ || options_.trace != nullptr;
+  std::chrono::steady_clock::time_point t0, t1;
+  if (timed) {
+    t0 = std::chrono::steady_clock::now();
     Status s = kernels_[step]->Run(ctx);
-    auto t1 = std::chrono::steady_clock::now();
-    run_ms_[step] = std::chrono::duration<double, std::milli>(t1 - t0).count();
+    t1 = std::chrono::steady_clock::now();
+    if (profiling_) run_ms_[step] = std::chrono::duration<double, std::milli>(t1 - t0).count();
     PX_RETURN_IF_ERROR(s);
   } else {
     PX_RETURN_IF_ERROR(kernels_[step]->Run(ctx));
   }
+  size_t produced = 0;
   for (size_t i = 0; i < node.outputs.size(); ++i) {
     ValueId v = node.outputs[i];
     if (v == kNoValue) continue;
@@ -216,13 +261,24 @@ Status GraphExecutor::RunNode(size_t step, RunAllocator& alloc) {
     // A forwarded output shares bytes already counted for its root.
     const bool shares = is_alias_[v] && out.raw_data() == ctx.input(0).raw_data();
     observed_size_[v] = shares ? 0 : out.nbytes();
-    live_bytes_ += observed_size_[v];
+    if (active_plan_ == nullptr) observed_shape_[v] = ValueShape{true, out.shape()};
+    produced += observed_size_[v];
     slots_[v] = std::move(out);
   }
-  stats_.measured_peak_bytes = std::max(stats_.measured_peak_bytes, live_bytes_);
-  for (ValueId v : frees_after_[step]) {
-    live_bytes_ -= observed_size_[v];
-    slots_[v] = Tensor();
+  AddLive(produced);
+  if (options_.trace != nullptr) RecordTrace(step, t0, t1);
+  return Status::Ok();
+}
+
+Status GraphExecutor::RunSequential() {
+  for (size_t step = 0; step < graph_->nodes.size(); ++step) {
+    PX_RETURN_IF_ERROR(ExecuteNode(step));
+    size_t freed = 0;
+    for (ValueId v : frees_after_[step]) {
+      freed += observed_size_[v];
+      slots_[v] = Tensor();
+    }
+    live_bytes_.fetch_sub(freed, std::memory_order_relaxed);
   }
   return Status::Ok();
 }
@@ -233,14 +289,22 @@ void GraphExecutor::BuildPlan(const std::string& signature) {
   cp.request_of_value.assign(g.values.size(), -1);
   cp.planned_size.assign(g.values.size(), 0);
   std::vector<BufferRequest> reqs;
+  std::vector<ValueId> ids;  // Value of each request.
   for (size_t v = 0; v < g.values.size(); ++v) {
     const Value& val = g.values[v];
     if (val.producer < 0 || is_output_[v] || (is_alias_[v] && observed_size_[v] == 0)) continue;
     cp.request_of_value[v] = static_cast<int32_t>(reqs.size());
     cp.planned_size[v] = observed_size_[v];
     reqs.push_back({observed_size_[v], val.producer, last_use_[v]});
+    ids.push_back(static_cast<ValueId>(v));
   }
-  cp.plan = PlanMemory(reqs, kAlignment);
+  cp.seq_plan = PlanMemory(reqs, kAlignment);
+  if (options_.mode == ExecMode::kSequential) {
+    cp.plan = cp.seq_plan;
+  } else {
+    PlanConcurrent(reqs, ids, &cp);
+    cp.tasks = BuildTasks(EstimateGraphFlops(g, observed_shape_));
+  }
   if (plans_.size() >= kMaxCachedPlans) plans_.clear();
   plans_[signature] = std::move(cp);
 }
@@ -252,8 +316,23 @@ Status GraphExecutor::Run(const std::vector<Tensor>& inputs, const std::vector<T
   auto it = plans_.find(sig);
   active_plan_ = it == plans_.end() ? nullptr : &it->second;
   stats_ = ExecStats();
+  ExecMode mode = options_.mode;
+  const size_t budget = budget_bytes_;
+  active_offsets_ = nullptr;
   if (active_plan_ != nullptr) {
-    size_t need = std::max<size_t>(active_plan_->plan.arena_bytes, kAlignment);
+    // Admission: the most concurrent schedule whose plan fits the budget.
+    const MemoryPlan* chosen = &active_plan_->plan;
+    if (budget > 0 && chosen->arena_bytes > budget) {
+      chosen = &active_plan_->seq_plan;
+      mode = ExecMode::kSequential;
+    }
+    if (budget > 0 && chosen->arena_bytes > budget)
+      return ResourceExhausted(
+          "graph '" + graph_->name + "' needs " + std::to_string(chosen->arena_bytes) +
+          " activation bytes even run sequentially, over the memory budget of " +
+          std::to_string(budget) + " bytes");
+    active_offsets_ = &chosen->offsets;
+    size_t need = std::max<size_t>(chosen->arena_bytes, kAlignment);
     if (need > arena_capacity_) {
       void* p = std::aligned_alloc(kAlignment, (need + kAlignment - 1) / kAlignment * kAlignment);
       if (p == nullptr)
@@ -262,19 +341,33 @@ Status GraphExecutor::Run(const std::vector<Tensor>& inputs, const std::vector<T
       arena_capacity_ = need;
     }
     stats_.used_plan = true;
-    stats_.planned_arena_bytes = active_plan_->plan.arena_bytes;
+    stats_.planned_arena_bytes = chosen->arena_bytes;
+    stats_.sequential_plan_bytes = active_plan_->seq_plan.arena_bytes;
+  } else if (budget > 0) {
+    mode = ExecMode::kSequential;  // Unplanned: the lowest-peak order, each allocation checked.
   }
+  stats_.mode = mode;
   observed_size_.assign(graph_->values.size(), 0);
+  if (active_plan_ == nullptr) observed_shape_.assign(graph_->values.size(), ValueShape{});
   needs_replan_ = false;
   live_bytes_ = 0;
+  peak_bytes_ = 0;
+  dynamic_bytes_ = 0;
   if (profiling_) run_ms_.assign(graph_->nodes.size(), 0.0);
-  RunAllocator alloc(this);
-  for (size_t step = 0; step < graph_->nodes.size(); ++step) {
-    Status s = RunNode(step, alloc);
-    if (!s.ok()) {
-      slots_.clear();
-      return s;
-    }
+  Status status;
+  if (mode == ExecMode::kSequential) {
+    status = RunSequential();
+  } else {
+    TaskPlan& tasks = active_plan_ != nullptr && active_plan_->tasks ? *active_plan_->tasks
+                                                                    : *default_tasks_;
+    status = RunConcurrent(tasks);
+  }
+  stats_.measured_peak_bytes = peak_bytes_.load();
+  stats_.dynamic_bytes = dynamic_bytes_.load();
+  if (!status.ok()) {
+    slots_.clear();
+    active_plan_ = nullptr;
+    return status;
   }
   outputs->clear();
   for (ValueId v : graph_->outputs) {

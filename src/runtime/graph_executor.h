@@ -1,9 +1,23 @@
-// GraphExecutor: runs one graph (a model's main graph or a subgraph body)
-// node by node in topological order: the sequential reference executor.
+// GraphExecutor: runs one graph (a model's main graph or a subgraph body).
+//
+// Modes (ExecOptions::mode):
+//  - sequential: node by node in topological order, each kernel tiling its
+//    work over the session's threads (intra-op): the reference executor;
+//  - dataflow: the graph's branches (plan/branches.h) are tasks on the
+//    session pool; a branch starts when its predecessor branches are done,
+//    ready branches run highest critical path first, and a kernel still
+//    tiles its work over workers that no branch keeps busy (hybrid);
+//  - layers: the paper's layer-synchronous schedule (a barrier between Kahn
+//    layers; a layer's branches run concurrently only if the branch policy
+//    marks it parallel), for comparison.
+// Every mode runs the same kernels with the same tiling, so outputs are
+// bit-identical across modes and thread counts.
 //
 // Created once per graph (kernels made and weights prepared then); Run may be
 // called many times. Memory: intermediate values are placed in one arena by
-// a liveness-based plan (plan/memory_planner.h). Plans are cached per input
+// a liveness-based plan (plan/memory_planner.h): in concurrent modes two
+// values share bytes only if one's last reader happens before the other's
+// writer in every schedule (HappensBefore). Plans are cached per input
 // shape signature; the first run of a new signature allocates dynamically,
 // records every value's size and plans from that. A later run whose value
 // outgrows its planned slot (data-dependent shapes) gets a dynamic buffer and
@@ -13,6 +27,8 @@
 #ifndef PARALLAX_RUNTIME_GRAPH_EXECUTOR_H_
 #define PARALLAX_RUNTIME_GRAPH_EXECUTOR_H_
 
+#include <atomic>
+#include <chrono>
 #include <map>
 #include <memory>
 #include <string>
@@ -21,16 +37,31 @@
 #include "backends/backend.h"
 #include "graph/graph.h"
 #include "ops/kernel.h"
+#include "parallax/session.h"
 #include "parallax/status.h"
+#include "plan/branches.h"
+#include "plan/flops.h"
 #include "plan/memory_planner.h"
 
 namespace parallax {
 
+using ExecMode = ExecutionMode;
+
+class TraceRecorder;
+
+struct ExecOptions {
+  ExecMode mode = ExecMode::kSequential;
+  BranchPolicy policy;             // Which layers the layers mode runs in parallel.
+  TraceRecorder* trace = nullptr;  // Records main-graph ops when set; outlives runs.
+};
+
 struct ExecStats {
-  size_t planned_arena_bytes = 0;  // Arena size of the plan used (0 if none).
+  size_t planned_arena_bytes = 0;     // Arena size of the plan used (0 if none).
+  size_t sequential_plan_bytes = 0;   // Arena of the best sequential plan, same sizes.
   size_t measured_peak_bytes = 0;  // Peak of live intermediate + output bytes.
   size_t dynamic_bytes = 0;        // Bytes allocated outside the plan.
   bool used_plan = false;
+  ExecMode mode = ExecMode::kSequential;  // The schedule this run used.
 };
 
 class GraphExecutor {
@@ -40,7 +71,8 @@ class GraphExecutor {
   // pool must outlive the executor.
   static Result<std::unique_ptr<GraphExecutor>> Create(std::shared_ptr<const Graph> graph,
                                                        Backend* backend,
-                                                       const IntraOp& intra_op = {});
+                                                       const IntraOp& intra_op = {},
+                                                       const ExecOptions& options = {});
 
   // `inputs` follow graph.inputs, `captures` graph.captures. On success
   // `outputs` holds one owned tensor per graph output.
@@ -49,6 +81,16 @@ class GraphExecutor {
 
   const ExecStats& last_stats() const { return stats_; }
   const Graph& graph() const { return *graph_; }
+  ExecMode mode() const { return options_.mode; }
+  // Activation bytes runs may use (0 = unlimited): a run uses the most
+  // concurrent schedule whose plan fits, falls back to the sequential plan,
+  // or fails with ResourceExhausted; unplanned (first) runs go sequentially
+  // and fail on the first allocation past it. Not during a run.
+  void set_memory_budget(size_t bytes) { budget_bytes_ = bytes; }
+  // Records main-graph ops into `trace` (nullptr: stop). Not during a run.
+  void set_trace(TraceRecorder* trace) { options_.trace = trace; }
+  // Branch structure of the graph (computed in every mode).
+  const BranchAnalysis& branches() const { return branches_; }
 
   // Profiling (off by default; off costs one branch per node): each
   // successful Run adds every node's kernel wall time (steady_clock) to
@@ -61,23 +103,55 @@ class GraphExecutor {
 
  private:
   class RunAllocator;
+  // A schedule for the concurrent modes: tasks run a branch's nodes (or
+  // nothing: layer barriers) on ThreadPool::RunGraph.
+  struct TaskPlan {
+    std::vector<std::vector<NodeId>> task_nodes;
+    std::unique_ptr<ThreadPool::TaskGraph> graph;
+  };
   struct CachedPlan {
-    MemoryPlan plan;
+    MemoryPlan plan;      // For the executor's mode.
+    MemoryPlan seq_plan;  // For the sequential order (the fallback under a budget).
     std::vector<int32_t> request_of_value;  // -1 when not arena-planned.
     std::vector<size_t> planned_size;       // Per value.
+    std::shared_ptr<TaskPlan> tasks;        // Concurrent modes: priorities from this signature's FLOPs.
   };
 
-  GraphExecutor(std::shared_ptr<const Graph> graph, Backend* backend, const IntraOp& intra_op);
+  GraphExecutor(std::shared_ptr<const Graph> graph, Backend* backend, const IntraOp& intra_op,
+                const ExecOptions& options);
   Status Prepare();
   void PlanForwarding();
   Status BindInputs(const std::vector<Tensor>& inputs, const std::vector<Tensor>& captures);
   std::string Signature() const;
-  Status RunNode(size_t step, RunAllocator& alloc);
+  // Runs one node's kernel and records its outputs (thread-safe for
+  // distinct nodes whose inputs are computed).
+  Status ExecuteNode(size_t step);
+  Status RunSequential();
   void BuildPlan(const std::string& signature);
+
+  // Concurrent modes (graph_executor_concurrent.cc).
+  void PrepareConcurrent();
+  std::shared_ptr<TaskPlan> BuildTasks(const std::vector<double>& node_flops) const;
+  Status RunConcurrent(TaskPlan& tasks);
+  void Unref(ValueId v);
+  void PlanConcurrent(const std::vector<BufferRequest>& seq_reqs, const std::vector<ValueId>& ids,
+                      CachedPlan* cp) const;
+  void AddLive(size_t bytes);
+  void RecordTrace(size_t step, std::chrono::steady_clock::time_point t0,
+                   std::chrono::steady_clock::time_point t1);
 
   std::shared_ptr<const Graph> graph_;
   Backend* backend_;
   IntraOp intra_op_;
+  ExecOptions options_;
+  BranchAnalysis branches_;
+  std::unique_ptr<HappensBefore> happens_before_;  // Concurrent modes only.
+  std::shared_ptr<TaskPlan> default_tasks_;         // From static shapes.
+  std::vector<ValueId> alias_parent_;               // Per value: kNoValue or its input.
+  std::vector<int32_t> initial_refs_;               // Per value: readers + direct aliases.
+  std::vector<std::vector<ValueId>> releases_;      // Per node: values to unref after it.
+  std::vector<std::vector<NodeId>> readers_;        // Per value: nodes reading it or an alias.
+  std::unique_ptr<std::atomic<int32_t>[]> refs_;
   std::vector<std::unique_ptr<Kernel>> kernels_;
   std::vector<int32_t> last_use_;                  // Per value: last step reading it
                                                    // (or any value sharing its bytes).
@@ -91,10 +165,15 @@ class GraphExecutor {
   std::vector<Tensor> slots_;
   std::vector<size_t> observed_size_;
   const CachedPlan* active_plan_ = nullptr;
+  const std::vector<size_t>* active_offsets_ = nullptr;  // Of the plan this run uses.
+  size_t budget_bytes_ = 0;
   std::unique_ptr<uint8_t, void (*)(void*)> arena_{nullptr, nullptr};
   size_t arena_capacity_ = 0;
-  bool needs_replan_ = false;
-  size_t live_bytes_ = 0;
+  std::vector<ValueShape> observed_shape_;  // Filled on unplanned runs.
+  std::atomic<bool> needs_replan_{false};
+  std::atomic<size_t> live_bytes_{0};
+  std::atomic<size_t> peak_bytes_{0};
+  std::atomic<size_t> dynamic_bytes_{0};
   ExecStats stats_;
 
   bool profiling_ = false;

@@ -1,5 +1,11 @@
 #include "parallax/session.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
 #include <map>
 #include <mutex>
 
@@ -7,6 +13,7 @@
 #include "plan/critical_path.h"
 #include "runtime/graph_executor.h"
 #include "runtime/model_data.h"
+#include "runtime/trace.h"
 
 namespace parallax {
 
@@ -15,9 +22,32 @@ struct Session::Impl {
   SessionOptions options;
   std::unique_ptr<ThreadPool> pool;  // Outlives executor (declared first).
   std::unique_ptr<GraphExecutor> executor;
+  std::unique_ptr<TraceRecorder> trace;  // While StartTrace is in effect.
   std::mutex mu;  // Serialises Run.
   RunStats stats;
 };
+
+namespace {
+
+// MemAvailable from /proc/meminfo minus a safety margin (10%, at least
+// 256 MiB); 0 when it cannot be read (then no budget applies). Read with
+// plain POSIX calls into a stack buffer: a few microseconds per run.
+size_t OsMemoryBudget() {
+  const int fd = ::open("/proc/meminfo", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  char buf[1024];
+  const ssize_t n = ::read(fd, buf, sizeof(buf) - 1);
+  ::close(fd);
+  if (n <= 0) return 0;
+  buf[n] = '\0';
+  const char* line = std::strstr(buf, "MemAvailable:");
+  if (line == nullptr) return 0;
+  const int64_t bytes = std::strtoll(line + 13, nullptr, 10) * 1024;
+  const int64_t margin = std::max<int64_t>(bytes / 10, int64_t{256} << 20);
+  return bytes > margin ? static_cast<size_t>(bytes - margin) : 1;
+}
+
+}  // namespace
 
 Session::Session(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Session::Session(Session&&) noexcept = default;
@@ -27,7 +57,8 @@ Session::~Session() = default;
 Result<Session> Session::Create(const Model& model, const SessionOptions& options) {
   if (options.threads < 1)
     return InvalidArgument("threads must be >= 1, got " + std::to_string(options.threads));
-  if (options.memory_budget_bytes < 0) return InvalidArgument("memory budget must be >= 0");
+  if (options.memory_budget_bytes < -1)
+    return InvalidArgument("memory budget must be > 0 bytes, 0 (from the OS) or -1 (unlimited)");
   if (options.backend != "cpu")
     return NotFound("backend '" + options.backend + "' is not available (built backends: cpu)");
   auto impl = std::make_unique<Impl>();
@@ -35,8 +66,11 @@ Result<Session> Session::Create(const Model& model, const SessionOptions& option
   impl->options = options;
   impl->pool = std::make_unique<ThreadPool>(options.threads);
   const IntraOp intra_op{impl->pool.get(), options.threads};
-  PX_ASSIGN_OR_RETURN(impl->executor,
-                      GraphExecutor::Create(model.data().graph, &DefaultCpuBackend(), intra_op));
+  ExecOptions exec_options;
+  exec_options.mode = options.mode;
+  PX_ASSIGN_OR_RETURN(impl->executor, GraphExecutor::Create(model.data().graph,
+                                                            &DefaultCpuBackend(), intra_op,
+                                                            exec_options));
   impl->executor->set_profiling(options.profile);
   return Session(std::move(impl));
 }
@@ -102,19 +136,43 @@ Result<std::vector<Tensor>> Session::Run(const NamedTensors& inputs) {
   std::lock_guard<std::mutex> lock(impl_->mu);
   PX_ASSIGN_OR_RETURN(std::vector<Tensor> ordered, OrderInputs(impl_->model, inputs));
   std::vector<Tensor> outputs;
+  const int64_t option = impl_->options.memory_budget_bytes;
+  const size_t budget = option > 0 ? static_cast<size_t>(option) : option == 0 ? OsMemoryBudget() : 0;
+  impl_->executor->set_memory_budget(budget);
+  impl_->executor->set_trace(impl_->trace.get());
   PX_RETURN_IF_ERROR(impl_->executor->Run(ordered, {}, &outputs));
   const ExecStats& es = impl_->executor->last_stats();
-  impl_->stats = RunStats{es.planned_arena_bytes, es.measured_peak_bytes, es.dynamic_bytes};
-  int64_t budget = impl_->options.memory_budget_bytes;
-  size_t used = std::max(es.planned_arena_bytes, es.measured_peak_bytes);
-  if (budget > 0 && used > static_cast<size_t>(budget))
-    return ResourceExhausted("run needed " + std::to_string(used) +
-                             " activation bytes, over the memory budget of " +
-                             std::to_string(budget) + " bytes");
+  impl_->stats = RunStats{es.planned_arena_bytes, es.measured_peak_bytes, es.dynamic_bytes,
+                          es.sequential_plan_bytes, budget, es.mode};
   return outputs;
 }
 
 RunStats Session::last_stats() const { return impl_->stats; }
+
+BranchSummary Session::branch_summary() const {
+  const BranchAnalysis& a = impl_->executor->branches();
+  BranchSummary s;
+  s.nodes = static_cast<int>(impl_->executor->graph().nodes.size());
+  s.branches = static_cast<int>(a.branches.size());
+  s.layers = static_cast<int>(a.layers.size());
+  s.parallel_layers = a.parallel_layers;
+  s.max_branch_width = a.max_branch_width;
+  return s;
+}
+
+void Session::StartTrace() {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->trace = std::make_unique<TraceRecorder>(impl_->options.threads);
+}
+
+Status Session::WriteTrace(const std::string& path) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  if (impl_->trace == nullptr) return InvalidArgument("no trace is being recorded (StartTrace)");
+  Status s = impl_->trace->WriteJson(path);
+  impl_->trace.reset();
+  impl_->executor->set_trace(nullptr);
+  return s;
+}
 
 Result<Profile> Session::profile() const {
   if (!impl_->options.profile)

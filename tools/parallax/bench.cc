@@ -65,7 +65,8 @@ class Progress {
 
 struct Measured {
   std::vector<double> ms;
-  size_t planned = 0, measured = 0;
+  size_t planned = 0, measured = 0, sequential = 0, budget = 0;
+  std::string mode;  // Schedule of the last timed run (a budget may force sequential).
   double first_run_ms = 0;  // The session's first Run (warm-up or timed).
 };
 
@@ -89,6 +90,9 @@ Status TimeRuns(Session& session, const Session::NamedTensors& inputs, const Ben
     RunStats st = session.last_stats();
     m->planned = std::max(m->planned, st.planned_activation_bytes);
     m->measured = std::max(m->measured, st.measured_activation_bytes);
+    m->sequential = std::max(m->sequential, st.sequential_plan_bytes);
+    m->budget = st.memory_budget_bytes;
+    m->mode = ExecutionModeName(st.mode);
     progress.Tick("run", i + 1, bf.runs, m->ms);
   }
   return Status::Ok();
@@ -160,6 +164,7 @@ int RunBench(const std::string& model_path, const InputFlags& in, const BenchFla
   SessionOptions opts;
   opts.threads = bf.threads;
   opts.profile = bf.profile;
+  if (Status s = ApplyExecFlags(bf.exec, &opts); !s.ok()) return Fail(s);
   Clock::time_point t2 = Clock::now();
   Result<Session> session = Session::Create(*model, opts);
   Clock::time_point t3 = Clock::now();
@@ -187,6 +192,15 @@ int RunBench(const std::string& model_path, const InputFlags& in, const BenchFla
   j["samples_ms"] = ms;                    // Every timed run, in order.
   j["peak_activation_bytes"] = m.planned;  // Arena the memory plan reserves.
   j["measured_peak_activation_bytes"] = m.measured;
+  j["mode"] = bf.exec.mode;      // Requested.
+  j["mode_used"] = m.mode;       // Last timed run's schedule.
+  j["plan"] = {{"peak_bytes", m.planned}, {"sequential_peak_bytes", m.sequential}};
+  j["memory_budget_bytes"] = m.budget;  // 0 = unlimited.
+  const BranchSummary br = session->branch_summary();
+  j["branches"] = br.branches;
+  j["layers"] = br.layers;
+  j["parallel_layers"] = br.parallel_layers;
+  j["max_branch_width"] = br.max_branch_width;
   j["peak_rss_bytes"] = PeakRssBytes();
   j["threads"] = bf.threads;
   j["nodes"] = model->node_count();
@@ -200,18 +214,30 @@ int RunBench(const std::string& model_path, const InputFlags& in, const BenchFla
   for (const auto& [pass, n] : model->fusions())
     std::printf(" %s %lld", pass.c_str(), static_cast<long long>(n));
   std::printf("\n");
-  std::printf("threads      %d\n", bf.threads);
+  std::printf("threads      %d, mode %s (last run: %s)\n", bf.threads, bf.exec.mode.c_str(),
+              m.mode.c_str());
+  std::printf("branches     %d in %d layers, %d parallel, max width %d\n", br.branches, br.layers,
+              br.parallel_layers, br.max_branch_width);
   std::printf("load ms      %.3f (model load %.3f + session create %.3f), first run %.3f ms\n",
               model_ms + session_ms, model_ms, session_ms, m.first_run_ms);
   std::printf("latency ms   min %.3f  median %.3f  p90 %.3f  max %.3f  (%d runs)\n",
               Percentile(ms, 0), Percentile(ms, 0.5), Percentile(ms, 0.9), Percentile(ms, 1),
               bf.runs);
-  std::printf("activations  planned %zu bytes, measured peak %zu bytes\n", m.planned, m.measured);
+  std::printf("activations  planned %zu bytes (best sequential plan %zu), measured peak %zu bytes",
+              m.planned, m.sequential, m.measured);
+  if (m.budget > 0) std::printf(", budget %zu", m.budget);
+  std::printf("\n");
   std::printf("peak RSS     %lld bytes\n", static_cast<long long>(PeakRssBytes()));
   if (bf.profile) {
     Result<Profile> p = session->profile();
     if (!p.ok()) return Fail(p.status());
     ReportProfile(*p, bf.threads, j);
+  }
+  if (!bf.exec.trace.empty()) {  // One extra, traced run: timed runs stay untraced.
+    session->StartTrace();
+    if (Status ts = session->Run(*inputs).status(); !ts.ok()) return Fail(ts);
+    if (Status ts = session->WriteTrace(bf.exec.trace); !ts.ok()) return Fail(ts);
+    std::printf("trace        %s\n", bf.exec.trace.c_str());
   }
   if (!bf.json.empty()) {
     std::ofstream f(bf.json);

@@ -6,12 +6,28 @@
 #include <vector>
 
 #include "parallax/inputs.h"
+#include "parallax/session.h"
+
+namespace CLI {
+class App;
+}
 
 namespace parallax::cli {
 
 int RunInspect(const std::string& model_path);
 
+// Scheduling and memory flags shared by `run` and `bench`.
+struct ExecFlags {
+  std::string mode = "dataflow";  // sequential | layers | dataflow.
+  int64_t memory_budget = 0;      // Bytes; 0 = from the OS, -1 = unlimited.
+  std::string trace;              // Chrome/Perfetto trace JSON path.
+};
+void AddExecFlags(CLI::App* app, ExecFlags* f);
+// Applies `f` to `opts`; fails on an unknown mode.
+Status ApplyExecFlags(const ExecFlags& f, SessionOptions* opts);
+
 struct BenchFlags {
+  ExecFlags exec;
   int warmup = 3, runs = 20, threads = 1;
   bool profile = false;    // Per-node times, work, critical path, lower bound.
   bool no_layout = false;  // Load without the channels-last layout pass.

@@ -29,7 +29,8 @@ void AddInputFlags(CLI::App* app, InputFlags* f) {
 }
 
 int CmdRun(const std::string& model_path, const InputFlags& in, const std::string& out_dir,
-           const std::string& format, int threads, bool no_layout, bool no_fusion) {
+           const std::string& format, int threads, bool no_layout, bool no_fusion,
+           const ExecFlags& exec) {
   LoadOptions lo;
   lo.layout = !no_layout;
   lo.fusion = !no_fusion;
@@ -39,10 +40,16 @@ int CmdRun(const std::string& model_path, const InputFlags& in, const std::strin
   if (!inputs.ok()) return Fail(inputs.status());
   SessionOptions opts;
   opts.threads = threads;
+  if (Status s = ApplyExecFlags(exec, &opts); !s.ok()) return Fail(s);
   Result<Session> session = Session::Create(*model, opts);
   if (!session.ok()) return Fail(session.status());
+  if (!exec.trace.empty()) session->StartTrace();
   Result<std::vector<Tensor>> outputs = session->Run(*inputs);
   if (!outputs.ok()) return Fail(outputs.status());
+  if (!exec.trace.empty()) {
+    if (Status s = session->WriteTrace(exec.trace); !s.ok()) return Fail(s);
+    std::cout << "trace -> " << exec.trace << "\n";
+  }
   std::error_code ec;
   std::filesystem::create_directories(out_dir, ec);
   if (ec) return Fail(IoError("cannot create output folder '" + out_dir + "': " + ec.message()));
@@ -85,6 +92,8 @@ int main(int argc, char** argv) {
   bool run_no_fusion = false;
   run->add_flag("--no-fusion", run_no_fusion,
                 "Load without operator fusions (differential testing against fused runs)");
+  ExecFlags run_exec;
+  AddExecFlags(run, &run_exec);
 
   BenchFlags bf;
   CLI::App* bench = app.add_subcommand("bench", "Measure latency and memory of a model");
@@ -99,6 +108,7 @@ int main(int argc, char** argv) {
   bench->add_flag("--profile", bf.profile,
                   "Time each node; report work, critical path and the lower bound max(C, W/T)");
   bench->add_flag("--no-fusion", bf.no_fusion, "Load without operator fusions");
+  AddExecFlags(bench, &bf.exec);
 
   CLI::App* inspect = app.add_subcommand("inspect", "Print a model's graph summary");
   inspect->add_option("model", model, "Path to the .onnx model")->required();
@@ -118,7 +128,8 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
   if (run->parsed())
-    return CmdRun(model, run_in, out_dir, out_format, run_threads, run_no_layout, run_no_fusion);
+    return CmdRun(model, run_in, out_dir, out_format, run_threads, run_no_layout, run_no_fusion,
+                  run_exec);
   if (bench->parsed()) return RunBench(model, bench_in, bf);
   if (inspect->parsed()) return RunInspect(model);
   if (conf->parsed()) return RunConformance(cf);

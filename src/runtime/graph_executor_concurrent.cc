@@ -1,0 +1,199 @@
+// GraphExecutor's concurrent modes (layers, dataflow): branch tasks on the
+// session pool, reference-counted frees, happens-before memory plans.
+//
+// Freeing: every planned value holds one reference per distinct node that
+// reads it plus one per value forwarded from it (a Reshape output sharing
+// its bytes); a node drops its references after it ran, and the last drop
+// frees the slot and releases the parent's reference. A value nobody reads
+// is freed right after its producer. The atomic decrement (acq_rel) orders
+// every reader before the free.
+#include <algorithm>
+
+#include "runtime/graph_executor.h"
+#include "runtime/trace.h"
+
+namespace parallax {
+namespace {
+
+constexpr size_t kAlignment = 64;
+// FLOP-equivalents charged per node on top of its estimate, so long chains
+// of tiny ops still count on the critical path (~ a few microseconds).
+constexpr double kNodeCost = 2e4;
+
+}  // namespace
+
+void GraphExecutor::PrepareConcurrent() {
+  const Graph& g = *graph_;
+  const std::vector<double> flops = EstimateGraphFlops(g, StaticValueShapes(g));
+  Result<BranchAnalysis> analysis = AnalyzeBranches(g, flops, options_.policy);
+  // Nodes are topologically sorted and flops sized to match (checked by
+  // Prepare's callers), so analysis cannot fail here.
+  if (analysis.ok()) branches_ = std::move(analysis).value();
+  if (options_.mode == ExecMode::kSequential || !analysis.ok()) {
+    options_.mode = ExecMode::kSequential;
+    return;
+  }
+  happens_before_ = std::make_unique<HappensBefore>(branches_);
+  const size_t nv = g.values.size();
+  auto freeable = [&](ValueId v) { return g.values[v].producer >= 0 && !is_output_[v]; };
+  readers_.assign(nv, {});
+  initial_refs_.assign(nv, 0);
+  releases_.assign(g.nodes.size(), {});
+  for (size_t s = 0; s < g.nodes.size(); ++s) {
+    const Node& node = g.nodes[s];
+    std::vector<ValueId>& rel = releases_[s];
+    auto read = [&](ValueId v) {
+      if (v == kNoValue || std::find(rel.begin(), rel.end(), v) != rel.end()) return;
+      rel.push_back(v);
+      readers_[v].push_back(static_cast<NodeId>(s));
+    };
+    for (ValueId v : node.inputs) read(v);
+    for (ValueId v : node.implicit_inputs) read(v);
+  }
+  // An alias's readers keep its parent's bytes: fold them in, latest alias
+  // first so chains (Reshape of a Reshape) reach their root.
+  for (size_t s = g.nodes.size(); s-- > 0;) {
+    if (!forwards_[s]) continue;
+    const ValueId out = g.nodes[s].outputs[0];
+    std::vector<NodeId>& into = readers_[alias_parent_[out]];
+    for (NodeId n : readers_[out])
+      if (std::find(into.begin(), into.end(), n) == into.end()) into.push_back(n);
+  }
+  for (size_t s = 0; s < g.nodes.size(); ++s) {
+    std::vector<ValueId>& rel = releases_[s];
+    for (ValueId v : rel) ++initial_refs_[v];
+    rel.erase(std::remove_if(rel.begin(), rel.end(), [&](ValueId v) { return !freeable(v); }),
+              rel.end());
+  }
+  for (size_t v = 0; v < nv; ++v)
+    if (alias_parent_[v] != kNoValue) ++initial_refs_[alias_parent_[v]];
+  for (size_t v = 0; v < nv; ++v) {
+    const ValueId id = static_cast<ValueId>(v);
+    if (freeable(id) && initial_refs_[v] == 0) {  // Nobody reads it.
+      initial_refs_[v] = 1;
+      releases_[static_cast<size_t>(g.values[v].producer)].push_back(id);
+    }
+  }
+  refs_ = std::make_unique<std::atomic<int32_t>[]>(nv);
+  default_tasks_ = BuildTasks(flops);
+}
+
+std::shared_ptr<GraphExecutor::TaskPlan> GraphExecutor::BuildTasks(
+    const std::vector<double>& node_flops) const {
+  const std::vector<Branch>& br = branches_.branches;
+  const size_t nb = br.size();
+  // Priority: the branch's critical path to a sink (its cost included).
+  std::vector<double> prio(nb, 0.0);
+  for (size_t b = nb; b-- > 0;) {
+    double cost = 0;
+    for (NodeId n : br[b].nodes) cost += node_flops[static_cast<size_t>(n)] + kNodeCost;
+    double tail = 0;
+    for (int32_t s : br[b].succs) tail = std::max(tail, prio[static_cast<size_t>(s)]);
+    prio[b] = cost + tail;
+  }
+  auto plan = std::make_shared<TaskPlan>();
+  std::vector<std::vector<int32_t>> succs;
+  std::vector<double> priority;
+  if (options_.mode == ExecMode::kDataflow) {
+    for (size_t b = 0; b < nb; ++b) {
+      plan->task_nodes.push_back(br[b].nodes);
+      succs.push_back(br[b].succs);
+    }
+    priority = prio;
+  } else {
+    // Layers: tasks numbered layer by layer, a barrier task after each layer;
+    // a layer the policy does not mark parallel runs its branches in a chain.
+    Result<BranchAnalysis> measured = AnalyzeBranches(*graph_, node_flops, options_.policy);
+    const BranchAnalysis& a = measured.ok() ? *measured : branches_;
+    int32_t barrier = -1;
+    for (size_t l = 0; l < a.layers.size(); ++l) {
+      const bool parallel = a.layer_parallel[l];
+      int32_t prev = barrier;
+      const int32_t next_barrier =
+          static_cast<int32_t>(plan->task_nodes.size() + a.layers[l].size());
+      for (int32_t b : a.layers[l]) {
+        const int32_t t = static_cast<int32_t>(plan->task_nodes.size());
+        plan->task_nodes.push_back(br[static_cast<size_t>(b)].nodes);
+        succs.push_back({parallel ? next_barrier : t + 1});
+        priority.push_back(prio[static_cast<size_t>(b)]);
+        if (prev >= 0) {
+          auto& ps = succs[static_cast<size_t>(prev)];
+          if (std::find(ps.begin(), ps.end(), t) == ps.end()) ps.push_back(t);
+        }
+        if (!parallel) prev = t;
+      }
+      plan->task_nodes.push_back({});  // The barrier.
+      succs.push_back({});
+      priority.push_back(0.0);
+      barrier = next_barrier;
+    }
+  }
+  plan->graph = std::make_unique<ThreadPool::TaskGraph>(succs, std::move(priority));
+  return plan;
+}
+
+void GraphExecutor::Unref(ValueId v) {
+  const Value& val = graph_->values[v];
+  if (val.producer < 0 || is_output_[v]) return;
+  if (refs_[v].fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  live_bytes_.fetch_sub(observed_size_[v], std::memory_order_relaxed);
+  slots_[v] = Tensor();
+  if (alias_parent_[v] != kNoValue) Unref(alias_parent_[v]);
+}
+
+Status GraphExecutor::RunConcurrent(TaskPlan& tasks) {
+  const size_t nv = graph_->values.size();
+  for (size_t v = 0; v < nv; ++v) refs_[v].store(initial_refs_[v], std::memory_order_relaxed);
+  std::atomic<bool> failed{false};
+  std::mutex error_mu;
+  Status first_error;
+  auto run_task = [&](int32_t t) {
+    for (NodeId n : tasks.task_nodes[static_cast<size_t>(t)]) {
+      if (!failed.load(std::memory_order_relaxed)) {
+        Status s = ExecuteNode(static_cast<size_t>(n));
+        if (!s.ok()) {
+          std::lock_guard<std::mutex> lock(error_mu);
+          if (first_error.ok()) first_error = std::move(s);
+          failed.store(true, std::memory_order_relaxed);
+        }
+      }
+      for (ValueId v : releases_[static_cast<size_t>(n)]) Unref(v);
+    }
+  };
+  if (intra_op_.pool == nullptr) {
+    for (int32_t t = 0; t < tasks.graph->size(); ++t) run_task(t);  // Ids are topological.
+  } else {
+    intra_op_.pool->RunGraph(*tasks.graph, intra_op_.threads, run_task);
+  }
+  return first_error;
+}
+
+void GraphExecutor::PlanConcurrent(const std::vector<BufferRequest>& seq_reqs,
+                                   const std::vector<ValueId>& ids, CachedPlan* cp) const {
+  std::vector<OrderedRequest> reqs(seq_reqs.size());
+  for (size_t i = 0; i < seq_reqs.size(); ++i) {
+    reqs[i].size = seq_reqs[i].size;
+    reqs[i].writer = graph_->values[ids[i]].producer;
+    reqs[i].readers = readers_[ids[i]];
+  }
+  const HappensBefore& hb = *happens_before_;
+  cp->plan = PlanMemoryOrdered(
+      reqs, [&hb](int32_t a, int32_t b) { return hb.Before(a, b); }, kAlignment);
+}
+
+void GraphExecutor::RecordTrace(size_t step, std::chrono::steady_clock::time_point t0,
+                                std::chrono::steady_clock::time_point t1) {
+  const Node& node = graph_->nodes[step];
+  TraceRecorder& trace = *options_.trace;
+  const int32_t branch = step < branches_.branch_of.size() ? branches_.branch_of[step] : -1;
+  // The recorder's clock is steady_clock too: shift by its NowNs origin.
+  const auto now = std::chrono::steady_clock::now();
+  const int64_t now_ns = trace.NowNs();
+  auto ns = [&](std::chrono::steady_clock::time_point t) {
+    return now_ns - std::chrono::duration_cast<std::chrono::nanoseconds>(now - t).count();
+  };
+  trace.Slice(ThreadPool::CurrentWorker(), node.name, node.op_type, branch, ns(t0), ns(t1));
+  trace.Counter(ns(t1), static_cast<int64_t>(live_bytes_.load(std::memory_order_relaxed)));
+}
+
+}  // namespace parallax

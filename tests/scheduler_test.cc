@@ -1,0 +1,262 @@
+// The concurrent schedules (layers, dataflow): bit-identical to the
+// sequential executor across thread counts, memory within the happens-before
+// plan, budget admission, traces, and errors inside branches.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "model_builder.h"
+#include "parallax/parallax.h"
+
+namespace parallax {
+namespace {
+
+using testing::ModelBuilder;
+
+constexpr ExecutionMode kModes[] = {ExecutionMode::kSequential, ExecutionMode::kLayers,
+                                    ExecutionMode::kDataflow};
+
+// x -> `width` independent branches (MatMul, Relu, MatMul, Sigmoid, Mul by
+// a per-branch constant) -> summed -> y. Branches of uneven length when
+// `uneven`, so the layers policy and critical-path priorities matter.
+std::string BranchyModel(int width, int64_t n, bool uneven) {
+  ModelBuilder b;
+  b.Input("x", onnx::TensorProto::FLOAT, {-1, n}).Output("y", onnx::TensorProto::FLOAT, {-1, n});
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> u(-0.2f, 0.2f);
+  std::string sum;
+  for (int w = 0; w < width; ++w) {
+    const std::string p = "b" + std::to_string(w) + "_";
+    std::vector<float> wa(static_cast<size_t>(n * n)), wb(wa.size());
+    for (float& v : wa) v = u(rng);
+    for (float& v : wb) v = u(rng);
+    b.FloatInit(p + "wa", {n, n}, wa).FloatInit(p + "wb", {n, n}, wb);
+    b.FloatInit(p + "k", {1}, {0.5f + 0.1f * static_cast<float>(w)});
+    b.Node("MatMul", {"x", p + "wa"}, {p + "a"});
+    b.Node("Relu", {p + "a"}, {p + "r"});
+    std::string last = p + "r";
+    const int extra = uneven ? w : 0;
+    for (int e = 0; e < extra; ++e) {
+      b.Node("MatMul", {last, p + "wb"}, {p + "m" + std::to_string(e)});
+      last = p + "m" + std::to_string(e);
+    }
+    b.Node("MatMul", {last, p + "wb"}, {p + "c"});
+    b.Node("Sigmoid", {p + "c"}, {p + "s"});
+    b.Node("Mul", {p + "s", p + "k"}, {p + "o"});
+    if (sum.empty()) {
+      sum = p + "o";
+    } else {
+      b.Node("Add", {sum, p + "o"}, {p + "sum"});
+      sum = p + "sum";
+    }
+  }
+  b.Node("Identity", {sum}, {"y"});
+  return b.Write("branchy_" + std::to_string(width) + (uneven ? "_uneven" : ""));
+}
+
+Tensor RandomInput(int64_t rows, int64_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(-1, 1);
+  Tensor t = Tensor::Empty(DType::kFloat32, {rows, n});
+  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = u(rng);
+  return t;
+}
+
+Tensor RunOnce(Session& s, const Tensor& x) {
+  auto out = s.Run({{"x", x}});
+  EXPECT_TRUE(out.ok()) << out.status().ToString();
+  return out.ok() ? (*out)[0] : Tensor();
+}
+
+bool SameBits(const Tensor& a, const Tensor& b) {
+  return a.defined() && b.defined() && a.shape() == b.shape() && a.nbytes() == b.nbytes() &&
+         std::memcmp(a.raw_data(), b.raw_data(), a.nbytes()) == 0;
+}
+
+Session MakeSession(const Model& m, ExecutionMode mode, int threads, int64_t budget = -1) {
+  SessionOptions o;
+  o.mode = mode;
+  o.threads = threads;
+  o.memory_budget_bytes = budget;
+  auto s = Session::Create(m, o);
+  EXPECT_TRUE(s.ok()) << s.status().ToString();
+  return std::move(s).value();
+}
+
+TEST(Scheduler, ModesAreBitIdenticalToSequential) {
+  for (bool uneven : {false, true}) {
+    auto m = Model::Load(BranchyModel(4, 48, uneven));
+    ASSERT_TRUE(m.ok()) << m.status().ToString();
+    for (int threads : {1, 2, 3, 4}) {
+      Session seq = MakeSession(*m, ExecutionMode::kSequential, threads);
+      for (int64_t rows : {5, 64, 5}) {  // Re-plans on a new shape, reuses on the old one.
+        const Tensor x = RandomInput(rows, 48, static_cast<uint32_t>(rows));
+        const Tensor want = RunOnce(seq, x);
+        for (ExecutionMode mode : {ExecutionMode::kLayers, ExecutionMode::kDataflow}) {
+          Session s = MakeSession(*m, mode, threads);
+          for (int rep = 0; rep < 3; ++rep)  // Unplanned first run, then planned.
+            EXPECT_TRUE(SameBits(RunOnce(s, x), want))
+                << ExecutionModeName(mode) << " threads " << threads << " rows " << rows
+                << " rep " << rep << (uneven ? " uneven" : "");
+        }
+      }
+    }
+  }
+}
+
+TEST(Scheduler, ReportsBranchStructure) {
+  auto m = Model::Load(BranchyModel(4, 16, false));
+  ASSERT_TRUE(m.ok());
+  Session s = MakeSession(*m, ExecutionMode::kDataflow, 2);
+  const BranchSummary b = s.branch_summary();
+  EXPECT_EQ(b.nodes, static_cast<int>(m->node_count()));
+  EXPECT_GE(b.max_branch_width, 4);
+  EXPECT_GE(b.parallel_layers, 1);
+}
+
+TEST(Scheduler, ConcurrentPlanStaysNearTheSequentialPlan) {
+  auto m = Model::Load(BranchyModel(4, 64, true));
+  ASSERT_TRUE(m.ok());
+  for (ExecutionMode mode : kModes) {
+    Session s = MakeSession(*m, mode, 4);
+    const Tensor x = RandomInput(32, 64, 1);
+    RunOnce(s, x);
+    RunOnce(s, x);
+    const RunStats st = s.last_stats();
+    EXPECT_GT(st.planned_activation_bytes, 0u) << ExecutionModeName(mode);
+    EXPECT_GT(st.sequential_plan_bytes, 0u);
+    // Planned runs allocate nothing outside the arena but the outputs.
+    EXPECT_LE(st.dynamic_bytes, 0u) << ExecutionModeName(mode);
+    if (mode == ExecutionMode::kSequential)
+      EXPECT_EQ(st.planned_activation_bytes, st.sequential_plan_bytes);
+    EXPECT_LE(st.measured_activation_bytes, st.planned_activation_bytes + 32 * 64 * 4)
+        << ExecutionModeName(mode);
+  }
+}
+
+TEST(Scheduler, BudgetFallsBackToTheSequentialPlan) {
+  auto m = Model::Load(BranchyModel(4, 64, false));
+  ASSERT_TRUE(m.ok());
+  const Tensor x = RandomInput(32, 64, 2);
+  Session free_run = MakeSession(*m, ExecutionMode::kDataflow, 4);
+  const Tensor want = RunOnce(free_run, x);
+  RunOnce(free_run, x);
+  const RunStats unconstrained = free_run.last_stats();
+  ASSERT_GT(unconstrained.planned_activation_bytes, unconstrained.sequential_plan_bytes);
+  // A budget between the two plans: runs complete, sequentially, within it.
+  const int64_t budget = static_cast<int64_t>(unconstrained.sequential_plan_bytes +
+                                              32 * 64 * 4 /* the output */);
+  ASSERT_LT(static_cast<size_t>(budget), unconstrained.planned_activation_bytes);
+  Session tight = MakeSession(*m, ExecutionMode::kDataflow, 4, budget);
+  for (int rep = 0; rep < 3; ++rep) {
+    EXPECT_TRUE(SameBits(RunOnce(tight, x), want)) << rep;
+    const RunStats st = tight.last_stats();
+    EXPECT_EQ(st.memory_budget_bytes, static_cast<size_t>(budget));
+    EXPECT_EQ(st.mode, ExecutionMode::kSequential);
+    EXPECT_LE(st.measured_activation_bytes, static_cast<size_t>(budget)) << rep;
+    EXPECT_LE(st.planned_activation_bytes, static_cast<size_t>(budget)) << rep;
+  }
+  // Far too small: a clear error, no crash, on the first and planned runs.
+  Session tiny = MakeSession(*m, ExecutionMode::kDataflow, 4, 4096);
+  for (int rep = 0; rep < 2; ++rep) {
+    auto out = tiny.Run({{"x", x}});
+    ASSERT_FALSE(out.ok());
+    EXPECT_EQ(out.status().code(), StatusCode::kResourceExhausted);
+    EXPECT_NE(out.status().message().find("memory budget"), std::string::npos)
+        << out.status().ToString();
+  }
+}
+
+TEST(Scheduler, OsBudgetIsReadPerRun) {
+  auto m = Model::Load(BranchyModel(2, 16, false));
+  ASSERT_TRUE(m.ok());
+  Session s = MakeSession(*m, ExecutionMode::kDataflow, 2, /*budget=*/0);
+  RunOnce(s, RandomInput(4, 16, 3));
+  EXPECT_GT(s.last_stats().memory_budget_bytes, 0u);  // From MemAvailable.
+}
+
+TEST(Scheduler, TraceHasASlicePerNodeAndACounter) {
+  auto m = Model::Load(BranchyModel(3, 16, false));
+  ASSERT_TRUE(m.ok());
+  Session s = MakeSession(*m, ExecutionMode::kDataflow, 3);
+  const Tensor x = RandomInput(4, 16, 4);
+  RunOnce(s, x);
+  s.StartTrace();
+  RunOnce(s, x);
+  const std::string path =
+      (std::filesystem::temp_directory_path() / "parallax_scheduler_trace.json").string();
+  ASSERT_TRUE(s.WriteTrace(path).ok());
+  std::ifstream f(path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  const std::string json = ss.str();
+  size_t slices = 0;
+  for (size_t p = json.find("\"ph\":\"X\""); p != std::string::npos;
+       p = json.find("\"ph\":\"X\"", p + 1))
+    ++slices;
+  EXPECT_EQ(slices, static_cast<size_t>(m->node_count()));
+  EXPECT_NE(json.find("activation bytes"), std::string::npos);
+  EXPECT_FALSE(s.WriteTrace(path).ok());  // Stopped: nothing is being recorded.
+  std::filesystem::remove(path);
+}
+
+TEST(Scheduler, ErrorInsideABranchIsReportedWithoutHanging) {
+  // Branch 1 reshapes to a shape that only fits some inputs.
+  ModelBuilder b;
+  b.Input("x", onnx::TensorProto::FLOAT, {-1}).Output("y", onnx::TensorProto::FLOAT, {-1});
+  b.Node("Relu", {"x"}, {"a0"});
+  b.Node("Neg", {"a0"}, {"a1"});
+  b.Node("Relu", {"a1"}, {"a2"});
+  b.Node("Neg", {"x"}, {"b0"});
+  auto* shape = b.proto().mutable_graph()->add_initializer();
+  shape->set_name("shape");
+  shape->set_data_type(onnx::TensorProto::INT64);
+  shape->add_dims(2);
+  shape->add_int64_data(2);
+  shape->add_int64_data(2);
+  b.Node("Reshape", {"b0", "shape"}, {"b1"});
+  b.Node("Shape", {"b1"}, {"b2"});
+  b.Node("Cast", {"b2"}, {"b3"})->add_attribute()->CopyFrom([] {
+    onnx::AttributeProto a;
+    a.set_name("to");
+    a.set_type(onnx::AttributeProto::INT);
+    a.set_i(onnx::TensorProto::FLOAT);
+    return a;
+  }());
+  b.Node("ReduceSum", {"b3"}, {"b4"});
+  b.Node("Add", {"a2", "b4"}, {"y"});
+  auto m = Model::Load(b.Write("branch_error"));
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  for (ExecutionMode mode : kModes)
+    for (int threads : {1, 4}) {
+      Session s = MakeSession(*m, mode, threads);
+      auto good = s.Run({{"x", Tensor::FromVector<float>(DType::kFloat32, {4}, {1, 2, 3, 4})}});
+      ASSERT_TRUE(good.ok()) << good.status().ToString();
+      auto bad = s.Run({{"x", Tensor::FromVector<float>(DType::kFloat32, {5}, {1, 2, 3, 4, 5})}});
+      ASSERT_FALSE(bad.ok()) << ExecutionModeName(mode);
+      EXPECT_NE(bad.status().message().find("Reshape"), std::string::npos)
+          << bad.status().ToString();
+      // The session stays usable.
+      auto again = s.Run({{"x", Tensor::FromVector<float>(DType::kFloat32, {4}, {1, 2, 3, 4})}});
+      ASSERT_TRUE(again.ok()) << again.status().ToString();
+      EXPECT_TRUE(SameBits((*again)[0], (*good)[0]));
+    }
+}
+
+TEST(Scheduler, ParsesModeNames) {
+  for (ExecutionMode mode : kModes) {
+    auto parsed = ParseExecutionMode(ExecutionModeName(mode));
+    ASSERT_TRUE(parsed.ok());
+    EXPECT_EQ(*parsed, mode);
+  }
+  auto bad = ParseExecutionMode("fast");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("fast"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace parallax

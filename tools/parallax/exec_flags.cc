@@ -1,0 +1,32 @@
+// --mode, --memory-budget and --trace for `run` and `bench`.
+#include <CLI/CLI.hpp>
+
+#include "parallax/commands.h"
+
+namespace parallax::cli {
+
+void AddExecFlags(CLI::App* app, ExecFlags* f) {
+  app->add_option("--mode", f->mode,
+                  "Schedule: sequential (one op at a time, intra-op over all threads), layers "
+                  "(the paper's layer-synchronous branches) or dataflow (branches as soon as "
+                  "ready, idle threads help large ops)")
+      ->check(CLI::IsMember({"sequential", "layers", "dataflow"}))
+      ->default_val("dataflow");
+  app->add_option("--memory-budget", f->memory_budget,
+                  "Activation memory budget in bytes: > 0 this many, 0 from the OS "
+                  "(MemAvailable minus a safety margin, re-read per run), -1 unlimited")
+      ->default_val(0);
+  app->add_option("--trace", f->trace,
+                  "Write a Chrome/Perfetto trace (one track per worker, a slice per op, an "
+                  "activation-bytes counter) of one run to this JSON file");
+}
+
+Status ApplyExecFlags(const ExecFlags& f, SessionOptions* opts) {
+  PX_ASSIGN_OR_RETURN(opts->mode, ParseExecutionMode(f.mode));
+  if (f.memory_budget < -1)
+    return InvalidArgument("--memory-budget must be > 0, 0 (from the OS) or -1 (unlimited)");
+  opts->memory_budget_bytes = f.memory_budget;
+  return Status::Ok();
+}
+
+}  // namespace parallax::cli
