@@ -8,52 +8,72 @@ namespace {
 
 size_t AlignUp(size_t x, size_t a) { return (x + a - 1) / a * a; }
 
+// Bytes a buffer occupies in the arena: at least one alignment unit.
+size_t SlotBytes(size_t size, size_t alignment) {
+  return AlignUp(std::max<size_t>(size, 1), alignment);
+}
+
 bool Overlaps(const BufferRequest& a, const BufferRequest& b) {
   return a.first <= b.last && b.first <= a.last;
+}
+
+// Request indices sorted by size, largest first; ties by `keys` ascending,
+// then by index.
+std::vector<size_t> LargestFirst(const std::vector<size_t>& sizes,
+                                 const std::vector<int32_t>& keys) {
+  std::vector<size_t> order(sizes.size());
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    if (sizes[a] != sizes[b]) return sizes[a] > sizes[b];
+    return keys[a] < keys[b];
+  });
+  return order;
+}
+
+// Places the buffers in `order`: each at the start of the smallest gap between
+// already placed buffers p with conflicts(idx, p) that holds its slot, else
+// after the last of them. `conflicts` must be symmetric. O(n^2) calls.
+template <typename Conflicts>
+MemoryPlan PlaceBestFit(const std::vector<size_t>& slots, const std::vector<size_t>& order,
+                        Conflicts&& conflicts) {
+  MemoryPlan plan;
+  plan.offsets.assign(slots.size(), 0);
+  std::vector<size_t> placed;  // Sorted by offset, so conflicting blocks come out sorted.
+  for (size_t idx : order) {
+    const size_t size = slots[idx];
+    // Best fit: smallest gap that holds `size`; else after the last block.
+    size_t best = SIZE_MAX, best_gap = SIZE_MAX, cursor = 0;
+    for (size_t p : placed) {
+      if (!conflicts(idx, p)) continue;
+      const size_t offset = plan.offsets[p];
+      if (offset > cursor && offset - cursor >= size && offset - cursor < best_gap) {
+        best = cursor;
+        best_gap = offset - cursor;
+      }
+      cursor = std::max(cursor, offset + slots[p]);
+    }
+    if (best == SIZE_MAX) best = cursor;
+    plan.offsets[idx] = best;
+    plan.arena_bytes = std::max(plan.arena_bytes, best + size);
+    auto pos = std::upper_bound(placed.begin(), placed.end(), best,
+                                [&](size_t off, size_t p) { return off < plan.offsets[p]; });
+    placed.insert(pos, idx);
+  }
+  return plan;
 }
 
 }  // namespace
 
 MemoryPlan PlanMemory(const std::vector<BufferRequest>& requests, size_t alignment) {
-  MemoryPlan plan;
-  plan.offsets.assign(requests.size(), 0);
-  std::vector<size_t> order(requests.size());
-  std::iota(order.begin(), order.end(), size_t{0});
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-    if (requests[a].size != requests[b].size) return requests[a].size > requests[b].size;
-    return requests[a].first < requests[b].first;
-  });
-  struct Block {
-    size_t offset, end;
-  };
-  std::vector<size_t> placed;
-  std::vector<Block> conflicts;
-  for (size_t idx : order) {
-    const BufferRequest& r = requests[idx];
-    size_t size = AlignUp(std::max<size_t>(r.size, 1), alignment);
-    conflicts.clear();
-    for (size_t p : placed)
-      if (Overlaps(r, requests[p]))
-        conflicts.push_back(
-            {plan.offsets[p],
-             plan.offsets[p] + AlignUp(std::max<size_t>(requests[p].size, 1), alignment)});
-    std::sort(conflicts.begin(), conflicts.end(),
-              [](const Block& a, const Block& b) { return a.offset < b.offset; });
-    // Best fit: smallest gap that holds `size`; else after the last block.
-    size_t best = SIZE_MAX, best_gap = SIZE_MAX, cursor = 0;
-    for (const Block& b : conflicts) {
-      if (b.offset > cursor && b.offset - cursor >= size && b.offset - cursor < best_gap) {
-        best = cursor;
-        best_gap = b.offset - cursor;
-      }
-      cursor = std::max(cursor, b.end);
-    }
-    if (best == SIZE_MAX) best = cursor;
-    plan.offsets[idx] = best;
-    plan.arena_bytes = std::max(plan.arena_bytes, best + size);
-    placed.push_back(idx);
+  std::vector<size_t> sizes(requests.size()), slots(requests.size());
+  std::vector<int32_t> keys(requests.size());
+  for (size_t i = 0; i < requests.size(); ++i) {
+    sizes[i] = requests[i].size;
+    slots[i] = SlotBytes(requests[i].size, alignment);
+    keys[i] = requests[i].first;
   }
-  return plan;
+  return PlaceBestFit(slots, LargestFirst(sizes, keys),
+                      [&](size_t a, size_t b) { return Overlaps(requests[a], requests[b]); });
 }
 
 size_t PeakLiveBytes(const std::vector<BufferRequest>& requests) {
