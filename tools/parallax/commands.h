@@ -9,7 +9,9 @@
 
 namespace parallax::cli {
 
-int RunInspect(const std::string& model_path);
+// Prints the summary; writes the branch DAG as Graphviz dot to `dot_path`
+// unless it is empty.
+int RunInspect(const std::string& model_path, const std::string& dot_path);
 
 struct BenchFlags {
   int warmup = 3, runs = 20, threads = 1;
