@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # End-to-end checks of the `parallax` CLI on a real model: run (.npy and .pb
-# outputs, .npy input), bench --json keys, inspect, --no-fusion, and clear errors.
+# outputs, .npy input), bench --json keys, inspect (and --dot), --no-fusion, and clear errors.
 #   tests/cli_test.sh PARALLAX_BIN MODELS_DIR
 set -uo pipefail
 bin=$1
@@ -46,6 +46,9 @@ check "inspect reports no unsupported ops" grep -q "unsupported  none" "$tmp/ins
 check "inspect lists layout reorder nodes" grep -q "Transpose *reorder_to_nhwc/" "$tmp/inspect.txt"
 check "inspect lists fusions" grep -q "^fusions .*ConvBatchNorm" "$tmp/inspect.txt"
 check "inspect shows fused op types" grep -q "com.parallax::FusedConv" "$tmp/inspect.txt"
+check "inspect reports branches" grep -q "^  parallel layers, refine off" "$tmp/inspect.txt"
+"$bin" inspect "$cls" --dot "$tmp/branches.dot" > /dev/null 2>&1
+check "inspect --dot writes a dot file" grep -q "digraph" "$tmp/branches.dot"
 "$bin" bench "$cls" --random-inputs --shape x=1,3,48,192 --warmup 0 --runs 1 --no-fusion \
   > "$tmp/nofuse.txt" 2>&1
 check "bench --no-fusion loads unfused" grep -q "fusions      none (--no-fusion)" "$tmp/nofuse.txt"

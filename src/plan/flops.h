@@ -18,15 +18,23 @@
 namespace parallax {
 
 // `shapes[v]` is value v's shape (empty vector with known == false when
-// unseen). Unknown shapes give the op's minimum estimate of 1.
+// unseen). Unknown shapes give the op's minimum estimate of 1; every estimate
+// is >= 1. Einsum is output elements x contracted size; RNN/GRU/LSTM are
+// 2 x time steps x batch x (|W| + |R|); pooling is output elements x kernel
+// size; ops outside the ONNX and com.parallax domains count output elements.
 struct ValueShape {
   bool known = false;
   Shape dims;
 };
-double EstimateNodeFlops(const Graph& graph, const Node& node, const std::vector<ValueShape>& shapes);
+double EstimateNodeFlops(const Graph& graph, const Node& node,
+                         const std::vector<ValueShape>& shapes);
 
 // One estimate per node of graph.
 std::vector<double> EstimateGraphFlops(const Graph& graph, const std::vector<ValueShape>& shapes);
+
+// Shapes known before any run: constants' shapes and values whose every dim
+// is known (graph.values[v].dims); the rest unknown. One entry per value.
+std::vector<ValueShape> StaticValueShapes(const Graph& graph);
 
 }  // namespace parallax
 

@@ -14,7 +14,9 @@ class App;
 
 namespace parallax::cli {
 
-int RunInspect(const std::string& model_path);
+// Prints the summary; writes the branch DAG as Graphviz dot to `dot_path`
+// unless it is empty.
+int RunInspect(const std::string& model_path, const std::string& dot_path);
 
 // Scheduling and memory flags shared by `run` and `bench`.
 struct ExecFlags {

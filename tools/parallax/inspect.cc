@@ -1,5 +1,7 @@
-// `parallax inspect`: graph summary (ops by type, unsupported ops, shapes).
+// `parallax inspect`: graph summary (ops by type, unsupported ops, shapes)
+// and the branch/layer analysis of the optimised graph.
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <map>
 
@@ -7,6 +9,8 @@
 #include "onnx/onnx_import.h"
 #include "parallax/commands.h"
 #include "parallax/parallax.h"
+#include "plan/branches.h"
+#include "plan/flops.h"
 #include "runtime/model_data.h"
 
 namespace parallax::cli {
@@ -33,9 +37,56 @@ void PrintValues(const char* title, const Graph& g, const std::vector<ValueId>& 
   }
 }
 
+// Prints the branch analysis (paper Table 7 columns) of `g` with FLOPs from
+// static shapes, and writes its BranchDot to `dot_path` when not empty.
+// Returns 1 on failure.
+int PrintBranches(const Graph& g, const char* which, const std::string& dot_path) {
+  const std::vector<ValueShape> shapes = StaticValueShapes(g);
+  const std::vector<double> flops = EstimateGraphFlops(g, shapes);
+  int64_t unknown = 0;
+  double total = 0;
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    total += flops[i];
+    for (ValueId o : g.nodes[i].outputs)
+      if (o != kNoValue && !shapes[static_cast<size_t>(o)].known) {
+        ++unknown;
+        break;
+      }
+  }
+  const BranchPolicy policy;
+  BranchPolicy off;
+  off.refine = false;
+  Result<BranchAnalysis> a = AnalyzeBranches(g, flops, policy);
+  Result<BranchAnalysis> a_off = AnalyzeBranches(g, flops, off);
+  if (!a.ok() || !a_off.ok()) {
+    std::cerr << "error: " << (a.ok() ? a_off : a).status().ToString() << "\n";
+    return 1;
+  }
+  std::printf(
+      "branches     %s graph, FLOPs from static shapes (%.3f GFLOP; %lld of %zu nodes "
+      "with unknown output shapes)\n",
+      which, total / 1e9, static_cast<long long>(unknown), g.nodes.size());
+  std::printf("  nodes                         %zu\n", g.nodes.size());
+  std::printf("  branches                      %zu\n", a->branches.size());
+  std::printf("  layers                        %zu\n", a->layers.size());
+  std::printf("  parallel layers               %d (>= %d nodes per branch, FLOP ratio <= %g)\n",
+              a->parallel_layers, policy.min_nodes, policy.max_flop_ratio);
+  std::printf("  parallel layers, refine off   %d\n", a_off->parallel_layers);
+  std::printf("  max branch width              %d\n", a->max_branch_width);
+  if (dot_path.empty()) return 0;
+  std::ofstream f(dot_path);
+  f << BranchDot(g, *a);
+  if (!f.good()) {
+    std::cerr << "error: cannot write '" << dot_path << "'\n";
+    return 1;
+  }
+  std::printf("  dot                           %s\n", dot_path.c_str());
+  return 0;
+}
+
 }  // namespace
 
-int RunInspect(const std::string& path) {
+int RunInspect(const std::string& path, const std::string& dot_path) {
   // Import without the support check so unsupported ops can be listed.
   Result<ImportedModel> imported = ImportOnnxFile(path);
   if (!imported.ok()) {
@@ -106,7 +157,9 @@ int RunInspect(const std::string& path) {
   if (!imported->shape_inference_warning.empty())
     std::printf("note         ONNX shape inference stopped: %s\n",
                 imported->shape_inference_warning.c_str());
-  return 0;
+  // Branches of the graph that runs: the optimised one when it loads.
+  if (model.ok()) return PrintBranches(*model->data().graph, "optimised", dot_path);
+  return PrintBranches(g, "imported (load failed)", dot_path);
 }
 
 }  // namespace parallax::cli

@@ -112,6 +112,10 @@ int main(int argc, char** argv) {
 
   CLI::App* inspect = app.add_subcommand("inspect", "Print a model's graph summary");
   inspect->add_option("model", model, "Path to the .onnx model")->required();
+  std::string dot_path;
+  inspect->add_option("--dot", dot_path,
+                      "Also write the branch DAG (branches, layers, parallel layers) as "
+                      "Graphviz dot to this file");
 
   ConformanceFlags cf;
   CLI::App* conf = app.add_subcommand(
@@ -131,7 +135,7 @@ int main(int argc, char** argv) {
     return CmdRun(model, run_in, out_dir, out_format, run_threads, run_no_layout, run_no_fusion,
                   run_exec);
   if (bench->parsed()) return RunBench(model, bench_in, bf);
-  if (inspect->parsed()) return RunInspect(model);
+  if (inspect->parsed()) return RunInspect(model, dot_path);
   if (conf->parsed()) return RunConformance(cf);
   return 1;
 }
