@@ -30,7 +30,8 @@ std::string BranchyModel(int width, int64_t n, bool uneven) {
   std::uniform_real_distribution<float> u(-0.2f, 0.2f);
   std::string sum;
   for (int w = 0; w < width; ++w) {
-    const std::string p = "b" + std::to_string(w) + "_";
+    std::string p = "b";
+    p.append(std::to_string(w)).append("_");
     std::vector<float> wa(static_cast<size_t>(n * n)), wb(wa.size());
     for (float& v : wa) v = u(rng);
     for (float& v : wb) v = u(rng);
@@ -41,8 +42,10 @@ std::string BranchyModel(int width, int64_t n, bool uneven) {
     std::string last = p + "r";
     const int extra = uneven ? w : 0;
     for (int e = 0; e < extra; ++e) {
-      b.Node("MatMul", {last, p + "wb"}, {p + "m" + std::to_string(e)});
-      last = p + "m" + std::to_string(e);
+      std::string m = p;
+      m.append("m").append(std::to_string(e));
+      b.Node("MatMul", {last, p + "wb"}, {m});
+      last = m;
     }
     b.Node("MatMul", {last, p + "wb"}, {p + "c"});
     b.Node("Sigmoid", {p + "c"}, {p + "s"});
@@ -55,7 +58,9 @@ std::string BranchyModel(int width, int64_t n, bool uneven) {
     }
   }
   b.Node("Identity", {sum}, {"y"});
-  return b.Write("branchy_" + std::to_string(width) + (uneven ? "_uneven" : ""));
+  std::string stem = "branchy_";
+  stem.append(std::to_string(width)).append(uneven ? "_uneven" : "");
+  return b.Write(stem);
 }
 
 Tensor RandomInput(int64_t rows, int64_t n, uint32_t seed) {
@@ -131,8 +136,9 @@ TEST(Scheduler, ConcurrentPlanStaysNearTheSequentialPlan) {
     EXPECT_GT(st.sequential_plan_bytes, 0u);
     // Planned runs allocate nothing outside the arena but the outputs.
     EXPECT_LE(st.dynamic_bytes, 0u) << ExecutionModeName(mode);
-    if (mode == ExecutionMode::kSequential)
+    if (mode == ExecutionMode::kSequential) {
       EXPECT_EQ(st.planned_activation_bytes, st.sequential_plan_bytes);
+    }
     EXPECT_LE(st.measured_activation_bytes, st.planned_activation_bytes + 32 * 64 * 4)
         << ExecutionModeName(mode);
   }
