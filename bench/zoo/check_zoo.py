@@ -116,7 +116,10 @@ def check(spec_path, args):
         return False
     if names is None:
         names = sorted(p.stem for p in (work / "ort").glob("*.npy"))
-XX
+    ok_all, worst = True, 0.0
+    for o, t in [(o, t) for o in names for t in threads]:
+        fo = work / "ort" / f"{safe(o)}.npy"
+        fp = work / f"px{t}_{modes[0]}" / f"{safe(o)}.npy"
         if not fp.exists() or not fo.exists():
             print(f"  {name}/{o}: missing output (parallax {fp.exists()}, ort {fo.exists()})")
             ok_all = False
@@ -126,6 +129,13 @@ XX
         ok_all &= ok
         worst = max(worst, err) if err == err else worst
         print(f"  {name}/{o} (threads {t}): {b.dtype} {list(b.shape)} max_abs_err {err:.3g} {msg}")
+        # ... and every schedule must give the first mode's exact bits.
+        for mode in modes[1:]:
+            fm = work / f"px{t}_{mode}" / f"{safe(o)}.npy"
+            same = fm.exists() and fm.read_bytes() == fp.read_bytes()
+            ok_all &= same
+            if not same:
+                print(f"  {name}/{o} (threads {t}): --mode {mode} differs from --mode {modes[0]}")
     status = "PASS" if ok_all else "FAIL"
     print(f"{status} {name}: nodes {nodes}, max_abs_err {worst:.3g} (parallax {t_px:.1f} s, ort {t_ort:.1f} s)",
           flush=True)
