@@ -82,9 +82,11 @@ bool SameBits(const Tensor& a, const Tensor& b) {
          std::memcmp(a.raw_data(), b.raw_data(), a.nbytes()) == 0;
 }
 
-Session MakeSession(const Model& m, ExecutionMode mode, int threads, int64_t budget = -1) {
+Session MakeSession(const Model& m, ExecutionMode mode, int threads, int64_t budget = -1,
+                    double max_plan_ratio = 1.15) {
   SessionOptions o;
   o.mode = mode;
+  o.max_plan_ratio = max_plan_ratio;
   o.threads = threads;
   o.memory_budget_bytes = budget;
   auto s = Session::Create(m, o);
@@ -148,7 +150,7 @@ TEST(Scheduler, BudgetFallsBackToTheSequentialPlan) {
   auto m = Model::Load(BranchyModel(4, 64, false));
   ASSERT_TRUE(m.ok());
   const Tensor x = RandomInput(32, 64, 2);
-  Session free_run = MakeSession(*m, ExecutionMode::kDataflow, 4);
+  Session free_run = MakeSession(*m, ExecutionMode::kDataflow, 4, -1, /*max_plan_ratio=*/100);
   const Tensor want = RunOnce(free_run, x);
   RunOnce(free_run, x);
   const RunStats unconstrained = free_run.last_stats();
@@ -157,7 +159,7 @@ TEST(Scheduler, BudgetFallsBackToTheSequentialPlan) {
   const int64_t budget = static_cast<int64_t>(unconstrained.sequential_plan_bytes +
                                               32 * 64 * 4 /* the output */);
   ASSERT_LT(static_cast<size_t>(budget), unconstrained.planned_activation_bytes);
-  Session tight = MakeSession(*m, ExecutionMode::kDataflow, 4, budget);
+  Session tight = MakeSession(*m, ExecutionMode::kDataflow, 4, budget, 100);
   for (int rep = 0; rep < 3; ++rep) {
     EXPECT_TRUE(SameBits(RunOnce(tight, x), want)) << rep;
     const RunStats st = tight.last_stats();
@@ -175,6 +177,30 @@ TEST(Scheduler, BudgetFallsBackToTheSequentialPlan) {
     EXPECT_NE(out.status().message().find("memory budget"), std::string::npos)
         << out.status().ToString();
   }
+}
+
+TEST(Scheduler, PlanRatioCapSerialisesBranches) {
+  auto m = Model::Load(BranchyModel(4, 64, false));
+  ASSERT_TRUE(m.ok());
+  const Tensor x = RandomInput(32, 64, 5);
+  Session free_run = MakeSession(*m, ExecutionMode::kDataflow, 4, -1, 100);
+  const Tensor want = RunOnce(free_run, x);
+  RunOnce(free_run, x);
+  const RunStats st_free = free_run.last_stats();
+  ASSERT_GT(st_free.planned_activation_bytes, st_free.sequential_plan_bytes);
+  for (double ratio : {1.0, 1.15, 1.5}) {
+    Session capped = MakeSession(*m, ExecutionMode::kDataflow, 4, -1, ratio);
+    for (int rep = 0; rep < 2; ++rep) EXPECT_TRUE(SameBits(RunOnce(capped, x), want));
+    const RunStats st = capped.last_stats();
+    EXPECT_LE(static_cast<double>(st.planned_activation_bytes),
+              ratio * static_cast<double>(st.sequential_plan_bytes))
+        << ratio;
+  }
+  SessionOptions bad;
+  bad.max_plan_ratio = 0.5;
+  auto s = Session::Create(*m, bad);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("max_plan_ratio"), std::string::npos);
 }
 
 TEST(Scheduler, OsBudgetIsReadPerRun) {

@@ -40,6 +40,11 @@ struct SessionOptions {
   // pool workers start with the session); never more run at once.
   int threads = 1;
   ExecutionMode mode = ExecutionMode::kDataflow;
+  // Dataflow only: the activation plan may use at most this many times the
+  // bytes of the best sequential plan; beyond it branches are serialised
+  // (the runs stay correct, with less concurrency), down to the sequential
+  // order. Must be >= 1.
+  double max_plan_ratio = 1.15;
   // Execution backend; "cpu" is the only one built today.
   std::string backend = "cpu";
   // Upper bound on activation memory in bytes. > 0: this many; 0: from the

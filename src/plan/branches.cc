@@ -175,6 +175,35 @@ Result<BranchAnalysis> AnalyzeBranches(const Graph& graph, const std::vector<dou
   return a;
 }
 
+BranchAnalysis ConstrainBranches(const BranchAnalysis& analysis, const BranchConstraints& c) {
+  BranchAnalysis out = analysis;
+  auto edge = [&out](int32_t from, int32_t to) {
+    out.branches[static_cast<size_t>(from)].succs.push_back(to);
+    out.branches[static_cast<size_t>(to)].preds.push_back(from);
+  };
+  for (size_t l = 0; l < out.layers.size(); ++l) {
+    const std::vector<int32_t>& layer = out.layers[l];
+    if (c.chain_all || (c.chain_serial && !out.layer_parallel[l]))
+      for (size_t i = 1; i < layer.size(); ++i) edge(layer[i - 1], layer[i]);
+    if (c.layer_barriers && l + 1 < out.layers.size())
+      for (int32_t from : layer)
+        for (int32_t to : out.layers[l + 1]) edge(from, to);
+  }
+  for (Branch& b : out.branches) {
+    for (std::vector<int32_t>* v : {&b.preds, &b.succs}) {
+      std::sort(v->begin(), v->end());
+      v->erase(std::unique(v->begin(), v->end()), v->end());
+    }
+  }
+  return out;
+}
+
+bool IsTotalOrder(const BranchAnalysis& analysis) {
+  for (const std::vector<int32_t>& layer : analysis.layers)
+    if (layer.size() > 1) return false;
+  return true;
+}
+
 HappensBefore::HappensBefore(const BranchAnalysis& analysis)
     : branch_of_(analysis.branch_of), position_(analysis.position) {
   const size_t nb = analysis.branches.size();

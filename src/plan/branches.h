@@ -69,6 +69,22 @@ struct BranchAnalysis {
 Result<BranchAnalysis> AnalyzeBranches(const Graph& graph, const std::vector<double>& node_flops,
                                        const BranchPolicy& policy = {});
 
+// Extra ordering a schedule imposes on the branch DAG; the result keeps the
+// analysis's invariants (preds < id < succs, sorted, unique) and its
+// layers, so HappensBefore of it is exact for a schedule that honours the
+// added edges. Edges only go to a later layer or to a higher id in the same
+// layer, so the DAG stays acyclic.
+struct BranchConstraints {
+  bool layer_barriers = false;   // Every branch of layer l precedes every branch of layer l + 1.
+  bool chain_serial = false;     // Branches of layers not marked parallel run one after another.
+  bool chain_all = false;        // Branches of every layer run one after another.
+};
+BranchAnalysis ConstrainBranches(const BranchAnalysis& analysis, const BranchConstraints& c);
+
+// True when the branches form one chain (each layer holds one branch): no
+// two nodes can ever run at the same time.
+bool IsTotalOrder(const BranchAnalysis& analysis);
+
 // Happens-before between nodes under any schedule that starts a branch only
 // after all its predecessor branches finished and runs a branch's nodes in
 // order: Before(a, b) iff a finishes before b starts in every such schedule

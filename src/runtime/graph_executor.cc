@@ -303,7 +303,6 @@ void GraphExecutor::BuildPlan(const std::string& signature) {
     cp.plan = cp.seq_plan;
   } else {
     PlanConcurrent(reqs, ids, &cp);
-    cp.tasks = BuildTasks(EstimateGraphFlops(g, observed_shape_));
   }
   if (plans_.size() >= kMaxCachedPlans) plans_.clear();
   plans_[signature] = std::move(cp);
@@ -343,7 +342,8 @@ Status GraphExecutor::Run(const std::vector<Tensor>& inputs, const std::vector<T
     stats_.used_plan = true;
     stats_.planned_arena_bytes = chosen->arena_bytes;
     stats_.sequential_plan_bytes = active_plan_->seq_plan.arena_bytes;
-  } else if (budget > 0) {
+    if (active_plan_->sequential) mode = ExecMode::kSequential;
+  } else if (budget > 0 || default_sequential_) {
     mode = ExecMode::kSequential;  // Unplanned: the lowest-peak order, each allocation checked.
   }
   stats_.mode = mode;

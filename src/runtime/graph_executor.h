@@ -53,6 +53,12 @@ struct ExecOptions {
   ExecMode mode = ExecMode::kSequential;
   BranchPolicy policy;             // Which layers the layers mode runs in parallel.
   TraceRecorder* trace = nullptr;  // Records main-graph ops when set; outlives runs.
+  // Dataflow memory cap: a plan may use at most this many times the best
+  // sequential plan's bytes. When the free schedule's plan is larger, the
+  // executor serialises branches (first those of layers the policy does not
+  // mark parallel, then every layer's) until it fits, else runs the
+  // sequential order.
+  double max_plan_ratio = 1.15;
 };
 
 struct ExecStats {
@@ -115,6 +121,7 @@ class GraphExecutor {
     std::vector<int32_t> request_of_value;  // -1 when not arena-planned.
     std::vector<size_t> planned_size;       // Per value.
     std::shared_ptr<TaskPlan> tasks;        // Concurrent modes: priorities from this signature's FLOPs.
+    bool sequential = false;                // Run in the sequential order (no useful concurrency).
   };
 
   GraphExecutor(std::shared_ptr<const Graph> graph, Backend* backend, const IntraOp& intra_op,
@@ -131,11 +138,15 @@ class GraphExecutor {
 
   // Concurrent modes (graph_executor_concurrent.cc).
   void PrepareConcurrent();
-  std::shared_ptr<TaskPlan> BuildTasks(const std::vector<double>& node_flops) const;
+  std::shared_ptr<TaskPlan> BuildTasks(const BranchAnalysis& analysis,
+                                       const std::vector<double>& node_flops) const;
+  BranchConstraints ModeConstraints() const;
   Status RunConcurrent(TaskPlan& tasks);
   void Unref(ValueId v);
   void PlanConcurrent(const std::vector<BufferRequest>& seq_reqs, const std::vector<ValueId>& ids,
                       CachedPlan* cp) const;
+  MemoryPlan PlanOrdered(const std::vector<BufferRequest>& seq_reqs,
+                         const std::vector<ValueId>& ids, const HappensBefore& hb) const;
   void AddLive(size_t bytes);
   void RecordTrace(size_t step, std::chrono::steady_clock::time_point t0,
                    std::chrono::steady_clock::time_point t1);
@@ -145,8 +156,8 @@ class GraphExecutor {
   IntraOp intra_op_;
   ExecOptions options_;
   BranchAnalysis branches_;
-  std::unique_ptr<HappensBefore> happens_before_;  // Concurrent modes only.
   std::shared_ptr<TaskPlan> default_tasks_;         // From static shapes.
+  bool default_sequential_ = false;                 // Branches form one chain.
   std::vector<ValueId> alias_parent_;               // Per value: kNoValue or its input.
   std::vector<int32_t> initial_refs_;               // Per value: readers + direct aliases.
   std::vector<std::vector<ValueId>> releases_;      // Per node: values to unref after it.

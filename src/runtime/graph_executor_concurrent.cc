@@ -33,7 +33,7 @@ void GraphExecutor::PrepareConcurrent() {
     options_.mode = ExecMode::kSequential;
     return;
   }
-  happens_before_ = std::make_unique<HappensBefore>(branches_);
+  default_sequential_ = IsTotalOrder(branches_);
   const size_t nv = g.values.size();
   auto freeable = [&](ValueId v) { return g.values[v].producer >= 0 && !is_output_[v]; };
   readers_.assign(nv, {});
@@ -75,12 +75,21 @@ void GraphExecutor::PrepareConcurrent() {
     }
   }
   refs_ = std::make_unique<std::atomic<int32_t>[]>(nv);
-  default_tasks_ = BuildTasks(flops);
+  default_tasks_ = BuildTasks(ConstrainBranches(branches_, ModeConstraints()), flops);
+}
+
+BranchConstraints GraphExecutor::ModeConstraints() const {
+  BranchConstraints c;
+  if (options_.mode == ExecMode::kLayers) {
+    c.layer_barriers = true;
+    c.chain_serial = true;
+  }
+  return c;
 }
 
 std::shared_ptr<GraphExecutor::TaskPlan> GraphExecutor::BuildTasks(
-    const std::vector<double>& node_flops) const {
-  const std::vector<Branch>& br = branches_.branches;
+    const BranchAnalysis& analysis, const std::vector<double>& node_flops) const {
+  const std::vector<Branch>& br = analysis.branches;
   const size_t nb = br.size();
   // Priority: the branch's critical path to a sink (its cost included).
   std::vector<double> prio(nb, 0.0);
@@ -92,43 +101,12 @@ std::shared_ptr<GraphExecutor::TaskPlan> GraphExecutor::BuildTasks(
     prio[b] = cost + tail;
   }
   auto plan = std::make_shared<TaskPlan>();
-  std::vector<std::vector<int32_t>> succs;
-  std::vector<double> priority;
-  if (options_.mode == ExecMode::kDataflow) {
-    for (size_t b = 0; b < nb; ++b) {
-      plan->task_nodes.push_back(br[b].nodes);
-      succs.push_back(br[b].succs);
-    }
-    priority = prio;
-  } else {
-    // Layers: tasks numbered layer by layer, a barrier task after each layer;
-    // a layer the policy does not mark parallel runs its branches in a chain.
-    Result<BranchAnalysis> measured = AnalyzeBranches(*graph_, node_flops, options_.policy);
-    const BranchAnalysis& a = measured.ok() ? *measured : branches_;
-    int32_t barrier = -1;
-    for (size_t l = 0; l < a.layers.size(); ++l) {
-      const bool parallel = a.layer_parallel[l];
-      int32_t prev = barrier;
-      const int32_t next_barrier =
-          static_cast<int32_t>(plan->task_nodes.size() + a.layers[l].size());
-      for (int32_t b : a.layers[l]) {
-        const int32_t t = static_cast<int32_t>(plan->task_nodes.size());
-        plan->task_nodes.push_back(br[static_cast<size_t>(b)].nodes);
-        succs.push_back({parallel ? next_barrier : t + 1});
-        priority.push_back(prio[static_cast<size_t>(b)]);
-        if (prev >= 0) {
-          auto& ps = succs[static_cast<size_t>(prev)];
-          if (std::find(ps.begin(), ps.end(), t) == ps.end()) ps.push_back(t);
-        }
-        if (!parallel) prev = t;
-      }
-      plan->task_nodes.push_back({});  // The barrier.
-      succs.push_back({});
-      priority.push_back(0.0);
-      barrier = next_barrier;
-    }
+  std::vector<std::vector<int32_t>> succs(nb);
+  for (size_t b = 0; b < nb; ++b) {
+    plan->task_nodes.push_back(br[b].nodes);
+    succs[b] = br[b].succs;
   }
-  plan->graph = std::make_unique<ThreadPool::TaskGraph>(succs, std::move(priority));
+  plan->graph = std::make_unique<ThreadPool::TaskGraph>(succs, std::move(prio));
   return plan;
 }
 
@@ -168,17 +146,46 @@ Status GraphExecutor::RunConcurrent(TaskPlan& tasks) {
   return first_error;
 }
 
-void GraphExecutor::PlanConcurrent(const std::vector<BufferRequest>& seq_reqs,
-                                   const std::vector<ValueId>& ids, CachedPlan* cp) const {
+MemoryPlan GraphExecutor::PlanOrdered(const std::vector<BufferRequest>& seq_reqs,
+                                      const std::vector<ValueId>& ids,
+                                      const HappensBefore& hb) const {
   std::vector<OrderedRequest> reqs(seq_reqs.size());
   for (size_t i = 0; i < seq_reqs.size(); ++i) {
     reqs[i].size = seq_reqs[i].size;
     reqs[i].writer = graph_->values[ids[i]].producer;
     reqs[i].readers = readers_[ids[i]];
   }
-  const HappensBefore& hb = *happens_before_;
-  cp->plan = PlanMemoryOrdered(
+  return PlanMemoryOrdered(
       reqs, [&hb](int32_t a, int32_t b) { return hb.Before(a, b); }, kAlignment);
+}
+
+// Chooses this signature's schedule: the mode's free schedule if its plan
+// fits max_plan_ratio x the sequential plan (layers: always), else the same
+// with more branches serialised, else the sequential order.
+void GraphExecutor::PlanConcurrent(const std::vector<BufferRequest>& seq_reqs,
+                                   const std::vector<ValueId>& ids, CachedPlan* cp) const {
+  const std::vector<double> flops = EstimateGraphFlops(*graph_, observed_shape_);
+  Result<BranchAnalysis> measured = AnalyzeBranches(*graph_, flops, options_.policy);
+  const BranchAnalysis& base = measured.ok() ? *measured : branches_;
+  cp->plan = cp->seq_plan;
+  cp->sequential = true;
+  if (IsTotalOrder(base)) return;
+  std::vector<BranchConstraints> tries = {ModeConstraints()};
+  if (options_.mode == ExecMode::kDataflow) {
+    tries.push_back({false, true, false});
+    tries.push_back({false, false, true});
+  }
+  const double cap = options_.max_plan_ratio * static_cast<double>(cp->seq_plan.arena_bytes);
+  for (const BranchConstraints& c : tries) {
+    BranchAnalysis constrained = ConstrainBranches(base, c);
+    MemoryPlan plan = PlanOrdered(seq_reqs, ids, HappensBefore(constrained));
+    if (options_.mode == ExecMode::kLayers || static_cast<double>(plan.arena_bytes) <= cap) {
+      cp->plan = std::move(plan);
+      cp->tasks = BuildTasks(constrained, flops);
+      cp->sequential = false;
+      return;
+    }
+  }
 }
 
 void GraphExecutor::RecordTrace(size_t step, std::chrono::steady_clock::time_point t0,

@@ -66,8 +66,12 @@ Result<Session> Session::Create(const Model& model, const SessionOptions& option
   impl->options = options;
   impl->pool = std::make_unique<ThreadPool>(options.threads);
   const IntraOp intra_op{impl->pool.get(), options.threads};
+  if (!(options.max_plan_ratio >= 1.0))
+    return InvalidArgument("max_plan_ratio must be >= 1, got " +
+                           std::to_string(options.max_plan_ratio));
   ExecOptions exec_options;
   exec_options.mode = options.mode;
+  exec_options.max_plan_ratio = options.max_plan_ratio;
   PX_ASSIGN_OR_RETURN(impl->executor, GraphExecutor::Create(model.data().graph,
                                                             &DefaultCpuBackend(), intra_op,
                                                             exec_options));

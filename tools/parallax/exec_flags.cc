@@ -16,6 +16,10 @@ void AddExecFlags(CLI::App* app, ExecFlags* f) {
                   "Activation memory budget in bytes: > 0 this many, 0 from the OS "
                   "(MemAvailable minus a safety margin, re-read per run), -1 unlimited")
       ->default_val(0);
+  app->add_option("--max-plan-ratio", f->max_plan_ratio,
+                  "Dataflow: activation plan at most this many times the best sequential plan; "
+                  "beyond it branches are serialised (>= 1)")
+      ->default_val(1.15);
   app->add_option("--trace", f->trace,
                   "Write a Chrome/Perfetto trace (one track per worker, a slice per op, an "
                   "activation-bytes counter) of one run to this JSON file");
@@ -26,6 +30,7 @@ Status ApplyExecFlags(const ExecFlags& f, SessionOptions* opts) {
   if (f.memory_budget < -1)
     return InvalidArgument("--memory-budget must be > 0, 0 (from the OS) or -1 (unlimited)");
   opts->memory_budget_bytes = f.memory_budget;
+  opts->max_plan_ratio = f.max_plan_ratio;
   return Status::Ok();
 }
 
