@@ -96,12 +96,14 @@ Session MakeSession(const Model& m, ExecutionMode mode, int threads, int64_t bud
 
 TEST(Scheduler, ModesAreBitIdenticalToSequential) {
   for (bool uneven : {false, true}) {
-    auto m = Model::Load(BranchyModel(4, 48, uneven));
+    auto m = Model::Load(BranchyModel(4, 96, uneven));
     ASSERT_TRUE(m.ok()) << m.status().ToString();
     for (int threads : {1, 2, 3, 4}) {
       Session seq = MakeSession(*m, ExecutionMode::kSequential, threads);
-      for (int64_t rows : {5, 64, 5}) {  // Re-plans on a new shape, reuses on the old one.
-        const Tensor x = RandomInput(rows, 48, static_cast<uint32_t>(rows));
+      // Small inputs run in the sequential order, large ones concurrently;
+      // re-plans on a new shape, reuses the plan on an old one.
+      for (int64_t rows : {5, 160, 5}) {
+        const Tensor x = RandomInput(rows, 96, static_cast<uint32_t>(rows));
         const Tensor want = RunOnce(seq, x);
         for (ExecutionMode mode : {ExecutionMode::kLayers, ExecutionMode::kDataflow}) {
           Session s = MakeSession(*m, mode, threads);
@@ -115,6 +117,21 @@ TEST(Scheduler, ModesAreBitIdenticalToSequential) {
   }
 }
 
+TEST(Scheduler, SmallOrChainGraphsRunInTheSequentialOrder) {
+  auto m = Model::Load(BranchyModel(4, 16, false));  // ~0.1 MFLOP: not worth a hand-off.
+  ASSERT_TRUE(m.ok());
+  Session s = MakeSession(*m, ExecutionMode::kDataflow, 4);
+  RunOnce(s, RandomInput(4, 16, 6));
+  RunOnce(s, RandomInput(4, 16, 6));
+  EXPECT_EQ(s.last_stats().mode, ExecutionMode::kSequential);
+  auto big = Model::Load(BranchyModel(4, 128, false));
+  ASSERT_TRUE(big.ok());
+  Session b = MakeSession(*big, ExecutionMode::kDataflow, 4, -1, /*max_plan_ratio=*/100);
+  RunOnce(b, RandomInput(128, 128, 6));
+  RunOnce(b, RandomInput(128, 128, 6));
+  EXPECT_EQ(b.last_stats().mode, ExecutionMode::kDataflow);
+}
+
 TEST(Scheduler, ReportsBranchStructure) {
   auto m = Model::Load(BranchyModel(4, 16, false));
   ASSERT_TRUE(m.ok());
@@ -126,11 +143,11 @@ TEST(Scheduler, ReportsBranchStructure) {
 }
 
 TEST(Scheduler, ConcurrentPlanStaysNearTheSequentialPlan) {
-  auto m = Model::Load(BranchyModel(4, 64, true));
+  auto m = Model::Load(BranchyModel(4, 128, true));
   ASSERT_TRUE(m.ok());
   for (ExecutionMode mode : kModes) {
     Session s = MakeSession(*m, mode, 4);
-    const Tensor x = RandomInput(32, 64, 1);
+    const Tensor x = RandomInput(128, 128, 1);
     RunOnce(s, x);
     RunOnce(s, x);
     const RunStats st = s.last_stats();
@@ -141,15 +158,15 @@ TEST(Scheduler, ConcurrentPlanStaysNearTheSequentialPlan) {
     if (mode == ExecutionMode::kSequential) {
       EXPECT_EQ(st.planned_activation_bytes, st.sequential_plan_bytes);
     }
-    EXPECT_LE(st.measured_activation_bytes, st.planned_activation_bytes + 32 * 64 * 4)
+    EXPECT_LE(st.measured_activation_bytes, st.planned_activation_bytes + 128 * 128 * 4)
         << ExecutionModeName(mode);
   }
 }
 
 TEST(Scheduler, BudgetFallsBackToTheSequentialPlan) {
-  auto m = Model::Load(BranchyModel(4, 64, false));
+  auto m = Model::Load(BranchyModel(4, 128, false));
   ASSERT_TRUE(m.ok());
-  const Tensor x = RandomInput(32, 64, 2);
+  const Tensor x = RandomInput(128, 128, 2);
   Session free_run = MakeSession(*m, ExecutionMode::kDataflow, 4, -1, /*max_plan_ratio=*/100);
   const Tensor want = RunOnce(free_run, x);
   RunOnce(free_run, x);
@@ -157,7 +174,7 @@ TEST(Scheduler, BudgetFallsBackToTheSequentialPlan) {
   ASSERT_GT(unconstrained.planned_activation_bytes, unconstrained.sequential_plan_bytes);
   // A budget between the two plans: runs complete, sequentially, within it.
   const int64_t budget = static_cast<int64_t>(unconstrained.sequential_plan_bytes +
-                                              32 * 64 * 4 /* the output */);
+                                              128 * 128 * 4 /* the output */);
   ASSERT_LT(static_cast<size_t>(budget), unconstrained.planned_activation_bytes);
   Session tight = MakeSession(*m, ExecutionMode::kDataflow, 4, budget, 100);
   for (int rep = 0; rep < 3; ++rep) {
@@ -180,9 +197,9 @@ TEST(Scheduler, BudgetFallsBackToTheSequentialPlan) {
 }
 
 TEST(Scheduler, PlanRatioCapSerialisesBranches) {
-  auto m = Model::Load(BranchyModel(4, 64, false));
+  auto m = Model::Load(BranchyModel(4, 128, false));
   ASSERT_TRUE(m.ok());
-  const Tensor x = RandomInput(32, 64, 5);
+  const Tensor x = RandomInput(128, 128, 5);
   Session free_run = MakeSession(*m, ExecutionMode::kDataflow, 4, -1, 100);
   const Tensor want = RunOnce(free_run, x);
   RunOnce(free_run, x);

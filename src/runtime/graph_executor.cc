@@ -348,7 +348,12 @@ Status GraphExecutor::Run(const std::vector<Tensor>& inputs, const std::vector<T
   }
   stats_.mode = mode;
   observed_size_.assign(graph_->values.size(), 0);
-  if (active_plan_ == nullptr) observed_shape_.assign(graph_->values.size(), ValueShape{});
+  if (active_plan_ == nullptr) {  // Record shapes for FLOP estimates: inputs, constants, outputs.
+    observed_shape_.assign(graph_->values.size(), ValueShape{});
+    for (size_t v = 0; v < slots_.size(); ++v)
+      if (slots_[v].defined() && !slots_[v].is_sequence())
+        observed_shape_[v] = ValueShape{true, slots_[v].shape()};
+  }
   needs_replan_ = false;
   live_bytes_ = 0;
   peak_bytes_ = 0;

@@ -19,6 +19,30 @@ constexpr size_t kAlignment = 64;
 // FLOP-equivalents charged per node on top of its estimate, so long chains
 // of tiny ops still count on the critical path (~ a few microseconds).
 constexpr double kNodeCost = 2e4;
+// Below this much estimated work a graph runs in the sequential order: task
+// hand-offs (a lock and a wake-up, microseconds) would cost more than
+// branches could overlap (e.g. the small If/Loop bodies of speech models).
+constexpr double kMinConcurrentFlops = 2e7;
+// Concurrency must promise at least this speed-up (total / critical-path
+// cost of the branch DAG, kNodeCost per node included).
+constexpr double kMinPotentialSpeedup = 1.1;
+
+// Work and critical path of a branch DAG under the same costs as priorities.
+std::pair<double, double> WorkAndSpan(const BranchAnalysis& a, const std::vector<double>& flops) {
+  const size_t nb = a.branches.size();
+  std::vector<double> tail(nb, 0.0);
+  double work = 0, span = 0;
+  for (size_t b = nb; b-- > 0;) {
+    double cost = 0;
+    for (NodeId n : a.branches[b].nodes) cost += flops[static_cast<size_t>(n)] + kNodeCost;
+    double t = 0;
+    for (int32_t s : a.branches[b].succs) t = std::max(t, tail[static_cast<size_t>(s)]);
+    tail[b] = cost + t;
+    work += cost;
+    span = std::max(span, tail[b]);
+  }
+  return {work, span};
+}
 
 }  // namespace
 
@@ -170,6 +194,10 @@ void GraphExecutor::PlanConcurrent(const std::vector<BufferRequest>& seq_reqs,
   cp->plan = cp->seq_plan;
   cp->sequential = true;
   if (IsTotalOrder(base)) return;
+  double total_flops = 0;
+  for (double f : flops) total_flops += f;
+  const auto [work, span] = WorkAndSpan(base, flops);
+  if (total_flops < kMinConcurrentFlops || work < kMinPotentialSpeedup * span) return;
   std::vector<BranchConstraints> tries = {ModeConstraints()};
   if (options_.mode == ExecMode::kDataflow) {
     tries.push_back({false, true, false});
