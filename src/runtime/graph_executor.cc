@@ -9,7 +9,9 @@ namespace parallax {
 namespace {
 
 constexpr size_t kAlignment = 64;
-constexpr size_t kMaxCachedPlans = 32;
+// Enough for a decoder Loop body whose shapes grow every step (one signature
+// per step) to keep every step's plan across runs.
+constexpr size_t kMaxCachedPlans = 256;
 
 class SubgraphRunnerImpl : public SubgraphRunner {
  public:
@@ -304,7 +306,13 @@ void GraphExecutor::BuildPlan(const std::string& signature) {
   } else {
     PlanConcurrent(reqs, ids, &cp);
   }
-  if (plans_.size() >= kMaxCachedPlans) plans_.clear();
+  if (plans_.size() >= kMaxCachedPlans) {  // Evict the least recently used.
+    auto lru = plans_.begin();
+    for (auto it = plans_.begin(); it != plans_.end(); ++it)
+      if (it->second.last_used < lru->second.last_used) lru = it;
+    plans_.erase(lru);
+  }
+  cp.last_used = ++run_counter_;
   plans_[signature] = std::move(cp);
 }
 
@@ -313,7 +321,11 @@ Status GraphExecutor::Run(const std::vector<Tensor>& inputs, const std::vector<T
   PX_RETURN_IF_ERROR(BindInputs(inputs, captures));
   const std::string sig = Signature();
   auto it = plans_.find(sig);
-  active_plan_ = it == plans_.end() ? nullptr : &it->second;
+  active_plan_ = nullptr;
+  if (it != plans_.end()) {
+    it->second.last_used = ++run_counter_;
+    active_plan_ = &it->second;
+  }
   stats_ = ExecStats();
   ExecMode mode = options_.mode;
   const size_t budget = budget_bytes_;

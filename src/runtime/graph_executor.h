@@ -122,6 +122,7 @@ class GraphExecutor {
     std::vector<size_t> planned_size;       // Per value.
     std::shared_ptr<TaskPlan> tasks;        // Concurrent modes: priorities from this signature's FLOPs.
     bool sequential = false;                // Run in the sequential order (no useful concurrency).
+    uint64_t last_used = 0;                 // run_counter_ when last used (LRU eviction).
   };
 
   GraphExecutor(std::shared_ptr<const Graph> graph, Backend* backend, const IntraOp& intra_op,
@@ -171,6 +172,7 @@ class GraphExecutor {
   std::vector<bool> is_output_;                    // Per value.
   std::vector<std::vector<ValueId>> frees_after_;  // Per step.
   std::map<std::string, CachedPlan> plans_;
+  uint64_t run_counter_ = 0;
 
   // Per-run state.
   std::vector<Tensor> slots_;
