@@ -161,5 +161,49 @@ TEST(RealModels, SileroVadLegacyBatchAndLength) {
   CompareWithOrt("silero_vad_legacy.onnx", VadInputs(2, 1536, 16000), 5);
 }
 
+int64_t RssBytes() {
+  std::FILE* f = std::fopen("/proc/self/statm", "r");
+  long long pages = 0, resident = 0;
+  if (f != nullptr) {
+    if (std::fscanf(f, "%lld %lld", &pages, &resident) != 2) resident = 0;
+    std::fclose(f);
+  }
+  return resident * 4096;
+}
+
+// Dynamic shapes on a real transformer: 600 dataflow runs with sequence
+// lengths drawn from 1..48 (48 signatures, each planned once and then
+// reused); resident memory after the first 200 runs must stay flat.
+TEST(RealModels, DistilbertRssFlatOverVaryingLengths) {
+  const std::string model = CacheDir() + "/zoo/distilbert_sst2.onnx";
+  if (!fs::exists(model)) GTEST_SKIP() << model << " missing: run scripts/make_zoo.sh";
+  Result<Model> m = Model::Load(model);
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  SessionOptions options;
+  options.threads = 2;
+  Result<Session> s = Session::Create(*m, options);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  std::mt19937 rng(3);
+  int64_t rss_after_warmup = 0;
+  for (int run = 0; run < 600; ++run) {
+    const int64_t len = 1 + static_cast<int64_t>(rng() % 48);
+    Tensor ids = Tensor::Empty(DType::kInt64, {1, len});
+    Tensor mask = Tensor::Empty(DType::kInt64, {1, len});
+    for (int64_t i = 0; i < len; ++i) {
+      ids.data<int64_t>()[i] = static_cast<int64_t>(rng() % 30522);
+      mask.data<int64_t>()[i] = 1;
+    }
+    Result<std::vector<Tensor>> out = s->Run({{"input_ids", ids}, {"attention_mask", mask}});
+    ASSERT_TRUE(out.ok()) << out.status().ToString();
+    ASSERT_EQ((*out)[0].shape(), (Shape{1, 2}));
+    if (run == 199) rss_after_warmup = RssBytes();
+  }
+  const int64_t growth = RssBytes() - rss_after_warmup;
+  std::printf("distilbert: RSS %lld MiB after 200 runs, growth %lld KiB over the next 400\n",
+              static_cast<long long>(rss_after_warmup >> 20),
+              static_cast<long long>(growth >> 10));
+  EXPECT_LT(growth, int64_t{32} << 20) << "RSS grew " << growth << " bytes over 400 runs";
+}
+
 }  // namespace
 }  // namespace parallax

@@ -296,6 +296,34 @@ TEST(Scheduler, ErrorInsideABranchIsReportedWithoutHanging) {
     }
 }
 
+int64_t RssBytes() {
+  std::ifstream f("/proc/self/statm");
+  int64_t pages = 0, resident = 0;
+  f >> pages >> resident;
+  return resident * 4096;
+}
+
+TEST(Scheduler, RssStaysFlatOverManyRunsWithVaryingShapes) {
+  // 1,000 dataflow runs over 300 input lengths (more signatures than the
+  // plan cache keeps): plans are evicted and rebuilt, memory must not grow.
+  auto m = Model::Load(BranchyModel(4, 64, true));
+  ASSERT_TRUE(m.ok());
+  Session s = MakeSession(*m, ExecutionMode::kDataflow, 3, -1, 100);
+  std::mt19937 rng(11);
+  std::vector<Tensor> inputs;
+  for (int64_t rows = 1; rows <= 300; ++rows) inputs.push_back(RandomInput(rows, 64, 0));
+  int64_t rss_after_warmup = 0;
+  for (int run = 0; run < 1000; ++run) {
+    const Tensor& x = inputs[rng() % inputs.size()];
+    auto out = s.Run({{"x", x}});
+    ASSERT_TRUE(out.ok()) << out.status().ToString();
+    ASSERT_EQ((*out)[0].shape(), x.shape());
+    if (run == 299) rss_after_warmup = RssBytes();
+  }
+  const int64_t growth = RssBytes() - rss_after_warmup;
+  EXPECT_LT(growth, int64_t{16} << 20) << "RSS grew " << growth << " bytes over 700 runs";
+}
+
 TEST(Scheduler, ParsesModeNames) {
   for (ExecutionMode mode : kModes) {
     auto parsed = ParseExecutionMode(ExecutionModeName(mode));
