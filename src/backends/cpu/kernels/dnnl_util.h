@@ -28,6 +28,13 @@ using tag = dnnl::memory::format_tag;
 
 // Limits the calling thread's OpenMP team to one thread (once per thread).
 void PrepareThread();
+
+// Held while a kernel creates oneDNN primitives (a plan-cache miss: first
+// run of a shape). Branches may hit misses on several threads at once;
+// oneDNN documents creation as thread-safe, but its global primitive cache
+// is not visible to ThreadSanitizer, so creation is serialised to keep the
+// runtime provably race-free. Execution never takes it.
+std::mutex& CreationMutex();
 // The process-wide CPU engine (created on first use, thread-safe).
 const dnnl::engine& Engine();
 // A stream for the calling thread (in-order, CPU: executes synchronously).

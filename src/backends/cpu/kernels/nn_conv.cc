@@ -577,11 +577,13 @@ Status ConvKernel::RunImpl(KernelContext& ctx) {
   key.push_back(ctx.intra_op().threads);
   key.push_back(broadcast_z ? 1 : 0);
   TiledConv* plan = cache_.Find(key);
-  if (plan == nullptr)
+  if (plan == nullptr) {
+    std::lock_guard<std::mutex> lock(CreationMutex());
     plan =
         cache_.Insert(key, MakeTiledPlan(g, transpose_, has_bias, nhwc_,
                                          const_w_.defined() ? const_w_.data<float>() : nullptr,
                                          ctx.intra_op().threads, broadcast_z ? PostOps{} : post_));
+  }
   bool embed = g.y_dnnl != g.y;  // Never for NHWC (ConvTranspose only).
   Tensor y = dtype == DType::kFloat32 && !embed && !broadcast_z
                  ? *out

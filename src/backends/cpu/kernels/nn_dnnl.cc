@@ -28,6 +28,11 @@ void PrepareThread() {
   }
 }
 
+std::mutex& CreationMutex() {
+  static std::mutex* mu = new std::mutex;  // Never destroyed.
+  return *mu;
+}
+
 const dnnl::engine& Engine() {
   static const dnnl::engine* engine = [] {
     PrepareThread();

@@ -233,6 +233,7 @@ Status MatMulKernel::RunImpl(KernelContext& ctx) {
     key.push_back(ctx.intra_op().threads);
     TiledMatMul* plan = cache_.Find(key);
     if (plan == nullptr) {
+      std::lock_guard<std::mutex> lock(CreationMutex());
       const float* cb = const_b_.defined() ? b.data<float>() : nullptr;
       const int tiles = ctx.intra_op().threads;
       TiledMatMul tiled;
@@ -328,6 +329,7 @@ Status GemmKernel::RunImpl(KernelContext& ctx) {
     if (bias.defined()) key.insert(key.end(), {bias.dim(0), bias.dim(1)});
     MatMulPlan* plan = cache_.Find(key);
     if (plan == nullptr) {
+      std::lock_guard<std::mutex> lock(CreationMutex());
       memory::desc amd = ta ? StridedDesc({m, k}, {1, m}) : PlainDesc({m, k});
       memory::desc bmd = tb ? StridedDesc({k, n}, {1, k}) : PlainDesc({k, n});
       memory::desc cmd = bias.defined() ? PlainDesc(bias.shape()) : memory::desc();
@@ -394,11 +396,13 @@ Status FusedMatMulKernel::RunImpl(KernelContext& ctx) {
   const Tensor& b = const_b_.defined() ? const_b_ : bin;
   std::vector<int64_t> key = {m, k, n, bias != nullptr, broadcast_z, ctx.intra_op().threads};
   TiledMatMul* plan = cache_.Find(key);
-  if (plan == nullptr)
+  if (plan == nullptr) {
+    std::lock_guard<std::mutex> lock(CreationMutex());
     plan = cache_.Insert(key,
                          MakeTiledMatMul(0, m, k, n, const_b_.defined() ? b.data<float>() : nullptr,
                                          ctx.intra_op().threads, &packed_b_, bias != nullptr,
                                          broadcast_z ? PostOps{} : post_));
+  }
   Tensor y = broadcast_z ? Tensor::Uninitialized(DType::kFloat32, y_shape) : *out;
   if (z != nullptr && !broadcast_z && z->data<float>() != y.data<float>())
     std::memcpy(y.data<float>(), z->data<float>(), z->nbytes());  // Read by the sum step.

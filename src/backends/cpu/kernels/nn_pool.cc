@@ -301,9 +301,11 @@ Status PoolKernel::RunImpl(KernelContext& ctx) {
   std::vector<int64_t> key = x.shape();
   key.push_back(ctx.intra_op().threads);
   PoolPlan* plan = cache_.Find(key);
-  if (plan == nullptr)
+  if (plan == nullptr) {
+    std::lock_guard<std::mutex> lock(CreationMutex());
     plan = cache_.Insert(
         key, MakeDnnlPlan(xs, ys, w, kind_, pp.count_include_pad, nhwc_, ctx.intra_op().threads));
+  }
   if (!plan->use_dnnl && nhwc_) return ctx.Error("oneDNN rejects this channels-last pooling");
   if (!plan->use_dnnl) return ReferencePool(ctx, w, pp, out, indices);
   const float* px = x.data<float>();
