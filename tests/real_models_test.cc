@@ -99,8 +99,8 @@ void CompareWithOrt(const std::string& model_file, const std::vector<InputSpec>&
       options.mode = mode;
       Result<Session> s = Session::Create(*m, options);
       ASSERT_TRUE(s.ok()) << s.status().ToString();
-      const std::string what = model_file + " threads " + std::to_string(threads) + " mode " +
-                               ExecutionModeName(mode);
+      const std::string what =
+          model_file + " threads " + std::to_string(threads) + " mode " + ExecutionModeName(mode);
       for (int run = 0; run < 2; ++run) {
         Result<std::vector<Tensor>> out = s->Run(inputs);
         ASSERT_TRUE(out.ok()) << out.status().ToString();
@@ -200,8 +200,7 @@ TEST(RealModels, DistilbertRssFlatOverVaryingLengths) {
   }
   const int64_t growth = RssBytes() - rss_after_warmup;
   std::printf("distilbert: RSS %lld MiB after 200 runs, growth %lld KiB over the next 400\n",
-              static_cast<long long>(rss_after_warmup >> 20),
-              static_cast<long long>(growth >> 10));
+              static_cast<long long>(rss_after_warmup >> 20), static_cast<long long>(growth >> 10));
   EXPECT_LT(growth, int64_t{32} << 20) << "RSS grew " << growth << " bytes over 400 runs";
 }
 

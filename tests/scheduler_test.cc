@@ -109,8 +109,8 @@ TEST(Scheduler, ModesAreBitIdenticalToSequential) {
           Session s = MakeSession(*m, mode, threads);
           for (int rep = 0; rep < 3; ++rep)  // Unplanned first run, then planned.
             EXPECT_TRUE(SameBits(RunOnce(s, x), want))
-                << ExecutionModeName(mode) << " threads " << threads << " rows " << rows
-                << " rep " << rep << (uneven ? " uneven" : "");
+                << ExecutionModeName(mode) << " threads " << threads << " rows " << rows << " rep "
+                << rep << (uneven ? " uneven" : "");
         }
       }
     }
@@ -173,8 +173,8 @@ TEST(Scheduler, BudgetFallsBackToTheSequentialPlan) {
   const RunStats unconstrained = free_run.last_stats();
   ASSERT_GT(unconstrained.planned_activation_bytes, unconstrained.sequential_plan_bytes);
   // A budget between the two plans: runs complete, sequentially, within it.
-  const int64_t budget = static_cast<int64_t>(unconstrained.sequential_plan_bytes +
-                                              128 * 128 * 4 /* the output */);
+  const int64_t budget =
+      static_cast<int64_t>(unconstrained.sequential_plan_bytes + 128 * 128 * 4 /* the output */);
   ASSERT_LT(static_cast<size_t>(budget), unconstrained.planned_activation_bytes);
   Session tight = MakeSession(*m, ExecutionMode::kDataflow, 4, budget, 100);
   for (int rep = 0; rep < 3; ++rep) {

@@ -158,9 +158,8 @@ void ThreadPool::WorkerLoop(int index) {
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
     TaskGraph* g = nullptr;
-    work_cv_.wait(lock, [&] {
-      return stop_ || (g = ReadyGraphLocked()) != nullptr || !queue_.empty();
-    });
+    work_cv_.wait(lock,
+                  [&] { return stop_ || (g = ReadyGraphLocked()) != nullptr || !queue_.empty(); });
     if (stop_) return;
     if (g != nullptr)
       RunGraphTaskLocked(lock, *g);

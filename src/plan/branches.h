@@ -75,9 +75,9 @@ Result<BranchAnalysis> AnalyzeBranches(const Graph& graph, const std::vector<dou
 // added edges. Edges only go to a later layer or to a higher id in the same
 // layer, so the DAG stays acyclic.
 struct BranchConstraints {
-  bool layer_barriers = false;   // Every branch of layer l precedes every branch of layer l + 1.
-  bool chain_serial = false;     // Branches of layers not marked parallel run one after another.
-  bool chain_all = false;        // Branches of every layer run one after another.
+  bool layer_barriers = false;  // Every branch of layer l precedes every branch of layer l + 1.
+  bool chain_serial = false;    // Branches of layers not marked parallel run one after another.
+  bool chain_all = false;       // Branches of every layer run one after another.
 };
 BranchAnalysis ConstrainBranches(const BranchAnalysis& analysis, const BranchConstraints& c);
 

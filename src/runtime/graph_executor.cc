@@ -375,8 +375,8 @@ Status GraphExecutor::Run(const std::vector<Tensor>& inputs, const std::vector<T
   if (mode == ExecMode::kSequential) {
     status = RunSequential();
   } else {
-    TaskPlan& tasks = active_plan_ != nullptr && active_plan_->tasks ? *active_plan_->tasks
-                                                                    : *default_tasks_;
+    TaskPlan& tasks =
+        active_plan_ != nullptr && active_plan_->tasks ? *active_plan_->tasks : *default_tasks_;
     status = RunConcurrent(tasks);
   }
   stats_.measured_peak_bytes = peak_bytes_.load();

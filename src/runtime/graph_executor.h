@@ -62,10 +62,10 @@ struct ExecOptions {
 };
 
 struct ExecStats {
-  size_t planned_arena_bytes = 0;     // Arena size of the plan used (0 if none).
-  size_t sequential_plan_bytes = 0;   // Arena of the best sequential plan, same sizes.
-  size_t measured_peak_bytes = 0;  // Peak of live intermediate + output bytes.
-  size_t dynamic_bytes = 0;        // Bytes allocated outside the plan.
+  size_t planned_arena_bytes = 0;    // Arena size of the plan used (0 if none).
+  size_t sequential_plan_bytes = 0;  // Arena of the best sequential plan, same sizes.
+  size_t measured_peak_bytes = 0;    // Peak of live intermediate + output bytes.
+  size_t dynamic_bytes = 0;          // Bytes allocated outside the plan.
   bool used_plan = false;
   ExecMode mode = ExecMode::kSequential;  // The schedule this run used.
 };
@@ -120,9 +120,9 @@ class GraphExecutor {
     MemoryPlan seq_plan;  // For the sequential order (the fallback under a budget).
     std::vector<int32_t> request_of_value;  // -1 when not arena-planned.
     std::vector<size_t> planned_size;       // Per value.
-    std::shared_ptr<TaskPlan> tasks;        // Concurrent modes: priorities from this signature's FLOPs.
-    bool sequential = false;                // Run in the sequential order (no useful concurrency).
-    uint64_t last_used = 0;                 // run_counter_ when last used (LRU eviction).
+    std::shared_ptr<TaskPlan> tasks;  // Concurrent modes: priorities from this signature's FLOPs.
+    bool sequential = false;          // Run in the sequential order (no useful concurrency).
+    uint64_t last_used = 0;           // run_counter_ when last used (LRU eviction).
   };
 
   GraphExecutor(std::shared_ptr<const Graph> graph, Backend* backend, const IntraOp& intra_op,
@@ -157,12 +157,12 @@ class GraphExecutor {
   IntraOp intra_op_;
   ExecOptions options_;
   BranchAnalysis branches_;
-  std::shared_ptr<TaskPlan> default_tasks_;         // From static shapes.
-  bool default_sequential_ = false;                 // Branches form one chain.
-  std::vector<ValueId> alias_parent_;               // Per value: kNoValue or its input.
-  std::vector<int32_t> initial_refs_;               // Per value: readers + direct aliases.
-  std::vector<std::vector<ValueId>> releases_;      // Per node: values to unref after it.
-  std::vector<std::vector<NodeId>> readers_;        // Per value: nodes reading it or an alias.
+  std::shared_ptr<TaskPlan> default_tasks_;     // From static shapes.
+  bool default_sequential_ = false;             // Branches form one chain.
+  std::vector<ValueId> alias_parent_;           // Per value: kNoValue or its input.
+  std::vector<int32_t> initial_refs_;           // Per value: readers + direct aliases.
+  std::vector<std::vector<ValueId>> releases_;  // Per node: values to unref after it.
+  std::vector<std::vector<NodeId>> readers_;    // Per value: nodes reading it or an alias.
   std::unique_ptr<std::atomic<int32_t>[]> refs_;
   std::vector<std::unique_ptr<Kernel>> kernels_;
   std::vector<int32_t> last_use_;                  // Per value: last step reading it

@@ -23,7 +23,7 @@ struct Session::Impl {
   std::unique_ptr<ThreadPool> pool;  // Outlives executor (declared first).
   std::unique_ptr<GraphExecutor> executor;
   std::unique_ptr<TraceRecorder> trace;  // While StartTrace is in effect.
-  std::mutex mu;  // Serialises Run.
+  std::mutex mu;                         // Serialises Run.
   RunStats stats;
 };
 
@@ -72,9 +72,9 @@ Result<Session> Session::Create(const Model& model, const SessionOptions& option
   ExecOptions exec_options;
   exec_options.mode = options.mode;
   exec_options.max_plan_ratio = options.max_plan_ratio;
-  PX_ASSIGN_OR_RETURN(impl->executor, GraphExecutor::Create(model.data().graph,
-                                                            &DefaultCpuBackend(), intra_op,
-                                                            exec_options));
+  PX_ASSIGN_OR_RETURN(
+      impl->executor,
+      GraphExecutor::Create(model.data().graph, &DefaultCpuBackend(), intra_op, exec_options));
   impl->executor->set_profiling(options.profile);
   return Session(std::move(impl));
 }
@@ -141,13 +141,19 @@ Result<std::vector<Tensor>> Session::Run(const NamedTensors& inputs) {
   PX_ASSIGN_OR_RETURN(std::vector<Tensor> ordered, OrderInputs(impl_->model, inputs));
   std::vector<Tensor> outputs;
   const int64_t option = impl_->options.memory_budget_bytes;
-  const size_t budget = option > 0 ? static_cast<size_t>(option) : option == 0 ? OsMemoryBudget() : 0;
+  const size_t budget = option > 0    ? static_cast<size_t>(option)
+                        : option == 0 ? OsMemoryBudget()
+                                      : 0;
   impl_->executor->set_memory_budget(budget);
   impl_->executor->set_trace(impl_->trace.get());
   PX_RETURN_IF_ERROR(impl_->executor->Run(ordered, {}, &outputs));
   const ExecStats& es = impl_->executor->last_stats();
-  impl_->stats = RunStats{es.planned_arena_bytes, es.measured_peak_bytes, es.dynamic_bytes,
-                          es.sequential_plan_bytes, budget, es.mode};
+  impl_->stats = RunStats{es.planned_arena_bytes,
+                          es.measured_peak_bytes,
+                          es.dynamic_bytes,
+                          es.sequential_plan_bytes,
+                          budget,
+                          es.mode};
   return outputs;
 }
 

@@ -66,7 +66,7 @@ class Progress {
 struct Measured {
   std::vector<double> ms;
   size_t planned = 0, measured = 0, sequential = 0, budget = 0;
-  std::string mode;  // Schedule of the last timed run (a budget may force sequential).
+  std::string mode;         // Schedule of the last timed run (a budget may force sequential).
   double first_run_ms = 0;  // The session's first Run (warm-up or timed).
 };
 
@@ -192,8 +192,8 @@ int RunBench(const std::string& model_path, const InputFlags& in, const BenchFla
   j["samples_ms"] = ms;                    // Every timed run, in order.
   j["peak_activation_bytes"] = m.planned;  // Arena the memory plan reserves.
   j["measured_peak_activation_bytes"] = m.measured;
-  j["mode"] = bf.exec.mode;      // Requested.
-  j["mode_used"] = m.mode;       // Last timed run's schedule.
+  j["mode"] = bf.exec.mode;  // Requested.
+  j["mode_used"] = m.mode;   // Last timed run's schedule.
   j["plan"] = {{"peak_bytes", m.planned}, {"sequential_peak_bytes", m.sequential}};
   j["memory_budget_bytes"] = m.budget;  // 0 = unlimited.
   const BranchSummary br = session->branch_summary();

@@ -391,7 +391,6 @@ std::vector<ConvCall> SplitConv(const ConvGeometry& g, bool transpose, bool has_
   return calls;
 }
 
-
 TiledConv MakeTiledPlan(const ConvGeometry& g, bool transpose, bool has_bias, bool nhwc,
                         const float* const_w, int tiles, const PostOps& post) {
   TiledConv tiled;
