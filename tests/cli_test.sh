@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end checks of the `parallax` CLI on a real model: run (.npy and .pb
-# outputs, .npy input), bench --json keys, inspect (and --dot), --no-fusion, and clear errors.
+# outputs, .npy input), bench --json keys, inspect (and --dot), --no-fusion, schedules
+# (--mode, --memory-budget, --trace), and clear errors.
 #   tests/cli_test.sh PARALLAX_BIN MODELS_DIR
 set -uo pipefail
 bin=$1
@@ -36,7 +37,9 @@ check "bench prints latency" grep -q "latency ms" "$tmp/bench.txt"
 check "bench prints load time" grep -q "load ms" "$tmp/bench.txt"
 for key in '"latency_ms"' '"median"' '"p90"' '"peak_activation_bytes"' '"peak_rss_bytes"' \
            '"threads"' '"nodes"' '"load_ms"' '"model_load_ms"' '"session_create_ms"' \
-           '"first_run_ms"'; do
+           '"first_run_ms"' '"mode"' '"mode_used"' '"plan"' '"sequential_peak_bytes"' \
+           '"memory_budget_bytes"' '"branches"' '"layers"' '"parallel_layers"' \
+           '"max_branch_width"'; do
   check "bench --json has $key" grep -q "$key" "$tmp/b.json"
 done
 
@@ -49,6 +52,24 @@ check "inspect shows fused op types" grep -q "com.parallax::FusedConv" "$tmp/ins
 check "inspect reports branches" grep -q "^  parallel layers, refine off" "$tmp/inspect.txt"
 "$bin" inspect "$cls" --dot "$tmp/branches.dot" > /dev/null 2>&1
 check "inspect --dot writes a dot file" grep -q "digraph" "$tmp/branches.dot"
+
+# Schedules, budget and trace.
+for mode in sequential layers dataflow; do
+  "$bin" run "$cls" --random-inputs --shape x=2,3,48,192 --threads 2 --mode $mode \
+    --out "$tmp/m_$mode" > /dev/null 2>&1
+done
+check "every --mode gives the same bits" cmp -s "$tmp/m_sequential/softmax_0.tmp_0.npy" \
+  "$tmp/m_dataflow/softmax_0.tmp_0.npy"
+check "--mode layers gives the same bits" cmp -s "$tmp/m_sequential/softmax_0.tmp_0.npy" \
+  "$tmp/m_layers/softmax_0.tmp_0.npy"
+"$bin" run "$cls" --random-inputs --shape x=1,3,48,192 --mode fastest --out "$tmp/o" > "$tmp/err.txt" 2>&1
+check "unknown --mode is an error naming the choices" grep -q "dataflow" "$tmp/err.txt"
+"$bin" run "$cls" --random-inputs --shape x=1,3,48,192 --memory-budget 1000 --out "$tmp/o" \
+  > "$tmp/err.txt" 2>&1
+check "an impossible --memory-budget is ResourceExhausted" grep -q "ResourceExhausted.*1000-byte memory budget" "$tmp/err.txt"
+"$bin" run "$cls" --random-inputs --shape x=1,3,48,192 --threads 2 --trace "$tmp/t.json" \
+  --out "$tmp/o" > /dev/null 2>&1
+check "run --trace writes a Chrome trace" grep -q '"traceEvents"' "$tmp/t.json"
 "$bin" bench "$cls" --random-inputs --shape x=1,3,48,192 --warmup 0 --runs 1 --no-fusion \
   > "$tmp/nofuse.txt" 2>&1
 check "bench --no-fusion loads unfused" grep -q "fusions      none (--no-fusion)" "$tmp/nofuse.txt"

@@ -57,7 +57,8 @@ void GraphExecutor::PrepareConcurrent() {
     options_.mode = ExecMode::kSequential;
     return;
   }
-  default_sequential_ = IsTotalOrder(branches_);
+  // One thread cannot overlap branches: keep the sequential order.
+  default_sequential_ = IsTotalOrder(branches_) || intra_op_.threads <= 1;
   const size_t nv = g.values.size();
   auto freeable = [&](ValueId v) { return g.values[v].producer >= 0 && !is_output_[v]; };
   readers_.assign(nv, {});
@@ -193,7 +194,7 @@ void GraphExecutor::PlanConcurrent(const std::vector<BufferRequest>& seq_reqs,
   const BranchAnalysis& base = measured.ok() ? *measured : branches_;
   cp->plan = cp->seq_plan;
   cp->sequential = true;
-  if (IsTotalOrder(base)) return;
+  if (IsTotalOrder(base) || intra_op_.threads <= 1) return;
   double total_flops = 0;
   for (double f : flops) total_flops += f;
   const auto [work, span] = WorkAndSpan(base, flops);
