@@ -8,7 +8,6 @@
 namespace parallax {
 namespace {
 
-constexpr size_t kAlignment = 64;
 // Enough for a decoder Loop body whose shapes grow every step (one signature
 // per step) to keep every step's plan across runs.
 constexpr size_t kMaxCachedPlans = 256;
@@ -300,7 +299,7 @@ void GraphExecutor::BuildPlan(const std::string& signature) {
     reqs.push_back({observed_size_[v], val.producer, last_use_[v]});
     ids.push_back(static_cast<ValueId>(v));
   }
-  cp.seq_plan = PlanMemory(reqs, kAlignment);
+  cp.seq_plan = PlanMemory(reqs, kArenaAlignment);
   if (options_.mode == ExecMode::kSequential) {
     cp.plan = cp.seq_plan;
   } else {
@@ -343,9 +342,10 @@ Status GraphExecutor::Run(const std::vector<Tensor>& inputs, const std::vector<T
           " activation bytes even run sequentially, over the memory budget of " +
           std::to_string(budget) + " bytes");
     active_offsets_ = &chosen->offsets;
-    size_t need = std::max<size_t>(chosen->arena_bytes, kAlignment);
+    size_t need = std::max<size_t>(chosen->arena_bytes, kArenaAlignment);
     if (need > arena_capacity_) {
-      void* p = std::aligned_alloc(kAlignment, (need + kAlignment - 1) / kAlignment * kAlignment);
+      void* p = std::aligned_alloc(
+          kArenaAlignment, (need + kArenaAlignment - 1) / kArenaAlignment * kArenaAlignment);
       if (p == nullptr)
         return ResourceExhausted("cannot allocate a " + std::to_string(need) + "-byte arena");
       arena_ = std::unique_ptr<uint8_t, void (*)(void*)>(static_cast<uint8_t*>(p), std::free);

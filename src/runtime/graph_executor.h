@@ -108,6 +108,7 @@ class GraphExecutor {
   int64_t profiled_runs() const { return profiled_runs_; }
 
  private:
+  static constexpr size_t kArenaAlignment = 64;  // Of the arena and every planned offset.
   class RunAllocator;
   // A schedule for the concurrent modes: tasks run a branch's nodes (or
   // nothing: layer barriers) on ThreadPool::RunGraph.

@@ -15,7 +15,6 @@
 namespace parallax {
 namespace {
 
-constexpr size_t kAlignment = 64;
 // FLOP-equivalents charged per node on top of its estimate, so long chains
 // of tiny ops still count on the critical path (~ a few microseconds).
 constexpr double kNodeCost = 2e4;
@@ -27,21 +26,23 @@ constexpr double kMinConcurrentFlops = 2e7;
 // cost of the branch DAG, kNodeCost per node included).
 constexpr double kMinPotentialSpeedup = 1.1;
 
-// Work and critical path of a branch DAG under the same costs as priorities.
-std::pair<double, double> WorkAndSpan(const BranchAnalysis& a, const std::vector<double>& flops) {
+// Per branch: its cost (node FLOPs + kNodeCost each) plus the costliest
+// path of successors to a sink. Used as task priorities; the maximum is the
+// branch DAG's critical path.
+std::vector<double> CostToSink(const BranchAnalysis& a, const std::vector<double>& flops,
+                               double* work) {
   const size_t nb = a.branches.size();
   std::vector<double> tail(nb, 0.0);
-  double work = 0, span = 0;
+  *work = 0;
   for (size_t b = nb; b-- > 0;) {
     double cost = 0;
     for (NodeId n : a.branches[b].nodes) cost += flops[static_cast<size_t>(n)] + kNodeCost;
     double t = 0;
     for (int32_t s : a.branches[b].succs) t = std::max(t, tail[static_cast<size_t>(s)]);
     tail[b] = cost + t;
-    work += cost;
-    span = std::max(span, tail[b]);
+    *work += cost;
   }
-  return {work, span};
+  return tail;
 }
 
 }  // namespace
@@ -116,15 +117,8 @@ std::shared_ptr<GraphExecutor::TaskPlan> GraphExecutor::BuildTasks(
     const BranchAnalysis& analysis, const std::vector<double>& node_flops) const {
   const std::vector<Branch>& br = analysis.branches;
   const size_t nb = br.size();
-  // Priority: the branch's critical path to a sink (its cost included).
-  std::vector<double> prio(nb, 0.0);
-  for (size_t b = nb; b-- > 0;) {
-    double cost = 0;
-    for (NodeId n : br[b].nodes) cost += node_flops[static_cast<size_t>(n)] + kNodeCost;
-    double tail = 0;
-    for (int32_t s : br[b].succs) tail = std::max(tail, prio[static_cast<size_t>(s)]);
-    prio[b] = cost + tail;
-  }
+  double work = 0;
+  std::vector<double> prio = CostToSink(analysis, node_flops, &work);
   auto plan = std::make_shared<TaskPlan>();
   std::vector<std::vector<int32_t>> succs(nb);
   for (size_t b = 0; b < nb; ++b) {
@@ -181,7 +175,7 @@ MemoryPlan GraphExecutor::PlanOrdered(const std::vector<BufferRequest>& seq_reqs
     reqs[i].readers = readers_[ids[i]];
   }
   return PlanMemoryOrdered(
-      reqs, [&hb](int32_t a, int32_t b) { return hb.Before(a, b); }, kAlignment);
+      reqs, [&hb](int32_t a, int32_t b) { return hb.Before(a, b); }, kArenaAlignment);
 }
 
 // Chooses this signature's schedule: the mode's free schedule if its plan
@@ -197,7 +191,9 @@ void GraphExecutor::PlanConcurrent(const std::vector<BufferRequest>& seq_reqs,
   if (IsTotalOrder(base) || intra_op_.threads <= 1) return;
   double total_flops = 0;
   for (double f : flops) total_flops += f;
-  const auto [work, span] = WorkAndSpan(base, flops);
+  double work = 0;
+  const std::vector<double> tails = CostToSink(base, flops, &work);
+  const double span = tails.empty() ? 0.0 : *std::max_element(tails.begin(), tails.end());
   if (total_flops < kMinConcurrentFlops || work < kMinPotentialSpeedup * span) return;
   std::vector<BranchConstraints> tries = {ModeConstraints()};
   if (options_.mode == ExecMode::kDataflow) {
