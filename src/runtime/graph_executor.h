@@ -110,8 +110,9 @@ class GraphExecutor {
  private:
   static constexpr size_t kArenaAlignment = 64;  // Of the arena and every planned offset.
   class RunAllocator;
-  // A schedule for the concurrent modes: tasks run a branch's nodes (or
-  // nothing: layer barriers) on ThreadPool::RunGraph.
+  // A schedule for the concurrent modes: one task per branch, run on
+  // ThreadPool::RunGraph with the branch DAG's edges (plus the schedule's
+  // extra ordering, e.g. layer barriers, as edges).
   struct TaskPlan {
     std::vector<std::vector<NodeId>> task_nodes;
     std::unique_ptr<ThreadPool::TaskGraph> graph;
