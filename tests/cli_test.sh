@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end checks of the `parallax` CLI on a real model: run (.npy and .pb
 # outputs, .npy input), bench --json keys, inspect (and --dot), --no-fusion, schedules
-# (--mode, --memory-budget, --trace), and clear errors.
+# (--mode, --memory-budget, --spin-us, --trace), and clear errors.
 #   tests/cli_test.sh PARALLAX_BIN MODELS_DIR
 set -uo pipefail
 bin=$1
@@ -62,6 +62,12 @@ check "every --mode gives the same bits" cmp -s "$tmp/m_sequential/softmax_0.tmp
   "$tmp/m_dataflow/softmax_0.tmp_0.npy"
 check "--mode layers gives the same bits" cmp -s "$tmp/m_sequential/softmax_0.tmp_0.npy" \
   "$tmp/m_layers/softmax_0.tmp_0.npy"
+"$bin" run "$cls" --random-inputs --shape x=2,3,48,192 --threads 2 --spin-us 0 \
+  --out "$tmp/m_nospin" > /dev/null 2>&1
+check "--spin-us 0 gives the same bits" cmp -s "$tmp/m_sequential/softmax_0.tmp_0.npy" \
+  "$tmp/m_nospin/softmax_0.tmp_0.npy"
+"$bin" run "$cls" --random-inputs --shape x=1,3,48,192 --spin-us -5 --out "$tmp/o" > "$tmp/err.txt" 2>&1
+check "a negative --spin-us is an error naming the flag" grep -q "spin-us" "$tmp/err.txt"
 "$bin" run "$cls" --random-inputs --shape x=1,3,48,192 --mode fastest --out "$tmp/o" > "$tmp/err.txt" 2>&1
 check "unknown --mode is an error naming the choices" grep -q "dataflow" "$tmp/err.txt"
 "$bin" run "$cls" --random-inputs --shape x=1,3,48,192 --memory-budget 1000 --out "$tmp/o" \

@@ -5,6 +5,10 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "model_builder.h"
 #include "parallax/parallax.h"
@@ -126,9 +130,9 @@ TEST(Executor, ExternalDataInitializers) {
   EXPECT_NE(missing.status().message().find("weights.bin"), std::string::npos);
 }
 
-// Loop computing x * 2^n via a body that doubles its carried value, with a
-// scan output of every intermediate: exercises captures and dynamic trips.
-TEST(Executor, LoopWithScanOutputs) {
+// Loop computing x * 2^n via a body (Identity, Mul, Identity) that doubles
+// its carried value, with a scan output of every intermediate.
+std::string DoublingLoopModel() {
   ModelBuilder b(13);
   b.Input("n", onnx::TensorProto::INT64, {}).Input("x", onnx::TensorProto::FLOAT, {2});
   b.Output("final", onnx::TensorProto::FLOAT, {2}).Output("all", onnx::TensorProto::FLOAT, {-1, 2});
@@ -164,13 +168,22 @@ TEST(Executor, LoopWithScanOutputs) {
   cp->set_op_type("Identity");
   cp->add_input("v_out");
   cp->add_output("scan");
-  auto m = Model::Load(b.Write("loop"));
+  return b.Write("loop");
+}
+
+Session::NamedTensors LoopInputs(int64_t n) {
+  return {{"n", Tensor::FromVector<int64_t>(DType::kInt64, {}, {n})},
+          {"x", Tensor::FromVector<float>(DType::kFloat32, {2}, {1.f, -3.f})}};
+}
+
+// Exercises captures and dynamic trip counts.
+TEST(Executor, LoopWithScanOutputs) {
+  auto m = Model::Load(DoublingLoopModel());
   ASSERT_TRUE(m.ok()) << m.status().ToString();
   auto s = Session::Create(*m);
   ASSERT_TRUE(s.ok()) << s.status().ToString();
   for (int64_t n : {0, 1, 3}) {
-    auto out = s->Run({{"n", Tensor::FromVector<int64_t>(DType::kInt64, {}, {n})},
-                       {"x", Tensor::FromVector<float>(DType::kFloat32, {2}, {1.f, -3.f})}});
+    auto out = s->Run(LoopInputs(n));
     ASSERT_TRUE(out.ok()) << out.status().ToString();
     float scale = static_cast<float>(1 << n);
     EXPECT_EQ((*out)[0].data<float>()[1], -3.f * scale);
@@ -180,6 +193,35 @@ TEST(Executor, LoopWithScanOutputs) {
       EXPECT_EQ((*out)[1].data<float>()[4], 8.f);
     }
   }
+}
+
+// A trace shows body ops nested in their Loop's slice: one slice for the Loop
+// and one per body node per iteration; only the main graph samples memory.
+TEST(Executor, TraceRecordsLoopBodyOps) {
+  auto m = Model::Load(DoublingLoopModel());
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  SessionOptions opts;
+  opts.threads = 2;
+  auto s = Session::Create(*m, opts);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  ASSERT_TRUE(s->Run(LoopInputs(3)).ok());
+  s->StartTrace();
+  ASSERT_TRUE(s->Run(LoopInputs(3)).ok());
+  const std::string path =
+      (std::filesystem::temp_directory_path() / "parallax_loop_trace.json").string();
+  ASSERT_TRUE(s->WriteTrace(path).ok());
+  std::ifstream f(path);
+  const std::string json((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  auto count = [&](const std::string& needle) {
+    size_t n = 0;
+    for (size_t p = json.find(needle); p != std::string::npos; p = json.find(needle, p + 1)) ++n;
+    return n;
+  };
+  EXPECT_EQ(count("\"ph\":\"X\""), 1u + 3u * 3u);
+  EXPECT_EQ(count("\"op\":\"Mul\""), 3u);
+  EXPECT_EQ(count("\"op\":\"Loop\""), 1u);
+  EXPECT_EQ(count("\"ph\":\"C\""), 1u);  // After the Loop only.
+  std::filesystem::remove(path);
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <ctime>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -17,15 +18,37 @@ namespace parallax {
 namespace {
 
 TEST(ThreadPoolTest, EveryIndexRunsOnce) {
-  for (int threads : {1, 2, 3, 8}) {
-    ThreadPool pool(threads);
-    EXPECT_EQ(pool.num_threads(), threads);
-    for (int64_t n : {0, 1, 2, 7, 1000}) {
-      std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
-      pool.ParallelFor(n, threads, [&](int64_t i) { hits[static_cast<size_t>(i)]++; });
-      for (int64_t i = 0; i < n; ++i) EXPECT_EQ(hits[static_cast<size_t>(i)].load(), 1) << i;
+  for (int spin_us : {0, ThreadPool::kDefaultSpinUs}) {
+    for (int threads : {1, 2, 3, 8}) {
+      ThreadPool pool(threads, spin_us);
+      EXPECT_EQ(pool.num_threads(), threads);
+      for (int64_t n : {0, 1, 2, 7, 1000}) {
+        std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+        pool.ParallelFor(n, threads, [&](int64_t i) { hits[static_cast<size_t>(i)]++; });
+        for (int64_t i = 0; i < n; ++i) EXPECT_EQ(hits[static_cast<size_t>(i)].load(), 1) << i;
+      }
     }
   }
+}
+
+double ProcessCpuMs() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) * 1e-6;
+}
+
+// Workers poll for at most the spin window after their last work, then sleep:
+// an idle pool burns (almost) no CPU, where three spinning workers would burn
+// about three times the wall time.
+TEST(ThreadPoolTest, IdleWorkersSleepAfterTheSpinWindow) {
+  ThreadPool pool(4, /*spin_us=*/2000);
+  std::atomic<int64_t> sum{0};
+  pool.ParallelFor(64, 4, [&](int64_t i) { sum += i; });
+  EXPECT_EQ(sum.load(), 64 * 63 / 2);
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // Past the window.
+  const double cpu0 = ProcessCpuMs();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_LT(ProcessCpuMs() - cpu0, 60.0);
 }
 
 TEST(ThreadPoolTest, UsesWorkerThreads) {

@@ -107,6 +107,17 @@ std::vector<KernelCase> NnCases() {
   cases.push_back(MatMulCase("MatMul/distilbert_qkv_32x768x768", {1, 32, 768}, {768, 768}, true));
   // whisper_tiny_decoder: one token through the MLP (M = 1).
   cases.push_back(MatMulCase("MatMul/whisper_dec_mlp0_1x384x1536", {1, 1, 384}, {384, 1536}, true));
+  // A greedy step without a KV cache: the prefix of 12 tokens through the MLP.
+  cases.push_back(
+      MatMulCase("MatMul/whisper_dec_mlp0_12x384x1536", {1, 12, 384}, {384, 1536}, true));
+  // The tied vocabulary projection W [51865, 384] x h [384, 1]: the constant is
+  // the left operand (an 80 MB GEMV, memory-bound; most of a decoder step).
+  {
+    KernelCase c =
+        MatMulCase("MatMul/whisper_dec_logits_51865x384x1", {51865, 384}, {384, 1}, false);
+    c.inputs[0].constant = true;
+    cases.push_back(std::move(c));
+  }
   return cases;
 }
 

@@ -39,6 +39,10 @@ struct SessionOptions {
   // Threads the session computes on, the caller's included (threads - 1
   // pool workers start with the session); never more run at once.
   int threads = 1;
+  // How long (microseconds, >= 0) a thread that ran out of work polls for
+  // more before it sleeps; saves a wake-up between back-to-back small ops.
+  // 0: sleep at once. Idle sessions always end up asleep.
+  int spin_us = 50;
   ExecutionMode mode = ExecutionMode::kDataflow;
   // Dataflow only: the activation plan may use at most this many times the
   // bytes of the best sequential plan; beyond it branches are serialised

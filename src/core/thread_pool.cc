@@ -1,6 +1,7 @@
 #include "core/thread_pool.h"
 
 #include <algorithm>
+#include <chrono>
 
 namespace parallax {
 namespace {
@@ -13,6 +14,13 @@ bool HigherFirst(const std::vector<double>& priority, int32_t a, int32_t b) {
   // std::push_heap keeps the max on top: a "less than" b when b should run first.
   return priority[static_cast<size_t>(a)] < priority[static_cast<size_t>(b)] ||
          (priority[static_cast<size_t>(a)] == priority[static_cast<size_t>(b)] && a > b);
+}
+void CpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
 }
 }  // namespace
 
@@ -35,7 +43,8 @@ ThreadPool::TaskGraph::TaskGraph(const std::vector<std::vector<int32_t>>& succs,
   ready_.reserve(n);
 }
 
-ThreadPool::ThreadPool(int num_threads) {
+ThreadPool::ThreadPool(int num_threads, int spin_us)
+    : spin_ns_(static_cast<int64_t>(std::max(0, spin_us)) * 1000) {
   queue_.reserve(64);
   const int workers = std::max(0, num_threads - 1);
   workers_.reserve(static_cast<size_t>(workers));
@@ -46,6 +55,7 @@ ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stop_ = true;
+    PublishLocked();
   }
   work_cv_.notify_all();
   for (std::thread& t : workers_) t.join();
@@ -74,6 +84,7 @@ void ThreadPool::Run(Job& job, int max_threads) {
     std::lock_guard<std::mutex> lock(mu_);
     job.open_slots = helpers;
     queue_.push_back(&job);
+    PublishLocked();
   }
   for (int i = 0; i < helpers; ++i) work_cv_.notify_one();
   Work(job);
@@ -81,7 +92,27 @@ void ThreadPool::Run(Job& job, int max_threads) {
   std::unique_lock<std::mutex> lock(mu_);
   auto it = std::find(queue_.begin(), queue_.end(), &job);
   if (it != queue_.end()) queue_.erase(it);
-  done_cv_.wait(lock, [&] { return job.active == 0; });
+  auto finished = [&] { return job.active.load(std::memory_order_acquire) == 0; };
+  if (finished() || SpinUnlocked(lock, finished)) return;
+  done_cv_.wait(lock, finished);
+}
+
+template <typename Done>
+bool ThreadPool::SpinUnlocked(std::unique_lock<std::mutex>& lock, Done&& done) {
+  if (spin_ns_ == 0) return false;
+  lock.unlock();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::nanoseconds(spin_ns_);
+  bool ok = false;
+  for (int i = 0;; ++i) {
+    if (done()) {
+      ok = true;
+      break;
+    }
+    CpuRelax();
+    if ((i & 63) == 63 && std::chrono::steady_clock::now() >= deadline) break;
+  }
+  lock.lock();
+  return ok || done();  // Work published after the last poll is seen here.
 }
 
 ThreadPool::TaskGraph* ThreadPool::ReadyGraphLocked() {
@@ -108,6 +139,7 @@ void ThreadPool::RunGraphTaskLocked(std::unique_lock<std::mutex>& lock, TaskGrap
       std::push_heap(g.ready_.begin(), g.ready_.end(), less);
     }
   }
+  PublishLocked();  // Successors ready, or the run's end, for spinning threads.
   // The finishing thread takes the next ready task itself, so others are
   // woken only when more than one is ready, or the run ended.
   if (--g.remaining_ == 0 || g.ready_.size() > 1) work_cv_.notify_all();
@@ -116,11 +148,12 @@ void ThreadPool::RunGraphTaskLocked(std::unique_lock<std::mutex>& lock, TaskGrap
 void ThreadPool::JoinJobLocked(std::unique_lock<std::mutex>& lock) {
   Job* job = queue_.front();
   if (--job->open_slots == 0) queue_.erase(queue_.begin());
-  ++job->active;
+  job->active.fetch_add(1, std::memory_order_relaxed);
   lock.unlock();
   Work(*job);
   lock.lock();
-  if (--job->active == 0) done_cv_.notify_all();
+  // The caller may return (and free the job) as soon as this reads 0.
+  if (job->active.fetch_sub(1, std::memory_order_acq_rel) == 1) done_cv_.notify_all();
 }
 
 void ThreadPool::RunGraphImpl(TaskGraph& g, int max_threads) {
@@ -138,6 +171,7 @@ void ThreadPool::RunGraphImpl(TaskGraph& g, int max_threads) {
   }
   std::make_heap(g.ready_.begin(), g.ready_.end(), less);
   graphs_.push_back(&g);
+  PublishLocked();
   if (g.ready_.size() > 1) work_cv_.notify_all();
   // The caller runs its own graph's tasks and helps intra-op jobs, never
   // other graphs' tasks (so it returns as soon as its run is done).
@@ -147,7 +181,9 @@ void ThreadPool::RunGraphImpl(TaskGraph& g, int max_threads) {
     } else if (!queue_.empty()) {
       JoinJobLocked(lock);
     } else {
-      work_cv_.wait(lock);
+      const uint64_t seen = work_seq_.load(std::memory_order_relaxed);
+      if (!SpinUnlocked(lock, [&] { return work_seq_.load(std::memory_order_acquire) != seen; }))
+        work_cv_.wait(lock);
     }
   }
   graphs_.erase(std::find(graphs_.begin(), graphs_.end(), &g));
@@ -157,6 +193,10 @@ void ThreadPool::WorkerLoop(int index) {
   t_worker = index;
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
+    if (!HasWorkLocked()) {
+      const uint64_t seen = work_seq_.load(std::memory_order_relaxed);
+      SpinUnlocked(lock, [&] { return work_seq_.load(std::memory_order_acquire) != seen; });
+    }
     TaskGraph* g = nullptr;
     work_cv_.wait(lock,
                   [&] { return stop_ || (g = ReadyGraphLocked()) != nullptr || !queue_.empty(); });

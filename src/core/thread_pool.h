@@ -13,8 +13,12 @@
 // graph task, else joins an open ParallelFor job. A ParallelFor called from a
 // graph task recruits idle workers; one called from inside a ParallelFor
 // index runs inline. There are never more busy threads than the pool's
-// threads plus the callers. Idle workers sleep on a condition variable (no
-// spinning). ParallelFor and RunGraph do not allocate. Thread safety: both
+// threads plus the callers. A worker that runs out of work spins for at most
+// `spin_us` microseconds, watching for new work without taking the lock, and
+// then sleeps on a condition variable; a ParallelFor caller likewise spins
+// that long for its helpers to finish before it sleeps. Back-to-back small
+// ops (decoder steps) then do not pay a futex wake-up each, and a pool with
+// nothing to do sleeps. ParallelFor and RunGraph do not allocate. Thread safety: both
 // may be called from several threads at once (independent jobs); nesting
 // never deadlocks.
 #ifndef PARALLAX_CORE_THREAD_POOL_H_
@@ -32,8 +36,11 @@ namespace parallax {
 
 class ThreadPool {
  public:
+  static constexpr int kDefaultSpinUs = 50;  // SessionOptions::spin_us default.
   // `num_threads` counts the calling thread: num_threads - 1 workers start.
-  explicit ThreadPool(int num_threads);
+  // `spin_us` (>= 0; 0 = sleep at once): how long an idle thread polls for
+  // work before it sleeps.
+  explicit ThreadPool(int num_threads, int spin_us = kDefaultSpinUs);
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
@@ -100,8 +107,8 @@ class ThreadPool {
     void* obj = nullptr;
     void (*call)(void*, int64_t) = nullptr;
     std::atomic<int64_t> next{0};
-    int open_slots = 0;  // Workers that may still join (guarded by mu_).
-    int active = 0;      // Workers inside Work() (guarded by mu_).
+    int open_slots = 0;          // Workers that may still join (guarded by mu_).
+    std::atomic<int> active{0};  // Workers inside Work() (changed under mu_).
   };
 
   void Run(Job& job, int max_threads);
@@ -112,13 +119,24 @@ class ThreadPool {
   TaskGraph* ReadyGraphLocked();
   void RunGraphTaskLocked(std::unique_lock<std::mutex>& lock, TaskGraph& graph);
   void JoinJobLocked(std::unique_lock<std::mutex>& lock);
+  // Whether a worker has something to do (mu_ held).
+  bool HasWorkLocked() { return stop_ || ReadyGraphLocked() != nullptr || !queue_.empty(); }
+  // Releases `lock` and polls for up to spin_ns_ until `done()` (an atomic
+  // read) holds; re-locks and returns whether it holds. With publishers
+  // changing that state under mu_, false means it is false under the lock.
+  template <typename Done>
+  bool SpinUnlocked(std::unique_lock<std::mutex>& lock, Done&& done);
+  // Marks that work was published (mu_ held), for spinning workers.
+  void PublishLocked() { work_seq_.fetch_add(1, std::memory_order_release); }
 
   std::mutex mu_;
-  std::condition_variable work_cv_;  // Workers wait for jobs.
-  std::condition_variable done_cv_;  // Callers wait for their job's workers.
-  std::vector<Job*> queue_;          // Jobs with open slots (guarded by mu_).
-  std::vector<TaskGraph*> graphs_;   // Graph runs in progress (guarded by mu_).
-  bool stop_ = false;                // Guarded by mu_.
+  std::condition_variable work_cv_;    // Workers wait for jobs.
+  std::condition_variable done_cv_;    // Callers wait for their job's workers.
+  std::vector<Job*> queue_;            // Jobs with open slots (guarded by mu_).
+  std::vector<TaskGraph*> graphs_;     // Graph runs in progress (guarded by mu_).
+  bool stop_ = false;                  // Guarded by mu_.
+  std::atomic<uint64_t> work_seq_{0};  // Bumped (under mu_) whenever work appears.
+  const int64_t spin_ns_;
   std::vector<std::thread> workers_;
 };
 

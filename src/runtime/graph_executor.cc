@@ -97,6 +97,11 @@ Result<std::unique_ptr<GraphExecutor>> GraphExecutor::Create(std::shared_ptr<con
   return exec;
 }
 
+void GraphExecutor::set_trace(TraceRecorder* trace) {
+  options_.trace = trace;
+  for (GraphExecutor* body : bodies_) body->set_trace(trace);
+}
+
 Status GraphExecutor::Prepare() {
   const Graph& g = *graph_;
   std::string unsupported;
@@ -109,16 +114,19 @@ Status GraphExecutor::Prepare() {
                        std::string(backend_->name()) + "' cannot run:" + unsupported);
   Backend* backend = backend_;
   const IntraOp intra_op = intra_op_;
-  ExecOptions body_options = options_;
-  body_options.trace = nullptr;  // Body ops show inside their owner's slice.
+  const ExecOptions body_options = options_;
+  std::vector<GraphExecutor*>* bodies = &bodies_;
   for (const Node& node : g.nodes) {
     KernelInit init{
         node, g,
-        [backend, intra_op,
-         body_options](const Graph& body) -> Result<std::unique_ptr<SubgraphRunner>> {
+        [backend, intra_op, body_options,
+         bodies](const Graph& body) -> Result<std::unique_ptr<SubgraphRunner>> {
           auto shared = std::shared_ptr<const Graph>(std::shared_ptr<const Graph>{}, &body);
-          PX_ASSIGN_OR_RETURN(auto exec,
-                              GraphExecutor::Create(shared, backend, intra_op, body_options));
+          std::unique_ptr<GraphExecutor> exec(
+              new GraphExecutor(std::move(shared), backend, intra_op, body_options));
+          exec->is_body_ = true;
+          PX_RETURN_IF_ERROR(exec->Prepare());
+          bodies->push_back(exec.get());
           return std::unique_ptr<SubgraphRunner>(new SubgraphRunnerImpl(std::move(exec)));
         },
         intra_op};

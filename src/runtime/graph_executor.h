@@ -52,7 +52,7 @@ class TraceRecorder;
 struct ExecOptions {
   ExecMode mode = ExecMode::kSequential;
   BranchPolicy policy;             // Which layers the layers mode runs in parallel.
-  TraceRecorder* trace = nullptr;  // Records main-graph ops when set; outlives runs.
+  TraceRecorder* trace = nullptr;  // Records ops when set; outlives runs.
   // Dataflow memory cap: a plan may use at most this many times the best
   // sequential plan's bytes. When the free schedule's plan is larger, the
   // executor serialises branches (first those of layers the policy does not
@@ -93,8 +93,10 @@ class GraphExecutor {
   // or fails with ResourceExhausted; unplanned (first) runs go sequentially
   // and fail on the first allocation past it. Not during a run.
   void set_memory_budget(size_t bytes) { budget_bytes_ = bytes; }
-  // Records main-graph ops into `trace` (nullptr: stop). Not during a run.
-  void set_trace(TraceRecorder* trace) { options_.trace = trace; }
+  // Records ops into `trace` (nullptr: stop), including those of subgraph
+  // bodies (nested inside their If/Loop/Scan slice, on the worker that runs
+  // them; only the main graph samples the memory counter). Not during a run.
+  void set_trace(TraceRecorder* trace);
   // Branch structure of the graph (computed in every mode).
   const BranchAnalysis& branches() const { return branches_; }
 
@@ -167,6 +169,8 @@ class GraphExecutor {
   std::vector<std::vector<NodeId>> readers_;    // Per value: nodes reading it or an alias.
   std::unique_ptr<std::atomic<int32_t>[]> refs_;
   std::vector<std::unique_ptr<Kernel>> kernels_;
+  std::vector<GraphExecutor*> bodies_;  // Subgraph executors, owned by kernels_.
+  bool is_body_ = false;
   std::vector<int32_t> last_use_;                  // Per value: last step reading it
                                                    // (or any value sharing its bytes).
   std::vector<bool> forwards_;                     // Per step: output 0 may share input 0.

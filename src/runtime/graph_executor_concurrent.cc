@@ -217,7 +217,8 @@ void GraphExecutor::RecordTrace(size_t step, std::chrono::steady_clock::time_poi
                                 std::chrono::steady_clock::time_point t1) {
   const Node& node = graph_->nodes[step];
   TraceRecorder& trace = *options_.trace;
-  const int32_t branch = step < branches_.branch_of.size() ? branches_.branch_of[step] : -1;
+  const int32_t branch =
+      !is_body_ && step < branches_.branch_of.size() ? branches_.branch_of[step] : -1;
   // The recorder's clock is steady_clock too: shift by its NowNs origin.
   const auto now = std::chrono::steady_clock::now();
   const int64_t now_ns = trace.NowNs();
@@ -225,7 +226,8 @@ void GraphExecutor::RecordTrace(size_t step, std::chrono::steady_clock::time_poi
     return now_ns - std::chrono::duration_cast<std::chrono::nanoseconds>(now - t).count();
   };
   trace.Slice(ThreadPool::CurrentWorker(), node.name, node.op_type, branch, ns(t0), ns(t1));
-  trace.Counter(ns(t1), static_cast<int64_t>(live_bytes_.load(std::memory_order_relaxed)));
+  if (!is_body_)
+    trace.Counter(ns(t1), static_cast<int64_t>(live_bytes_.load(std::memory_order_relaxed)));
 }
 
 }  // namespace parallax

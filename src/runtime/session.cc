@@ -61,10 +61,12 @@ Result<Session> Session::Create(const Model& model, const SessionOptions& option
     return InvalidArgument("memory budget must be > 0 bytes, 0 (from the OS) or -1 (unlimited)");
   if (options.backend != "cpu")
     return NotFound("backend '" + options.backend + "' is not available (built backends: cpu)");
+  if (options.spin_us < 0)
+    return InvalidArgument("spin_us must be >= 0, got " + std::to_string(options.spin_us));
   auto impl = std::make_unique<Impl>();
   impl->model = model;
   impl->options = options;
-  impl->pool = std::make_unique<ThreadPool>(options.threads);
+  impl->pool = std::make_unique<ThreadPool>(options.threads, options.spin_us);
   const IntraOp intra_op{impl->pool.get(), options.threads};
   if (!(options.max_plan_ratio >= 1.0))
     return InvalidArgument("max_plan_ratio must be >= 1, got " +

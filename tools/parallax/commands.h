@@ -24,6 +24,7 @@ struct ExecFlags {
   int64_t memory_budget = 0;      // Bytes; 0 = from the OS, -1 = unlimited.
   std::string trace;              // Chrome/Perfetto trace JSON path.
   double max_plan_ratio = 1.15;   // Dataflow plan bytes / best sequential plan bytes.
+  int spin_us = 50;               // Idle threads poll this long before sleeping.
 };
 void AddExecFlags(CLI::App* app, ExecFlags* f);
 // Applies `f` to `opts`; fails on an unknown mode.

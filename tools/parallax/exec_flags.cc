@@ -1,4 +1,5 @@
-// --mode, --memory-budget and --trace for `run` and `bench`.
+// --mode, --memory-budget, --max-plan-ratio, --spin-us and --trace for `run`
+// and `bench`.
 #include <CLI/CLI.hpp>
 
 #include "parallax/commands.h"
@@ -20,6 +21,11 @@ void AddExecFlags(CLI::App* app, ExecFlags* f) {
                   "Dataflow: activation plan at most this many times the best sequential plan; "
                   "beyond it branches are serialised (>= 1)")
       ->default_val(1.15);
+  app->add_option("--spin-us", f->spin_us,
+                  "Microseconds a thread that ran out of work polls for more before it sleeps "
+                  "(0: sleep at once)")
+      ->check(CLI::NonNegativeNumber)
+      ->default_val(50);
   app->add_option("--trace", f->trace,
                   "Write a Chrome/Perfetto trace (one track per worker, a slice per op, an "
                   "activation-bytes counter) of one run to this JSON file");
@@ -31,6 +37,7 @@ Status ApplyExecFlags(const ExecFlags& f, SessionOptions* opts) {
     return InvalidArgument("--memory-budget must be > 0, 0 (from the OS) or -1 (unlimited)");
   opts->memory_budget_bytes = f.memory_budget;
   opts->max_plan_ratio = f.max_plan_ratio;
+  opts->spin_us = f.spin_us;
   return Status::Ok();
 }
 
