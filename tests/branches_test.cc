@@ -239,6 +239,70 @@ std::string ValueName(int i) {
   return s;
 }
 
+// x -> n0 -> five one-node branches n1..n5 -> n6 (reads all five).
+Graph& FanOut(TinyGraph& t) {
+  t.Add({"x"}, {"a"});
+  std::vector<std::string> outs;
+  for (int i = 1; i <= 5; ++i) {
+    std::string name = "b";
+    name.append(std::to_string(i));  // (Not "b" + ...: GCC 12 -Wrestrict false positive.)
+    outs.push_back(name);
+    t.Add({"a"}, {name});
+  }
+  t.Add(outs, {"y"});
+  return t.Build();
+}
+
+TEST(Branches, ConstrainBranchesAddsOnlyTheRequestedOrder) {
+  TinyGraph t;
+  const Graph& g = FanOut(t);
+  BranchPolicy off;
+  off.refine = false;
+  const BranchAnalysis a = Analyze(g, {}, off);
+  ASSERT_EQ(a.layers, (std::vector<Ids>{{0}, {1, 2, 3, 4, 5}, {6}}));
+  auto succs = [](const BranchAnalysis& c) {
+    std::vector<Ids> out;
+    for (const Branch& b : c.branches) out.push_back(b.succs);
+    return out;
+  };
+  // Nothing requested: the same DAG.
+  EXPECT_EQ(succs(ConstrainBranches(a, {})), succs(a));
+  // Width 2: two round-robin chains 1 -> 3 -> 5 and 2 -> 4.
+  BranchConstraints w2;
+  w2.max_width = 2;
+  const BranchAnalysis c2 = ConstrainBranches(a, w2);
+  EXPECT_EQ(c2.branches[1].succs, (Ids{3, 6}));
+  EXPECT_EQ(c2.branches[2].succs, (Ids{4, 6}));
+  EXPECT_EQ(c2.branches[3].succs, (Ids{5, 6}));
+  EXPECT_EQ(c2.branches[5].preds, (Ids{0, 3}));
+  HappensBefore hb2(c2);
+  EXPECT_TRUE(hb2.Before(1, 5));
+  EXPECT_FALSE(hb2.Before(1, 2));
+  EXPECT_FALSE(hb2.Before(2, 1));
+  // Width 1 and chain_all: one chain; the layer then runs one at a time.
+  BranchConstraints w1;
+  w1.max_width = 1;
+  BranchConstraints all;
+  all.chain_all = true;
+  EXPECT_EQ(succs(ConstrainBranches(a, w1)), succs(ConstrainBranches(a, all)));
+  HappensBefore hb1(ConstrainBranches(a, w1));
+  for (NodeId i = 1; i < 5; ++i) EXPECT_TRUE(hb1.Before(i, i + 1)) << i;
+  // Widths at or above the layer's leave it free.
+  BranchConstraints w5;
+  w5.max_width = 5;
+  EXPECT_EQ(succs(ConstrainBranches(a, w5)), succs(a));
+  // chain_serial only touches layers the policy does not mark parallel.
+  BranchConstraints serial;
+  serial.chain_serial = true;
+  EXPECT_EQ(succs(ConstrainBranches(a, serial)), succs(a));
+  const BranchAnalysis refined = Analyze(g);  // One-node branches: not parallel.
+  EXPECT_EQ(succs(ConstrainBranches(refined, serial)), succs(ConstrainBranches(a, all)));
+  // Barriers: every branch of a layer before every branch of the next.
+  BranchConstraints barriers;
+  barriers.layer_barriers = true;
+  EXPECT_EQ(succs(ConstrainBranches(a, barriers)), succs(a));  // Already so here.
+}
+
 // A random DAG in topological order: node i reads 0-3 earlier outputs or x.
 Graph& RandomDag(TinyGraph& t, int nodes, unsigned seed) {
   std::mt19937 rng(seed);

@@ -39,7 +39,7 @@ for key in '"latency_ms"' '"median"' '"p90"' '"peak_activation_bytes"' '"peak_rs
            '"threads"' '"nodes"' '"load_ms"' '"model_load_ms"' '"session_create_ms"' \
            '"first_run_ms"' '"mode"' '"mode_used"' '"plan"' '"sequential_peak_bytes"' \
            '"memory_budget_bytes"' '"branches"' '"layers"' '"parallel_layers"' \
-           '"max_branch_width"'; do
+           '"max_branch_width"' '"layer_width_used"'; do
   check "bench --json has $key" grep -q "$key" "$tmp/b.json"
 done
 

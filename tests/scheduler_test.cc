@@ -196,6 +196,32 @@ TEST(Scheduler, BudgetFallsBackToTheSequentialPlan) {
   }
 }
 
+// A budget just under the free schedule's plan narrows the branches (fewer
+// at once) instead of dropping to the sequential order: still concurrent,
+// within the budget, same bits.
+TEST(Scheduler, BudgetNarrowsConcurrencyBeforeGoingSequential) {
+  auto m = Model::Load(BranchyModel(4, 128, false));
+  ASSERT_TRUE(m.ok());
+  const Tensor x = RandomInput(128, 128, 3);
+  Session free_run = MakeSession(*m, ExecutionMode::kDataflow, 4, -1, /*max_plan_ratio=*/100);
+  const Tensor want = RunOnce(free_run, x);
+  RunOnce(free_run, x);
+  const RunStats unconstrained = free_run.last_stats();
+  ASSERT_EQ(unconstrained.mode, ExecutionMode::kDataflow);
+  EXPECT_EQ(unconstrained.layer_width, 4);
+  const size_t budget = unconstrained.planned_activation_bytes - 1;
+  Session tight = MakeSession(*m, ExecutionMode::kDataflow, 4, static_cast<int64_t>(budget), 100);
+  RunOnce(tight, x);  // Plans this shape.
+  for (int rep = 0; rep < 3; ++rep) {
+    EXPECT_TRUE(SameBits(RunOnce(tight, x), want)) << rep;
+    const RunStats st = tight.last_stats();
+    EXPECT_EQ(st.mode, ExecutionMode::kDataflow) << rep;
+    EXPECT_EQ(st.layer_width, 2) << rep;  // Two chains of two branches.
+    EXPECT_LE(st.planned_activation_bytes, budget) << rep;
+    EXPECT_LE(st.measured_activation_bytes, budget) << rep;
+  }
+}
+
 TEST(Scheduler, PlanRatioCapSerialisesBranches) {
   auto m = Model::Load(BranchyModel(4, 128, false));
   ASSERT_TRUE(m.ok());

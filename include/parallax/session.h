@@ -69,6 +69,10 @@ struct RunStats {
   size_t sequential_plan_bytes = 0;      // Arena of the best sequential plan, same sizes.
   size_t memory_budget_bytes = 0;        // The budget this run had (0 = unlimited).
   ExecutionMode mode = ExecutionMode::kSequential;  // The schedule this run used.
+  // Most branches of one Kahn layer that schedule lets run at once (1:
+  // sequential); below max_branch_width when a budget or max_plan_ratio
+  // narrowed it.
+  int layer_width = 1;
 };
 
 // The main graph's branch structure (paper Table 7).

@@ -183,8 +183,12 @@ BranchAnalysis ConstrainBranches(const BranchAnalysis& analysis, const BranchCon
   };
   for (size_t l = 0; l < out.layers.size(); ++l) {
     const std::vector<int32_t>& layer = out.layers[l];
-    if (c.chain_all || (c.chain_serial && !out.layer_parallel[l]))
+    if (c.chain_all || (c.chain_serial && !out.layer_parallel[l])) {
       for (size_t i = 1; i < layer.size(); ++i) edge(layer[i - 1], layer[i]);
+    } else if (c.max_width > 0) {
+      const size_t w = static_cast<size_t>(c.max_width);
+      for (size_t i = w; i < layer.size(); ++i) edge(layer[i - w], layer[i]);
+    }
     if (c.layer_barriers && l + 1 < out.layers.size())
       for (int32_t from : layer)
         for (int32_t to : out.layers[l + 1]) edge(from, to);

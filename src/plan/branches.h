@@ -78,6 +78,9 @@ struct BranchConstraints {
   bool layer_barriers = false;  // Every branch of layer l precedes every branch of layer l + 1.
   bool chain_serial = false;    // Branches of layers not marked parallel run one after another.
   bool chain_all = false;       // Branches of every layer run one after another.
+  // > 0: at most this many branches of a layer run at once (the layer's i-th
+  // branch waits for its (i - max_width)-th: max_width chains round-robin).
+  int max_width = 0;
 };
 BranchAnalysis ConstrainBranches(const BranchAnalysis& analysis, const BranchConstraints& c);
 

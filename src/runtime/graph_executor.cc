@@ -307,12 +307,10 @@ void GraphExecutor::BuildPlan(const std::string& signature) {
     reqs.push_back({observed_size_[v], val.producer, last_use_[v]});
     ids.push_back(static_cast<ValueId>(v));
   }
-  cp.seq_plan = PlanMemory(reqs, kArenaAlignment);
-  if (options_.mode == ExecMode::kSequential) {
-    cp.plan = cp.seq_plan;
-  } else {
-    PlanConcurrent(reqs, ids, &cp);
-  }
+  MemoryPlan seq_plan = PlanMemory(reqs, kArenaAlignment);
+  if (options_.mode != ExecMode::kSequential)
+    PlanConcurrent(reqs, ids, seq_plan.arena_bytes, &cp.schedules);
+  cp.schedules.push_back(Schedule{std::move(seq_plan), nullptr});
   if (plans_.size() >= kMaxCachedPlans) {  // Evict the least recently used.
     auto lru = plans_.begin();
     for (auto it = plans_.begin(); it != plans_.end(); ++it)
@@ -337,20 +335,31 @@ Status GraphExecutor::Run(const std::vector<Tensor>& inputs, const std::vector<T
   ExecMode mode = options_.mode;
   const size_t budget = budget_bytes_;
   active_offsets_ = nullptr;
+  active_tasks_ = nullptr;
+  const MemoryPlan* chosen_plan = nullptr;
   if (active_plan_ != nullptr) {
     // Admission: the most concurrent schedule whose plan fits the budget.
-    const MemoryPlan* chosen = &active_plan_->plan;
-    if (budget > 0 && chosen->arena_bytes > budget) {
-      chosen = &active_plan_->seq_plan;
-      mode = ExecMode::kSequential;
+    const std::vector<Schedule>& schedules = active_plan_->schedules;
+    const Schedule* chosen = &schedules.front();
+    if (budget > 0) {
+      const Schedule* leanest = chosen;
+      chosen = nullptr;
+      for (const Schedule& s : schedules) {
+        if (s.plan.arena_bytes < leanest->plan.arena_bytes) leanest = &s;
+        if (chosen == nullptr && s.plan.arena_bytes <= budget) chosen = &s;
+      }
+      if (chosen == nullptr)
+        return ResourceExhausted("graph '" + graph_->name + "' needs " +
+                                 std::to_string(leanest->plan.arena_bytes) +
+                                 " activation bytes even in its leanest schedule, over the "
+                                 "memory budget of " +
+                                 std::to_string(budget) + " bytes");
     }
-    if (budget > 0 && chosen->arena_bytes > budget)
-      return ResourceExhausted(
-          "graph '" + graph_->name + "' needs " + std::to_string(chosen->arena_bytes) +
-          " activation bytes even run sequentially, over the memory budget of " +
-          std::to_string(budget) + " bytes");
-    active_offsets_ = &chosen->offsets;
-    size_t need = std::max<size_t>(chosen->arena_bytes, kArenaAlignment);
+    if (chosen->tasks == nullptr) mode = ExecMode::kSequential;
+    active_tasks_ = chosen->tasks.get();
+    chosen_plan = &chosen->plan;
+    active_offsets_ = &chosen_plan->offsets;
+    size_t need = std::max<size_t>(chosen_plan->arena_bytes, kArenaAlignment);
     if (need > arena_capacity_) {
       void* p = std::aligned_alloc(
           kArenaAlignment, (need + kArenaAlignment - 1) / kArenaAlignment * kArenaAlignment);
@@ -360,13 +369,14 @@ Status GraphExecutor::Run(const std::vector<Tensor>& inputs, const std::vector<T
       arena_capacity_ = need;
     }
     stats_.used_plan = true;
-    stats_.planned_arena_bytes = chosen->arena_bytes;
-    stats_.sequential_plan_bytes = active_plan_->seq_plan.arena_bytes;
-    if (active_plan_->sequential) mode = ExecMode::kSequential;
+    stats_.planned_arena_bytes = chosen_plan->arena_bytes;
+    stats_.sequential_plan_bytes = schedules.back().plan.arena_bytes;
   } else if (budget > 0 || default_sequential_) {
     mode = ExecMode::kSequential;  // Unplanned: the lowest-peak order, each allocation checked.
   }
   stats_.mode = mode;
+  if (mode != ExecMode::kSequential)
+    stats_.layer_width = (active_tasks_ != nullptr ? *active_tasks_ : *default_tasks_).layer_width;
   observed_size_.assign(graph_->values.size(), 0);
   if (active_plan_ == nullptr) {  // Record shapes for FLOP estimates: inputs, constants, outputs.
     observed_shape_.assign(graph_->values.size(), ValueShape{});
@@ -383,9 +393,7 @@ Status GraphExecutor::Run(const std::vector<Tensor>& inputs, const std::vector<T
   if (mode == ExecMode::kSequential) {
     status = RunSequential();
   } else {
-    TaskPlan& tasks =
-        active_plan_ != nullptr && active_plan_->tasks ? *active_plan_->tasks : *default_tasks_;
-    status = RunConcurrent(tasks);
+    status = RunConcurrent(active_tasks_ != nullptr ? *active_tasks_ : *default_tasks_);
   }
   stats_.measured_peak_bytes = peak_bytes_.load();
   stats_.dynamic_bytes = dynamic_bytes_.load();

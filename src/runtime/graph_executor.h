@@ -68,6 +68,7 @@ struct ExecStats {
   size_t dynamic_bytes = 0;          // Bytes allocated outside the plan.
   bool used_plan = false;
   ExecMode mode = ExecMode::kSequential;  // The schedule this run used.
+  int layer_width = 1;                    // Its most branches of one layer at once (1: sequential).
 };
 
 class GraphExecutor {
@@ -118,15 +119,23 @@ class GraphExecutor {
   struct TaskPlan {
     std::vector<std::vector<NodeId>> task_nodes;
     std::unique_ptr<ThreadPool::TaskGraph> graph;
+    int layer_width = 1;  // Most branches of one layer it lets run at once.
+  };
+  // One way to run a signature: its task DAG (nullptr: the sequential order)
+  // and arena plan.
+  struct Schedule {
+    MemoryPlan plan;
+    std::shared_ptr<TaskPlan> tasks;  // Priorities from this signature's FLOPs.
   };
   struct CachedPlan {
-    MemoryPlan plan;      // For the executor's mode.
-    MemoryPlan seq_plan;  // For the sequential order (the fallback under a budget).
+    // Most concurrent first, each with a smaller arena than the one before,
+    // all within max_plan_ratio (layers: uncapped); the last is the
+    // sequential order. A run takes the first; under a budget, the first
+    // that fits (branches serialised just enough).
+    std::vector<Schedule> schedules;
     std::vector<int32_t> request_of_value;  // -1 when not arena-planned.
     std::vector<size_t> planned_size;       // Per value.
-    std::shared_ptr<TaskPlan> tasks;  // Concurrent modes: priorities from this signature's FLOPs.
-    bool sequential = false;          // Run in the sequential order (no useful concurrency).
-    uint64_t last_used = 0;           // run_counter_ when last used (LRU eviction).
+    uint64_t last_used = 0;                 // run_counter_ when last used (LRU eviction).
   };
 
   GraphExecutor(std::shared_ptr<const Graph> graph, Backend* backend, const IntraOp& intra_op,
@@ -148,8 +157,9 @@ class GraphExecutor {
   BranchConstraints ModeConstraints() const;
   Status RunConcurrent(TaskPlan& tasks);
   void Unref(ValueId v);
+  // Appends this signature's concurrent schedules (see CachedPlan) to `out`.
   void PlanConcurrent(const std::vector<BufferRequest>& seq_reqs, const std::vector<ValueId>& ids,
-                      CachedPlan* cp) const;
+                      size_t seq_bytes, std::vector<Schedule>* out) const;
   MemoryPlan PlanOrdered(const std::vector<BufferRequest>& seq_reqs,
                          const std::vector<ValueId>& ids, const HappensBefore& hb) const;
   void AddLive(size_t bytes);
@@ -185,6 +195,7 @@ class GraphExecutor {
   std::vector<size_t> observed_size_;
   const CachedPlan* active_plan_ = nullptr;
   const std::vector<size_t>* active_offsets_ = nullptr;  // Of the plan this run uses.
+  TaskPlan* active_tasks_ = nullptr;                     // Its tasks (nullptr: default).
   size_t budget_bytes_ = 0;
   std::unique_ptr<uint8_t, void (*)(void*)> arena_{nullptr, nullptr};
   size_t arena_capacity_ = 0;

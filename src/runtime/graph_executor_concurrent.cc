@@ -126,6 +126,18 @@ std::shared_ptr<GraphExecutor::TaskPlan> GraphExecutor::BuildTasks(
     succs[b] = br[b].succs;
   }
   plan->graph = std::make_unique<ThreadPool::TaskGraph>(succs, std::move(prio));
+  // A layer's branches with no predecessor in the layer head its chains.
+  for (const std::vector<int32_t>& layer : analysis.layers) {
+    int heads = 0;
+    for (int32_t b : layer) {
+      const std::vector<int32_t>& preds = br[static_cast<size_t>(b)].preds;
+      heads += std::none_of(preds.begin(), preds.end(), [&](int32_t p) {
+        return analysis.branches[static_cast<size_t>(p)].layer ==
+               analysis.branches[static_cast<size_t>(b)].layer;
+      });
+    }
+    plan->layer_width = std::max(plan->layer_width, heads);
+  }
   return plan;
 }
 
@@ -178,16 +190,17 @@ MemoryPlan GraphExecutor::PlanOrdered(const std::vector<BufferRequest>& seq_reqs
       reqs, [&hb](int32_t a, int32_t b) { return hb.Before(a, b); }, kArenaAlignment);
 }
 
-// Chooses this signature's schedule: the mode's free schedule if its plan
-// fits max_plan_ratio x the sequential plan (layers: always), else the same
-// with more branches serialised, else the sequential order.
+// The mode's free schedule, then (dataflow) the same with branches of
+// layers the policy does not mark parallel serialised, then every layer
+// narrowed to half its width and halved again down to 2, then one branch at
+// a time; keeping those within max_plan_ratio x the sequential plan that
+// save memory over the one before.
 void GraphExecutor::PlanConcurrent(const std::vector<BufferRequest>& seq_reqs,
-                                   const std::vector<ValueId>& ids, CachedPlan* cp) const {
+                                   const std::vector<ValueId>& ids, size_t seq_bytes,
+                                   std::vector<Schedule>* out) const {
   const std::vector<double> flops = EstimateGraphFlops(*graph_, observed_shape_);
   Result<BranchAnalysis> measured = AnalyzeBranches(*graph_, flops, options_.policy);
   const BranchAnalysis& base = measured.ok() ? *measured : branches_;
-  cp->plan = cp->seq_plan;
-  cp->sequential = true;
   if (IsTotalOrder(base) || intra_op_.threads <= 1) return;
   double total_flops = 0;
   for (double f : flops) total_flops += f;
@@ -197,19 +210,25 @@ void GraphExecutor::PlanConcurrent(const std::vector<BufferRequest>& seq_reqs,
   if (total_flops < kMinConcurrentFlops || work < kMinPotentialSpeedup * span) return;
   std::vector<BranchConstraints> tries = {ModeConstraints()};
   if (options_.mode == ExecMode::kDataflow) {
-    tries.push_back({false, true, false});
-    tries.push_back({false, false, true});
+    BranchConstraints c;
+    c.chain_serial = true;
+    tries.push_back(c);
+    for (int w = base.max_branch_width / 2; w >= 2; w /= 2) {
+      c.max_width = w;
+      tries.push_back(c);
+    }
+    c = BranchConstraints();
+    c.chain_all = true;
+    tries.push_back(c);
   }
-  const double cap = options_.max_plan_ratio * static_cast<double>(cp->seq_plan.arena_bytes);
+  const double cap = options_.max_plan_ratio * static_cast<double>(seq_bytes);
   for (const BranchConstraints& c : tries) {
     BranchAnalysis constrained = ConstrainBranches(base, c);
     MemoryPlan plan = PlanOrdered(seq_reqs, ids, HappensBefore(constrained));
-    if (options_.mode == ExecMode::kLayers || static_cast<double>(plan.arena_bytes) <= cap) {
-      cp->plan = std::move(plan);
-      cp->tasks = BuildTasks(constrained, flops);
-      cp->sequential = false;
-      return;
-    }
+    const bool within =
+        options_.mode == ExecMode::kLayers || static_cast<double>(plan.arena_bytes) <= cap;
+    if (!within || (!out->empty() && plan.arena_bytes >= out->back().plan.arena_bytes)) continue;
+    out->push_back(Schedule{std::move(plan), BuildTasks(constrained, flops)});
   }
 }
 

@@ -155,7 +155,8 @@ Result<std::vector<Tensor>> Session::Run(const NamedTensors& inputs) {
                           es.dynamic_bytes,
                           es.sequential_plan_bytes,
                           budget,
-                          es.mode};
+                          es.mode,
+                          es.layer_width};
   return outputs;
 }
 

@@ -67,6 +67,7 @@ struct Measured {
   std::vector<double> ms;
   size_t planned = 0, measured = 0, sequential = 0, budget = 0;
   std::string mode;         // Schedule of the last timed run (a budget may force sequential).
+  int layer_width = 1;      // Its most branches of one layer at once.
   double first_run_ms = 0;  // The session's first Run (warm-up or timed).
 };
 
@@ -93,6 +94,7 @@ Status TimeRuns(Session& session, const Session::NamedTensors& inputs, const Ben
     m->sequential = std::max(m->sequential, st.sequential_plan_bytes);
     m->budget = st.memory_budget_bytes;
     m->mode = ExecutionModeName(st.mode);
+    m->layer_width = st.layer_width;
     progress.Tick("run", i + 1, bf.runs, m->ms);
   }
   return Status::Ok();
@@ -194,6 +196,7 @@ int RunBench(const std::string& model_path, const InputFlags& in, const BenchFla
   j["measured_peak_activation_bytes"] = m.measured;
   j["mode"] = bf.exec.mode;  // Requested.
   j["mode_used"] = m.mode;   // Last timed run's schedule.
+  j["layer_width_used"] = m.layer_width;
   j["plan"] = {{"peak_bytes", m.planned}, {"sequential_peak_bytes", m.sequential}};
   j["memory_budget_bytes"] = m.budget;  // 0 = unlimited.
   const BranchSummary br = session->branch_summary();
@@ -214,8 +217,8 @@ int RunBench(const std::string& model_path, const InputFlags& in, const BenchFla
   for (const auto& [pass, n] : model->fusions())
     std::printf(" %s %lld", pass.c_str(), static_cast<long long>(n));
   std::printf("\n");
-  std::printf("threads      %d, mode %s (last run: %s)\n", bf.threads, bf.exec.mode.c_str(),
-              m.mode.c_str());
+  std::printf("threads      %d, mode %s (last run: %s, branches of a layer at once: %d)\n",
+              bf.threads, bf.exec.mode.c_str(), m.mode.c_str(), m.layer_width);
   std::printf("branches     %d in %d layers, %d parallel, max width %d\n", br.branches, br.layers,
               br.parallel_layers, br.max_branch_width);
   std::printf("load ms      %.3f (model load %.3f + session create %.3f), first run %.3f ms\n",
