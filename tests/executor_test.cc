@@ -130,6 +130,43 @@ TEST(Executor, ExternalDataInitializers) {
   EXPECT_NE(missing.status().message().find("weights.bin"), std::string::npos);
 }
 
+// Two data-dependent intermediates (NonZero of each input) whose sizes peak
+// on different runs at the same input shape: after each has been seen at its
+// largest, runs fit the plan (nothing allocated outside it, no re-plan).
+TEST(Executor, DataDependentSizesSettleIntoThePlan) {
+  ModelBuilder b;
+  b.Input("x", onnx::TensorProto::FLOAT, {8}).Input("y", onnx::TensorProto::FLOAT, {8});
+  b.Output("sx", onnx::TensorProto::INT64, {2}).Output("sy", onnx::TensorProto::INT64, {2});
+  b.Node("NonZero", {"x"}, {"nx"});
+  b.Node("NonZero", {"y"}, {"ny"});
+  b.Node("Shape", {"nx"}, {"sx"});
+  b.Node("Shape", {"ny"}, {"sy"});
+  auto m = Model::Load(b.Write("nonzero2"));
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  auto s = Session::Create(*m);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  auto input = [](int nonzeros) {
+    std::vector<float> v(8, 0.f);
+    for (int i = 0; i < nonzeros; ++i) v[static_cast<size_t>(i)] = 1.f;
+    return Tensor::FromVector<float>(DType::kFloat32, {8}, v);
+  };
+  const int dense = 8, sparse = 1;
+  for (int run = 0; run < 6; ++run) {
+    const bool x_dense = run % 2 == 0;
+    auto out =
+        s->Run({{"x", input(x_dense ? dense : sparse)}, {"y", input(x_dense ? sparse : dense)}});
+    ASSERT_TRUE(out.ok()) << out.status().ToString();
+    EXPECT_EQ((*out)[0].data<int64_t>()[1], x_dense ? dense : sparse) << run;
+    EXPECT_EQ((*out)[1].data<int64_t>()[1], x_dense ? sparse : dense) << run;
+    // Run 0 plans; run 1 grows ny past its slot; from run 2 on both fit.
+    if (run >= 2) {
+      EXPECT_EQ(s->last_stats().dynamic_bytes, 0u) << run;
+    } else if (run == 1) {
+      EXPECT_GT(s->last_stats().dynamic_bytes, 0u);
+    }
+  }
+}
+
 // Loop computing x * 2^n via a body (Identity, Mul, Identity) that doubles
 // its carried value, with a scan output of every intermediate.
 std::string DoublingLoopModel() {

@@ -292,8 +292,13 @@ Status GraphExecutor::RunSequential() {
   return Status::Ok();
 }
 
+// Re-planning a signature (a data-dependent value outgrew its slot) keeps
+// every slot at least as large as before, so values that peak on different
+// runs stop triggering re-plans once each has reached its maximum.
 void GraphExecutor::BuildPlan(const std::string& signature) {
   const Graph& g = *graph_;
+  const auto prev_it = plans_.find(signature);
+  const CachedPlan* prev = prev_it != plans_.end() ? &prev_it->second : nullptr;
   CachedPlan cp;
   cp.request_of_value.assign(g.values.size(), -1);
   cp.planned_size.assign(g.values.size(), 0);
@@ -302,16 +307,19 @@ void GraphExecutor::BuildPlan(const std::string& signature) {
   for (size_t v = 0; v < g.values.size(); ++v) {
     const Value& val = g.values[v];
     if (val.producer < 0 || is_output_[v] || (is_alias_[v] && observed_size_[v] == 0)) continue;
+    const size_t size = prev != nullptr && prev->request_of_value[v] >= 0
+                            ? std::max(observed_size_[v], prev->planned_size[v])
+                            : observed_size_[v];
     cp.request_of_value[v] = static_cast<int32_t>(reqs.size());
-    cp.planned_size[v] = observed_size_[v];
-    reqs.push_back({observed_size_[v], val.producer, last_use_[v]});
+    cp.planned_size[v] = size;
+    reqs.push_back({size, val.producer, last_use_[v]});
     ids.push_back(static_cast<ValueId>(v));
   }
   MemoryPlan seq_plan = PlanMemory(reqs, kArenaAlignment);
   if (options_.mode != ExecMode::kSequential)
     PlanConcurrent(reqs, ids, seq_plan.arena_bytes, &cp.schedules);
   cp.schedules.push_back(Schedule{std::move(seq_plan), nullptr});
-  if (plans_.size() >= kMaxCachedPlans) {  // Evict the least recently used.
+  if (prev == nullptr && plans_.size() >= kMaxCachedPlans) {  // Evict the least recently used.
     auto lru = plans_.begin();
     for (auto it = plans_.begin(); it != plans_.end(); ++it)
       if (it->second.last_used < lru->second.last_used) lru = it;
