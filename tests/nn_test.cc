@@ -287,6 +287,18 @@ TEST(NnKernels, ConvIntraOpTilesMatchOneCall) {
       ExpectTilesMatch(n, {x, w, b});
     }
   }
+  // ConvTranspose 2x2 stride 2 (PP-OCR det's upsampling): row bands; 24 -> 1
+  // channels runs plain, 24 -> 24 blocked. Overlapping 3x3 stride 2: one call.
+  for (int64_t oc : {1, 24}) {
+    for (int64_t k : {2, 3}) {
+      SCOPED_TRACE("ConvTranspose oc " + std::to_string(oc) + " k " + std::to_string(k));
+      Tensor xt = Random({1, 24, 96, 90}, 70), wt = Random({24, oc, k, k}, 71);
+      Tensor bt = Random({oc}, 72);
+      OneNode nt("ConvTranspose", 13, {xt, wt, bt}, {false, true, true}, 1);
+      nt.node.attrs["strides"] = IntsAttr({2, 2});
+      ExpectTilesMatch(nt, {xt, wt, bt});
+    }
+  }
   Tensor x1 = Random({1, 80, 3000}, 40), w1 = Random({64, 80, 3}, 41);  // 1-D (whisper).
   OneNode n1("Conv", 13, {x1, w1}, {false, true}, 1);
   n1.node.attrs["pads"] = IntsAttr({1, 1});

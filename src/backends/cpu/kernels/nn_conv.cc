@@ -207,7 +207,13 @@ Result<ConvGeometry> MakeGeometry(const Node& node, bool transpose, const Shape&
 // (1 thread, AVX-512, reorders included): blocked wins 4-13x for 3x3 dense,
 // depthwise and the 3-channel stem conv; plain wins ~2x for pointwise 1x1
 // stride-1 convs, which oneDNN runs as a GEMM directly on NCHW.
+//
+// Fewer than 8 output channels stay plain: a blocked dst pads them to a full
+// 16-channel block, 16x the compute and bytes for one channel. PP-OCRv4 det's
+// last ConvTranspose (24 -> 1 channels, 2x2 stride 2, 320 -> 640): 7.7 ms
+// blocked (jit:avx512_core plus reorders), 1.5 ms plain (gemm:jit), 1 thread.
 bool PreferBlocked(const ConvGeometry& g) {
+  if (g.out_channels < 8) return false;
   const Window& w = g.win;
   bool pointwise = g.group == 1;
   for (int i = 0; i < w.rank; ++i)
@@ -332,11 +338,44 @@ ConvCall WholeCall(const ConvGeometry& g, bool has_bias, bool nhwc) {
   return c;
 }
 
+// Row bands of a blocked or NHWC ConvTranspose whose windows do not overlap
+// along rows (kernel == stride, no dilation, padding or output padding):
+// input rows [i0, i1) make exactly output rows [i0 * s, i1 * s). Others: the
+// whole call.
+std::vector<ConvCall> SplitUpsampling(const ConvGeometry& g, const ConvCall& whole, bool nhwc,
+                                      int tiles) {
+  const Window& w = g.win;
+  const int64_t s = w.stride[0], rows = g.x[2];
+  // Plain NCHW bands are strided views, which oneDNN's plain (gemm) deconv
+  // runs on a reference path (~100x slower): split only blocked or NHWC ones.
+  if (w.kernel[0] != s || w.dilation[0] != 1 || w.pad_begin[0] != 0 || g.pad_end[0] != 0 ||
+      g.y_dnnl[2] != rows * s || !(nhwc || PreferBlocked(g)))
+    return {whole};
+  const int64_t n = std::min<int64_t>(tiles, rows / 2);
+  if (n < 2) return {whole};
+  std::vector<ConvCall> calls;
+  for (int64_t t = 0; t < n; ++t) {
+    const int64_t i0 = rows * t / n, i1 = rows * (t + 1) / n;
+    ConvCall c = whole;
+    c.x[2] = i1 - i0;
+    c.y[2] = (i1 - i0) * s;
+    c.x_off = i0 * c.x_strides[2];
+    c.y_off = i0 * s * c.y_strides[2];
+    if (nhwc) {  // N = 1: dense NHWC bands, as oneDNN's fast kernels require.
+      c.x_strides[0] = c.x[2] * c.x_strides[2];
+      c.y_strides[0] = c.y[2] * c.y_strides[2];
+    }
+    calls.push_back(c);
+  }
+  return calls;
+}
+
 // Splits a convolution into `tiles` independent calls (Intra-op): pointwise
 // convs (plain layout, a GEMM) by output-channel blocks, the others by rows of
 // the first spatial dim, each row band reading its input rows plus halo with
-// its own padding. Returns the whole call when the conv is too small to split
-// or has a shape the split does not cover (ConvTranspose, batch > 1). NHWC
+// its own padding; ConvTranspose by SplitUpsampling. Returns the whole call
+// when the conv is too small to split or has a shape the split does not cover
+// (batch > 1, overlapping ConvTranspose windows). NHWC
 // convs always split by row bands (a band is rows * W * C elements at an
 // offset, strides unchanged).
 std::vector<ConvCall> SplitConv(const ConvGeometry& g, bool transpose, bool has_bias, bool nhwc,
@@ -346,7 +385,8 @@ std::vector<ConvCall> SplitConv(const ConvGeometry& g, bool transpose, bool has_
   double flops = 2.0 * static_cast<double>(NumElements(g.y)) *
                  static_cast<double>(g.in_channels / g.group) *
                  static_cast<double>(NumElements(w.kernel));
-  if (tiles <= 1 || transpose || g.x[0] != 1 || flops < 4e6) return {whole};
+  if (tiles <= 1 || g.x[0] != 1 || flops < 4e6) return {whole};
+  if (transpose) return SplitUpsampling(g, whole, nhwc, tiles);
   std::vector<ConvCall> calls;
   if (!nhwc && !PreferBlocked(g)) {  // Pointwise: output-channel blocks of 16.
     const int64_t blocks = g.out_channels / 16;
