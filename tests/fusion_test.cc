@@ -338,6 +338,55 @@ TEST(Fusion, MatMulWhoseOutputHasTwoReadersKeepsItsAdd) {
   EXPECT_EQ(OpCounts(*m), (Ops{{"Add", 1}, {"MatMul", 1}, {"Neg", 1}}));
 }
 
+// Attention scores: Q [2,3,5,8] x K^T [2,3,8,5] (both runtime tensors), then
+// scaled by a scalar constant, as Mul (either operand order) or Div.
+TEST(Fusion, MatMulScaleFoldsAScalarIntoScaledMatMul) {
+  struct Case {
+    const char* op;
+    bool scalar_first;
+    float k, alpha;
+  };
+  for (const Case& c : {Case{"Mul", false, 0.125f, 0.125f}, Case{"Mul", true, 0.5f, 0.5f},
+                        Case{"Div", false, 8.f, 0.125f}}) {
+    SCOPED_TRACE(std::string(c.op) + (c.scalar_first ? " scalar first" : ""));
+    ModelBuilder b(13);
+    b.Input("q", kFloat, {2, 3, 5, 8}).Input("kt", kFloat, {2, 3, 8, 5});
+    b.Output("y", kFloat, {2, 3, 5, 5});
+    b.FloatInit("s", {}, {c.k});
+    b.Node("MatMul", {"q", "kt"}, {"mm"});
+    if (c.scalar_first) {
+      b.Node(c.op, {"s", "mm"}, {"y"});
+    } else {
+      b.Node(c.op, {"mm", "s"}, {"y"});
+    }
+    auto m = LoadAndCompare(b.Write("fuse_matmul_scale"), {{"q", RandomTensor({2, 3, 5, 8}, 5)},
+                                                           {"kt", RandomTensor({2, 3, 8, 5}, 6)}});
+    ASSERT_TRUE(m);
+    EXPECT_EQ(Fired(*m, "MatMulScale"), 1);
+    const Node* f = OnlyNode(*m, "ScaledMatMul");
+    ASSERT_NE(f, nullptr);
+    EXPECT_EQ(OpCounts(*m).size(), 1u);
+    EXPECT_FLOAT_EQ(f->attr_float("alpha", 0.f), c.alpha);
+  }
+}
+
+TEST(Fusion, MatMulScaleSkipsTensorsAndDivisorsFirst) {
+  ModelBuilder b(13);
+  b.Input("q", kFloat, {2, 5, 8}).Input("kt", kFloat, {2, 8, 5});
+  b.Output("y", kFloat, {2, 5, 5}).Output("z", kFloat, {2, 5, 5});
+  RandomInit(b, "row", {5}, 9);
+  b.FloatInit("s", {}, {2.f});
+  b.Node("MatMul", {"q", "kt"}, {"mm"});
+  b.Node("Mul", {"mm", "row"}, {"y"});  // Not one element.
+  b.Node("MatMul", {"q", "kt"}, {"mm2"});
+  b.Node("Div", {"s", "mm2"}, {"z"});  // s / x is not a scale of x.
+  auto m = LoadAndCompare(b.Write("fuse_matmul_scale_not"),
+                          {{"q", RandomTensor({2, 5, 8}, 5)}, {"kt", RandomTensor({2, 8, 5}, 6)}});
+  ASSERT_TRUE(m);
+  EXPECT_EQ(Fired(*m, "MatMulScale"), 0);
+  EXPECT_EQ(OpCounts(*m), (Ops{{"Div", 1}, {"MatMul", 2}, {"Mul", 1}}));
+}
+
 TEST(Fusion, NoFusionOnFloat64) {
   ModelBuilder b(13);
   b.Input("x", onnx::TensorProto::DOUBLE, {1, 2, 4, 4});

@@ -178,7 +178,7 @@ double Estimate(const Node& n, const Shapes& shapes) {
   if (Is(n, {"Conv", "FusedConv", "ConvInteger"})) return ConvFlops(n, 1, shapes);
   if (Is(n, {"QLinearConv"})) return ConvFlops(n, 3, shapes);
   if (Is(n, {"ConvTranspose"})) return ConvTransposeFlops(n, shapes);
-  if (Is(n, {"MatMul", "FusedMatMul", "MatMulInteger", "QLinearMatMul"}))
+  if (Is(n, {"MatMul", "FusedMatMul", "ScaledMatMul", "MatMulInteger", "QLinearMatMul"}))
     return MatMulFlops(n, 0, shapes);
   if (Is(n, {"Gemm"})) return GemmFlops(n, shapes);
   if (Is(n, {"Einsum"})) return EinsumFlops(n, shapes);

@@ -37,9 +37,9 @@ std::map<std::string, int64_t> FuseAll(Graph& g) {
       {"ConvBatchNorm", FuseConvBatchNorm}, {"ConvAffine", FuseConvAffine},
       {"HardSwish", FuseHardSwishPattern},  {"Gelu", FuseGeluPattern},
       {"LayerNorm", FuseLayerNormPattern},  {"Softmax", FuseSoftmaxPattern},
-      {"MatMulAdd", FuseMatMulAdd},         {"ResidualAdd", FuseResidualAdd},
-      {"Activation", FuseActivation},       {"ActivationAdd", FuseActivationAdd},
-      {"OutputAffine", FuseOutputAffine},
+      {"MatMulAdd", FuseMatMulAdd},         {"MatMulScale", FuseMatMulScale},
+      {"ResidualAdd", FuseResidualAdd},     {"Activation", FuseActivation},
+      {"ActivationAdd", FuseActivationAdd}, {"OutputAffine", FuseOutputAffine},
   };
   std::map<std::string, int64_t> counts;
   for (const auto& [name, pass] : kPasses)

@@ -14,6 +14,8 @@
 // Fused ops live in the internal domain "com.parallax":
 //   FusedConv(X, W, [B], [Z])      Conv attributes plus the epilogue below.
 //   FusedMatMul(A, B, [bias], [Z]) A [..., K] x B [K, N] + bias (N values).
+//   ScaledMatMul(A, B)             alpha (float attribute) * MatMul(A, B),
+//                                  any float32 A and B (batched, broadcast).
 // Epilogue attributes: `activation` (string) with `activation_params`
 // (floats), `sum_after_activation` (int) and `linear` ([alpha, beta]):
 //   Y = alpha * act(op + Z) + beta, or alpha * (act(op) + Z) + beta when
@@ -60,6 +62,9 @@ int64_t FuseResidualAdd(Graph& g);
 // MatMul (constant 2-D float32 B) followed by Add of a constant bias over the
 // last axis -> FusedMatMul.
 int64_t FuseMatMulAdd(Graph& g);
+// MatMul of float32 tensors (B need not be constant) whose sole reader is a
+// Mul by a one-element float32 constant (or a Div by one) -> ScaledMatMul.
+int64_t FuseMatMulScale(Graph& g);
 // Conv / FusedConv / FusedMatMul without an activation, followed by Relu,
 // LeakyRelu, Clip (constant bounds), HardSigmoid, HardSwish, Sigmoid,
 // x * Sigmoid(x) (or x * Sigmoid(a * x)), Tanh or Gelu -> the fused op with

@@ -177,6 +177,37 @@ int64_t MatMulAddOnce(Graph& g) {
   return ed.Commit();
 }
 
+// MatMul (any float32 A and B) whose sole reader scales it by a one-element
+// constant (Mul, or Div tensor-first) -> ScaledMatMul with that alpha, e.g.
+// attention scores Q K^T * 1/sqrt(d) (a full pass over the scores saved).
+int64_t MatMulScaleOnce(Graph& g) {
+  GraphEditor ed(g);
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    const NodeId id = static_cast<NodeId>(i);
+    const Node& mm = g.nodes[i];
+    if (ed.removed(id) || !Is(mm, "MatMul") || mm.inputs.size() != 2 || mm.outputs.size() != 1 ||
+        !IsFloat32(g, mm.inputs[0]) || !IsFloat32(g, mm.inputs[1]) || !IsFloat32(g, mm.outputs[0]))
+      continue;
+    const ValueId y = mm.outputs[0];
+    Pattern p(ed, id);
+    NodeId next = -1;
+    std::optional<std::pair<double, double>> ab;
+    for (const char* op : {"Mul", "Div"}) {
+      Pattern q = p;
+      if ((next = q.SoleConsumer(y, op)) < 0) continue;
+      ab = ScalarAffine(g, g.nodes[static_cast<size_t>(next)], y);
+      p = q;
+      break;
+    }
+    if (!ab || ab->second != 0.0) continue;
+    Node fused = MakeNode(mm, kDomain, "ScaledMatMul", 1, {mm.inputs[0], mm.inputs[1]},
+                          {g.nodes[static_cast<size_t>(next)].outputs[0]});
+    fused.attrs["alpha"] = FloatAttr(static_cast<float>(ab->first));
+    ed.Replace(p.nodes(), std::move(fused));
+  }
+  return ed.Commit();
+}
+
 struct Activation {
   std::string name;
   std::vector<float> params;
@@ -285,6 +316,7 @@ int64_t ActivationOnce(Graph& g) {
 
 int64_t FuseResidualAdd(Graph& g) { return fusion::ForEachGraph(g, ResidualAddOnce); }
 int64_t FuseMatMulAdd(Graph& g) { return fusion::ForEachGraph(g, MatMulAddOnce); }
+int64_t FuseMatMulScale(Graph& g) { return fusion::ForEachGraph(g, MatMulScaleOnce); }
 int64_t FuseActivation(Graph& g) { return fusion::ForEachGraph(g, ActivationOnce); }
 int64_t FuseActivationAdd(Graph& g) { return fusion::ForEachGraph(g, LateResidualAddOnce); }
 

@@ -93,8 +93,8 @@ using TiledMatMul = std::vector<MatMulTile>;
 // With `bias` (2-D only) each tile reads its columns of a [1, n] bias at
 // b_off's column; `post` is the fused epilogue.
 TiledMatMul MakeTiledMatMul(int64_t nb, int64_t m, int64_t k, int64_t n, const float* const_b,
-                            int tiles, PackedB* packs, bool bias = false,
-                            const PostOps& post = {}) {
+                            int tiles, PackedB* packs, bool bias = false, const PostOps& post = {},
+                            float alpha = 1.f) {
   const int64_t batch = std::max<int64_t>(nb, 1);
   const double flops = 2.0 * static_cast<double>(batch * m) * static_cast<double>(k * n);
   auto dims = [&](int64_t b, int64_t r, int64_t c) {
@@ -116,7 +116,7 @@ TiledMatMul MakeTiledMatMul(int64_t nb, int64_t m, int64_t k, int64_t n, const f
       known.packed = true;
     }
     memory::desc cmd = bias ? PlainDesc({1, cols}) : memory::desc();
-    out.push_back(MatMulTile{MakeMatMulPlan(PlainDesc(dims(b, rows, k)), bmd, ymd, cmd, 1.f,
+    out.push_back(MatMulTile{MakeMatMulPlan(PlainDesc(dims(b, rows, k)), bmd, ymd, cmd, alpha,
                                             const_b != nullptr ? const_b + b_off : nullptr,
                                             known.packed ? &known : nullptr, post),
                              a_off, b_off, y_off});
@@ -191,9 +191,18 @@ class ConstBKernel : public Kernel {
   PackedB packed_b_;  // Constant B's packed slices, shared by all plans.
 };
 
+// MatMul, and com.parallax ScaledMatMul: alpha * MatMul (oneDNN output
+// scale; alpha 1 for MatMul).
 class MatMulKernel final : public ConstBKernel<MatMulKernel, TiledMatMul> {
  public:
+  Status Init(const KernelInit& init) {
+    alpha_ = init.node.attr_float("alpha", 1.f);
+    return Status::Ok();
+  }
   Status RunImpl(KernelContext& ctx);
+
+ private:
+  float alpha_ = 1.f;
 };
 
 Status MatMulKernel::RunImpl(KernelContext& ctx) {
@@ -238,13 +247,15 @@ Status MatMulKernel::RunImpl(KernelContext& ctx) {
       const int tiles = ctx.intra_op().threads;
       TiledMatMul tiled;
       if (weights_2d) {  // Fold A's batch into M: one 2-D GEMM.
-        tiled = MakeTiledMatMul(0, a.numel() / s.k, s.k, s.n, cb, tiles, &packed_b_);
+        tiled =
+            MakeTiledMatMul(0, a.numel() / s.k, s.k, s.n, cb, tiles, &packed_b_, false, {}, alpha_);
       } else if (a_batch == b_batch) {
         const int64_t nb = NumElements(a_batch);
-        tiled = MakeTiledMatMul(nb == 1 ? 0 : nb, s.m, s.k, s.n, cb, tiles, &packed_b_);
+        tiled = MakeTiledMatMul(nb == 1 ? 0 : nb, s.m, s.k, s.n, cb, tiles, &packed_b_, false, {},
+                                alpha_);
       } else {  // Broadcast batch dims: one call over the full-rank shapes.
         tiled.push_back(MatMulTile{MakeMatMulPlan(PlainDesc(s.a), PlainDesc(s.b), PlainDesc(s.y),
-                                                  memory::desc(), 1.f, cb)});
+                                                  memory::desc(), alpha_, cb)});
       }
       plan = cache_.Insert(key, std::move(tiled));
     }
@@ -427,6 +438,7 @@ void RegisterMatMulOps(OpRegistry& r) {
   r.Register("", "MatMul", MatMulKernel::Create);
   r.Register("", "Gemm", GemmKernel::Create);
   r.Register("com.parallax", "FusedMatMul", FusedMatMulKernel::Create);
+  r.Register("com.parallax", "ScaledMatMul", MatMulKernel::Create);
 }
 
 }  // namespace parallax::nn
