@@ -192,9 +192,9 @@ MemoryPlan GraphExecutor::PlanOrdered(const std::vector<BufferRequest>& seq_reqs
 
 // The mode's free schedule, then (dataflow) the same with branches of
 // layers the policy does not mark parallel serialised, then every layer
-// narrowed to half its width and halved again down to 2, then one branch at
-// a time; keeping those within max_plan_ratio x the sequential plan that
-// save memory over the one before.
+// narrowed to W - 1, W / 2, W / 4, ... 2 branches at once (W: the widest
+// layer), then one branch at a time; keeping those within max_plan_ratio x
+// the sequential plan that save memory over the one before.
 void GraphExecutor::PlanConcurrent(const std::vector<BufferRequest>& seq_reqs,
                                    const std::vector<ValueId>& ids, size_t seq_bytes,
                                    std::vector<Schedule>* out) const {
@@ -213,7 +213,13 @@ void GraphExecutor::PlanConcurrent(const std::vector<BufferRequest>& seq_reqs,
     BranchConstraints c;
     c.chain_serial = true;
     tries.push_back(c);
-    for (int w = base.max_branch_width / 2; w >= 2; w /= 2) {
+    // Widths W - 1, W / 2, W / 4, ... down to 2 (W: the widest layer).
+    const int widest = base.max_branch_width;
+    std::vector<int> widths;
+    for (int w = widest / 2; w >= 2; w /= 2) widths.push_back(w);
+    if (widest - 1 >= 2 && (widths.empty() || widths.front() != widest - 1))
+      widths.insert(widths.begin(), widest - 1);
+    for (int w : widths) {
       c.max_width = w;
       tries.push_back(c);
     }
