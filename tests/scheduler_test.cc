@@ -163,14 +163,22 @@ TEST(Scheduler, ConcurrentPlanStaysNearTheSequentialPlan) {
   }
 }
 
+// Runs `x` twice through an uncapped (max_plan_ratio 100), unbudgeted
+// 4-thread dataflow session; `want` gets the output, the result is the
+// planned (second) run's stats.
+RunStats FreeSchedule(const Model& m, const Tensor& x, Tensor* want) {
+  Session free_run = MakeSession(m, ExecutionMode::kDataflow, 4, -1, /*max_plan_ratio=*/100);
+  *want = RunOnce(free_run, x);
+  RunOnce(free_run, x);
+  return free_run.last_stats();
+}
+
 TEST(Scheduler, BudgetFallsBackToTheSequentialPlan) {
   auto m = Model::Load(BranchyModel(4, 128, false));
   ASSERT_TRUE(m.ok());
   const Tensor x = RandomInput(128, 128, 2);
-  Session free_run = MakeSession(*m, ExecutionMode::kDataflow, 4, -1, /*max_plan_ratio=*/100);
-  const Tensor want = RunOnce(free_run, x);
-  RunOnce(free_run, x);
-  const RunStats unconstrained = free_run.last_stats();
+  Tensor want;
+  const RunStats unconstrained = FreeSchedule(*m, x, &want);
   ASSERT_GT(unconstrained.planned_activation_bytes, unconstrained.sequential_plan_bytes);
   // A budget between the two plans: runs complete, sequentially, within it.
   const int64_t budget =
@@ -203,10 +211,8 @@ TEST(Scheduler, BudgetNarrowsConcurrencyBeforeGoingSequential) {
   auto m = Model::Load(BranchyModel(4, 128, false));
   ASSERT_TRUE(m.ok());
   const Tensor x = RandomInput(128, 128, 3);
-  Session free_run = MakeSession(*m, ExecutionMode::kDataflow, 4, -1, /*max_plan_ratio=*/100);
-  const Tensor want = RunOnce(free_run, x);
-  RunOnce(free_run, x);
-  const RunStats unconstrained = free_run.last_stats();
+  Tensor want;
+  const RunStats unconstrained = FreeSchedule(*m, x, &want);
   ASSERT_EQ(unconstrained.mode, ExecutionMode::kDataflow);
   EXPECT_EQ(unconstrained.layer_width, 4);
   const size_t budget = unconstrained.planned_activation_bytes - 1;
@@ -226,10 +232,8 @@ TEST(Scheduler, PlanRatioCapSerialisesBranches) {
   auto m = Model::Load(BranchyModel(4, 128, false));
   ASSERT_TRUE(m.ok());
   const Tensor x = RandomInput(128, 128, 5);
-  Session free_run = MakeSession(*m, ExecutionMode::kDataflow, 4, -1, 100);
-  const Tensor want = RunOnce(free_run, x);
-  RunOnce(free_run, x);
-  const RunStats st_free = free_run.last_stats();
+  Tensor want;
+  const RunStats st_free = FreeSchedule(*m, x, &want);
   ASSERT_GT(st_free.planned_activation_bytes, st_free.sequential_plan_bytes);
   for (double ratio : {1.0, 1.15, 1.5}) {
     Session capped = MakeSession(*m, ExecutionMode::kDataflow, 4, -1, ratio);

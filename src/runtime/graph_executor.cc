@@ -343,7 +343,7 @@ Status GraphExecutor::Run(const std::vector<Tensor>& inputs, const std::vector<T
   ExecMode mode = options_.mode;
   const size_t budget = budget_bytes_;
   active_offsets_ = nullptr;
-  active_tasks_ = nullptr;
+  TaskPlan* tasks = default_tasks_.get();  // Concurrent modes; null when sequential-only.
   const MemoryPlan* chosen_plan = nullptr;
   if (active_plan_ != nullptr) {
     // Admission: the most concurrent schedule whose plan fits the budget.
@@ -364,7 +364,7 @@ Status GraphExecutor::Run(const std::vector<Tensor>& inputs, const std::vector<T
                                  std::to_string(budget) + " bytes");
     }
     if (chosen->tasks == nullptr) mode = ExecMode::kSequential;
-    active_tasks_ = chosen->tasks.get();
+    tasks = chosen->tasks.get();
     chosen_plan = &chosen->plan;
     active_offsets_ = &chosen_plan->offsets;
     size_t need = std::max<size_t>(chosen_plan->arena_bytes, kArenaAlignment);
@@ -383,8 +383,7 @@ Status GraphExecutor::Run(const std::vector<Tensor>& inputs, const std::vector<T
     mode = ExecMode::kSequential;  // Unplanned: the lowest-peak order, each allocation checked.
   }
   stats_.mode = mode;
-  if (mode != ExecMode::kSequential)
-    stats_.layer_width = (active_tasks_ != nullptr ? *active_tasks_ : *default_tasks_).layer_width;
+  if (mode != ExecMode::kSequential) stats_.layer_width = tasks->layer_width;
   observed_size_.assign(graph_->values.size(), 0);
   if (active_plan_ == nullptr) {  // Record shapes for FLOP estimates: inputs, constants, outputs.
     observed_shape_.assign(graph_->values.size(), ValueShape{});
@@ -401,7 +400,7 @@ Status GraphExecutor::Run(const std::vector<Tensor>& inputs, const std::vector<T
   if (mode == ExecMode::kSequential) {
     status = RunSequential();
   } else {
-    status = RunConcurrent(active_tasks_ != nullptr ? *active_tasks_ : *default_tasks_);
+    status = RunConcurrent(*tasks);
   }
   stats_.measured_peak_bytes = peak_bytes_.load();
   stats_.dynamic_bytes = dynamic_bytes_.load();

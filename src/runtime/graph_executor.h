@@ -195,7 +195,6 @@ class GraphExecutor {
   std::vector<size_t> observed_size_;
   const CachedPlan* active_plan_ = nullptr;
   const std::vector<size_t>* active_offsets_ = nullptr;  // Of the plan this run uses.
-  TaskPlan* active_tasks_ = nullptr;                     // Its tasks (nullptr: default).
   size_t budget_bytes_ = 0;
   std::unique_ptr<uint8_t, void (*)(void*)> arena_{nullptr, nullptr};
   size_t arena_capacity_ = 0;
