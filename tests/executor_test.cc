@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -167,14 +168,9 @@ TEST(Executor, DataDependentSizesSettleIntoThePlan) {
   }
 }
 
-// Loop computing x * 2^n via a body (Identity, Mul, Identity) that doubles
-// its carried value, with a scan output of every intermediate.
-std::string DoublingLoopModel() {
-  ModelBuilder b(13);
-  b.Input("n", onnx::TensorProto::INT64, {}).Input("x", onnx::TensorProto::FLOAT, {2});
-  b.Output("final", onnx::TensorProto::FLOAT, {2}).Output("all", onnx::TensorProto::FLOAT, {-1, 2});
-  b.FloatInit("two", {1}, {2.f});
-  auto* loop = b.Node("Loop", {"n", "", "x"}, {"final", "all"});
+// Gives `loop` a body (Identity, Mul, Identity) that doubles its carried
+// value, with a scan output of every intermediate; "two" is captured.
+void AddDoublingBody(onnx::NodeProto* loop) {
   auto* attr = loop->add_attribute();
   attr->set_name("body");
   attr->set_type(onnx::AttributeProto::GRAPH);
@@ -205,6 +201,15 @@ std::string DoublingLoopModel() {
   cp->set_op_type("Identity");
   cp->add_input("v_out");
   cp->add_output("scan");
+}
+
+// Loop computing x * 2^n, with a scan output of every intermediate.
+std::string DoublingLoopModel() {
+  ModelBuilder b(13);
+  b.Input("n", onnx::TensorProto::INT64, {}).Input("x", onnx::TensorProto::FLOAT, {2});
+  b.Output("final", onnx::TensorProto::FLOAT, {2}).Output("all", onnx::TensorProto::FLOAT, {-1, 2});
+  b.FloatInit("two", {1}, {2.f});
+  AddDoublingBody(b.Node("Loop", {"n", "", "x"}, {"final", "all"}));
   return b.Write("loop");
 }
 
@@ -259,6 +264,141 @@ TEST(Executor, TraceRecordsLoopBodyOps) {
   EXPECT_EQ(count("\"op\":\"Loop\""), 1u);
   EXPECT_EQ(count("\"ph\":\"C\""), 1u);  // After the Loop only.
   std::filesystem::remove(path);
+}
+
+// In-place execution ---------------------------------------------------------
+
+// Runs `model` twice (the second run uses the memory plan) on x and returns
+// the second run's output 0 and planned arena bytes.
+std::pair<std::vector<float>, size_t> RunTwice(const std::string& model, ExecutionMode mode,
+                                               int threads, bool in_place,
+                                               const Session::NamedTensors& inputs) {
+  auto m = Model::Load(model);
+  EXPECT_TRUE(m.ok()) << m.status().ToString();
+  if (!m.ok()) return {};
+  SessionOptions opts;
+  opts.mode = mode;
+  opts.threads = threads;
+  opts.in_place = in_place;
+  auto s = Session::Create(*m, opts);
+  EXPECT_TRUE(s.ok()) << s.status().ToString();
+  if (!s.ok()) return {};
+  std::vector<float> y;
+  for (int run = 0; run < 2; ++run) {
+    auto out = s->Run(inputs);
+    EXPECT_TRUE(out.ok()) << out.status().ToString();
+    if (!out.ok()) return {};
+    const Tensor& t = (*out)[0];
+    y.assign(t.data<float>(), t.data<float>() + t.numel());
+  }
+  return {y, s->last_stats().planned_activation_bytes};
+}
+
+Session::NamedTensors Ramp(int64_t n) {
+  std::vector<float> x(static_cast<size_t>(n));
+  for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i) * 0.01f - 5.f;
+  return {{"x", Tensor::FromVector<float>(DType::kFloat32, {n}, x)}};
+}
+
+// Exp, then Relu, Sigmoid and Softmax each write over their input (nothing
+// else reads it): one 4000-byte buffer holds the chain instead of two, and
+// the bits are those of separate buffers.
+TEST(Executor, InPlaceChainRunsInOneBuffer) {
+  ModelBuilder b;
+  b.Input("x", onnx::TensorProto::FLOAT, {-1}).Output("y", onnx::TensorProto::FLOAT, {-1});
+  b.Node("Exp", {"x"}, {"a"});
+  b.Node("Relu", {"a"}, {"b"});
+  b.Node("Sigmoid", {"b"}, {"c"});
+  b.Node("Softmax", {"c"}, {"d"});
+  b.Node("Neg", {"d"}, {"y"});
+  const std::string model = b.Write("inplace_chain");
+  const Session::NamedTensors x = Ramp(1000);
+  for (ExecutionMode mode : {ExecutionMode::kSequential, ExecutionMode::kDataflow}) {
+    auto [y, bytes] = RunTwice(model, mode, 2, true, x);
+    auto [y_sep, bytes_sep] = RunTwice(model, mode, 2, false, x);
+    EXPECT_EQ(bytes, 4032u) << ExecutionModeName(mode);
+    EXPECT_EQ(bytes_sep, 2u * 4032u) << ExecutionModeName(mode);
+    ASSERT_EQ(y.size(), 1000u);
+    EXPECT_EQ(y, y_sep) << ExecutionModeName(mode);
+    float sum = 0;
+    for (float v : y) sum += v;
+    EXPECT_NEAR(sum, -1.f, 1e-4f);
+  }
+}
+
+// a = Exp(x) is read three times, so Neg must not write over it (Mul then
+// writes over Neg's output, its only reader): y = a * -a + a.
+TEST(Executor, InPlaceNeverOverwritesAValueReadLater) {
+  ModelBuilder b;
+  b.Input("x", onnx::TensorProto::FLOAT, {-1}).Output("y", onnx::TensorProto::FLOAT, {-1});
+  b.Node("Exp", {"x"}, {"a"});
+  b.Node("Neg", {"a"}, {"n"});
+  b.Node("Mul", {"a", "n"}, {"m"});
+  b.Node("Add", {"m", "a"}, {"y"});
+  const std::string model = b.Write("inplace_shared");
+  const Session::NamedTensors x = Ramp(64);
+  for (ExecutionMode mode : {ExecutionMode::kSequential, ExecutionMode::kDataflow}) {
+    auto [y, bytes] = RunTwice(model, mode, 2, true, x);
+    ASSERT_EQ(y.size(), 64u);
+    for (size_t i = 0; i < y.size(); ++i) {
+      const float a = std::exp(x[0].second.data<float>()[i]);
+      EXPECT_FLOAT_EQ(y[i], a * -a + a) << i;
+    }
+  }
+}
+
+// A Loop that runs zero times outputs its initial value, the caller's input
+// tensor itself: Neg, though its only reader, must not write over it.
+TEST(Executor, InPlaceNeverWritesOverBytesItDoesNotOwn) {
+  ModelBuilder b(13);
+  b.Input("n", onnx::TensorProto::INT64, {}).Input("x", onnx::TensorProto::FLOAT, {2});
+  b.Output("y", onnx::TensorProto::FLOAT, {2});
+  b.FloatInit("two", {1}, {2.f});
+  AddDoublingBody(b.Node("Loop", {"n", "", "x"}, {"final", "all"}));
+  b.Node("Neg", {"final"}, {"z"});
+  b.Node("Mul", {"z", "two"}, {"y"});
+  auto m = Model::Load(b.Write("loop_neg"));
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  auto s = Session::Create(*m);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  for (int64_t n : {0, 0, 0, 2, 0}) {
+    Session::NamedTensors in = LoopInputs(n);
+    auto out = s->Run(in);
+    ASSERT_TRUE(out.ok()) << out.status().ToString();
+    EXPECT_EQ(in[1].second.data<float>()[0], 1.f) << "input overwritten, n = " << n;
+    EXPECT_EQ(in[1].second.data<float>()[1], -3.f) << "input overwritten, n = " << n;
+    const float scale = static_cast<float>(1 << n);
+    EXPECT_EQ((*out)[0].data<float>()[0], -2.f * scale) << n;
+    EXPECT_EQ((*out)[0].data<float>()[1], 6.f * scale) << n;
+  }
+}
+
+// Mul may write over s (its only reader, shape unknown until run time), but
+// s turns out to broadcast, so m gets its own bytes, which Add then writes
+// over: m's bytes must outlive p's last reader, or t (computed after Add)
+// could take them in the plan. y = e^x e^z + 3 e^x.
+TEST(Executor, AliasOfAnOutputThatDidNotShareKeepsItsBytes) {
+  ModelBuilder b;
+  b.Input("x", onnx::TensorProto::FLOAT, {-1}).Input("z", onnx::TensorProto::FLOAT, {-1}, "M");
+  b.Output("y", onnx::TensorProto::FLOAT, {-1});
+  b.Node("Exp", {"x"}, {"a"});
+  b.Node("Exp", {"z"}, {"s"});
+  b.Node("Mul", {"a", "s"}, {"m"});
+  b.Node("Add", {"m", "a"}, {"p"});
+  b.Node("Exp", {"x"}, {"t"});
+  b.Node("Add", {"p", "t"}, {"q"});
+  b.Node("Add", {"q", "a"}, {"y"});  // a stays live: t can only take m's bytes.
+  const std::string model = b.Write("inplace_fallback");
+  Session::NamedTensors in = Ramp(256);
+  in.emplace_back("z", Tensor::FromVector<float>(DType::kFloat32, {1}, {0.5f}));
+  for (ExecutionMode mode : {ExecutionMode::kSequential, ExecutionMode::kDataflow}) {
+    auto [y, bytes] = RunTwice(model, mode, 2, true, in);
+    ASSERT_EQ(y.size(), 256u);
+    for (size_t i = 0; i < y.size(); ++i) {
+      const float e = std::exp(in[0].second.data<float>()[i]);
+      EXPECT_FLOAT_EQ(y[i], e * std::exp(0.5f) + e + e + e) << ExecutionModeName(mode) << " " << i;
+    }
+  }
 }
 
 }  // namespace

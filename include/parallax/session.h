@@ -43,6 +43,10 @@ struct SessionOptions {
   // more before it sleeps; saves a wake-up between back-to-back small ops.
   // 0: sleep at once. Idle sessions always end up asleep.
   int spin_us = 50;
+  // Let kernels write an output over an input that nothing reads afterwards
+  // (elementwise ops, Softmax, LayerNorm, a fused residual): smaller
+  // activation plans, same bits. False: every output gets its own bytes.
+  bool in_place = true;
   ExecutionMode mode = ExecutionMode::kDataflow;
   // Dataflow only: the activation plan may use at most this many times the
   // bytes of the best sequential plan; beyond it branches are serialised

@@ -17,6 +17,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "graph/graph.h"
 #include "ops/kernel.h"
@@ -37,6 +38,10 @@ class Backend {
   virtual Support Supports(const Graph& graph, const Node& node) const = 0;
   // REQUIRES: Supports(...).supported.
   virtual Result<std::unique_ptr<Kernel>> CreateKernel(const KernelInit& init) const = 0;
+  // Inputs of `node` whose bytes its kernel may write output 0 over
+  // (KernelContext::OutputOver): the executor plans that output into the
+  // input's memory when nothing else reads the input.
+  virtual std::vector<int> ReusableInputs(const Node&) const { return {}; }
   // True when buffers from Allocate are directly readable by the host.
   virtual bool host_visible() const = 0;
   // Device buffer of `bytes` bytes aligned to `alignment`; never null on OK.

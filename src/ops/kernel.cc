@@ -1,5 +1,6 @@
 #include "ops/kernel.h"
 
+#include <algorithm>
 #include <cstring>
 
 namespace parallax {
@@ -12,7 +13,22 @@ Result<Tensor*> KernelContext::Output(int i, DType dtype, const Shape& shape) {
     if (d < 0) return Error("negative output dimension in " + ShapeToString(shape));
   PX_ASSIGN_OR_RETURN(Tensor t, allocator_->Allocate(i, dtype, shape));
   outputs_[static_cast<size_t>(i)] = std::move(t);
+  shared_[static_cast<size_t>(i)] = false;
   return &outputs_[static_cast<size_t>(i)];
+}
+
+Result<Tensor*> KernelContext::OutputOver(int input, DType dtype, const Shape& shape) {
+  const bool valid = std::all_of(shape.begin(), shape.end(), [](int64_t d) { return d >= 0; });
+  if (valid && input == reusable_input_ && has_input(input) && num_outputs() > 0) {
+    const Tensor& x = this->input(input);
+    if (!x.is_sequence() && !x.is_none() && x.dtype() == dtype && x.numel() == NumElements(shape) &&
+        x.numel() > 0) {
+      outputs_[0] = x.Reshaped(shape);
+      shared_[0] = false;
+      return &outputs_[0];
+    }
+  }
+  return Output(0, dtype, shape);
 }
 
 bool KernelContext::ForwardInput(const Shape& shape) {
@@ -31,6 +47,7 @@ Status KernelContext::SetOutput(int i, Tensor t) {
     return Status::Ok();
   }
   outputs_[static_cast<size_t>(i)] = std::move(t);
+  shared_[static_cast<size_t>(i)] = true;
   return Status::Ok();
 }
 

@@ -106,6 +106,7 @@ class KernelContext {
         inputs_(std::move(inputs)),
         implicit_(std::move(implicit_inputs)),
         outputs_(static_cast<size_t>(num_outputs)),
+        shared_(static_cast<size_t>(num_outputs), false),
         allocator_(allocator) {}
 
   const Node& node() const { return node_; }
@@ -123,6 +124,21 @@ class KernelContext {
   // returns false when not allowed or the element counts differ (the kernel
   // then copies).
   bool ForwardInput(const Shape& shape);
+
+  // Elementwise-style kernels may write output 0 over input `reusable` (the
+  // executor sets it, -1 = none, when nothing reads that input after this
+  // node and its bytes are the executor's own).
+  void set_reusable_input(int input) { reusable_input_ = input; }
+  int reusable_input() const { return reusable_input_; }
+  // Like Output(0, dtype, shape), but returns input `input`'s own bytes
+  // (viewed as `shape`) when the executor allows reusing that input and its
+  // dtype and element count match; fresh storage otherwise. The kernel must
+  // compute correctly when output and input are the same memory: each
+  // element read (at the same index) before it is overwritten.
+  Result<Tensor*> OutputOver(int input, DType dtype, const Shape& shape);
+  // False when output i is the kernel's SetOutput of an owned tensor (it may
+  // share bytes with an input, a constant or a subgraph's state).
+  bool output_fresh(int i) const { return !shared_[static_cast<size_t>(i)]; }
 
   int num_inputs() const { return static_cast<int>(inputs_.size()); }
   // False when input i is beyond the list or was omitted (optional input).
@@ -157,9 +173,11 @@ class KernelContext {
   std::vector<const Tensor*> inputs_;
   std::vector<const Tensor*> implicit_;
   std::vector<Tensor> outputs_;
+  std::vector<bool> shared_;  // Per output: set by SetOutput of an owned tensor.
   OutputAllocator* allocator_;
   IntraOp intra_op_;
   bool may_forward_ = false;
+  int reusable_input_ = -1;
 };
 
 class Kernel {

@@ -11,6 +11,7 @@
 #include <map>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "ops/kernel.h"
 
@@ -22,11 +23,18 @@ class OpRegistry {
     KernelFactory factory;
     int min_opset = 1;
     int max_opset = 1 << 30;
+    // Inputs the kernel may write output 0 over (KernelContext::OutputOver).
+    std::vector<int> reusable_inputs;
   };
 
   void Register(const std::string& domain, const std::string& op_type, KernelFactory factory,
                 int min_opset = 1, int max_opset = 1 << 30);
   void Register(const std::string& op_type, KernelFn fn) { Register("", op_type, FnKernel(fn)); }
+  // Declares that the registered kernel for (domain, op_type) computes
+  // correctly with output 0 written over any of `inputs` (it asks for it with
+  // KernelContext::OutputOver). REQUIRES: registered.
+  void SetReusableInputs(const std::string& domain, const std::string& op_type,
+                         std::vector<int> inputs);
   // Nullptr when (domain, op_type) is unknown or `opset` is out of range.
   const Entry* Find(const std::string& domain, const std::string& op_type, int opset) const;
   bool Knows(const std::string& domain, const std::string& op_type) const;

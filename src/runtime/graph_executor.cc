@@ -147,7 +147,7 @@ Status GraphExecutor::Prepare() {
       if (v != kNoValue && last_use_[v] < static_cast<int32_t>(s))
         last_use_[v] = static_cast<int32_t>(s);
   }
-  PlanForwarding();
+  PlanAliases();
   frees_after_.assign(g.nodes.size(), {});
   for (size_t v = 0; v < nv; ++v) {
     const Value& val = g.values[v];
@@ -158,37 +158,114 @@ Status GraphExecutor::Prepare() {
   return Status::Ok();
 }
 
-// Reshape-like nodes may hand out their input's bytes (KernelContext::
-// ForwardInput). Each such output is an alias of a root value that owns the
-// bytes; the root's last use is extended over its aliases' so the planner
-// keeps the bytes until the last alias reader. Graph outputs never alias.
-void GraphExecutor::PlanForwarding() {
+// Output 0 of two kinds of nodes is an alias of one input (shares its
+// bytes): reshape-like nodes may hand out input 0's bytes
+// (KernelContext::ForwardInput), and nodes whose kernel may write over an
+// input (Backend::ReusableInputs, KernelContext::OutputOver) get to when
+// nothing else ever reads those bytes (CanWriteOver). Each alias has a root
+// value that owns the bytes; the root's last use is extended over its
+// aliases' so the planner keeps the bytes until the last alias reader.
+// Graph outputs never alias.
+//
+// Stage: Prepare, after last_use_ holds each value's own last reader.
+void GraphExecutor::PlanAliases() {
   const Graph& g = *graph_;
   const size_t nv = g.values.size();
   forwards_.assign(g.nodes.size(), false);
+  alias_input_.assign(g.nodes.size(), -1);
   is_alias_.assign(nv, false);
   alias_parent_.assign(nv, kNoValue);
-  std::vector<ValueId> root(nv);
-  for (size_t v = 0; v < nv; ++v) root[v] = static_cast<ValueId>(v);
+  std::vector<int32_t> readers(nv, 0);  // Distinct nodes reading each value.
+  std::vector<int32_t> last_reader(nv, -1);
+  for (size_t s = 0; s < g.nodes.size(); ++s) {
+    auto read = [&](ValueId v) {
+      if (v == kNoValue || last_reader[v] == static_cast<int32_t>(s)) return;
+      last_reader[v] = static_cast<int32_t>(s);
+      ++readers[v];
+    };
+    for (ValueId v : g.nodes[s].inputs) read(v);
+    for (ValueId v : g.nodes[s].implicit_inputs) read(v);
+  }
+  static const char* kForwarding[] = {"Reshape", "Flatten", "Squeeze", "Unsqueeze"};
   for (size_t s = 0; s < g.nodes.size(); ++s) {
     const Node& node = g.nodes[s];
-    static const char* kForwarding[] = {"Reshape", "Flatten", "Squeeze", "Unsqueeze"};
-    bool op = false;
-    for (const char* f : kForwarding) op |= node.op_type == f;
-    if (!op || !node.domain.empty() || node.inputs.empty() || node.outputs.size() != 1 ||
-        node.inputs[0] == kNoValue || node.outputs[0] == kNoValue || is_output_[node.outputs[0]])
+    if (node.outputs.empty() || node.outputs[0] == kNoValue || is_output_[node.outputs[0]])
       continue;
-    const ValueId out = node.outputs[0];
-    forwards_[s] = true;
+    bool forwarding = false;
+    for (const char* f : kForwarding) forwarding |= node.op_type == f;
+    forwarding = forwarding && node.domain.empty() && node.outputs.size() == 1 &&
+                 !node.inputs.empty() && node.inputs[0] != kNoValue;
+    int input = forwarding ? 0 : -1;
+    if (!forwarding && options_.in_place) {
+      for (int k : backend_->ReusableInputs(node)) {
+        if (CanWriteOver(s, k, readers)) {
+          input = k;
+          break;
+        }
+      }
+    }
+    if (input < 0) continue;
+    const ValueId out = node.outputs[0], in = node.inputs[static_cast<size_t>(input)];
+    forwards_[s] = forwarding;
+    alias_input_[s] = static_cast<int8_t>(input);
     is_alias_[out] = true;
-    alias_parent_[out] = node.inputs[0];
-    root[out] = root[node.inputs[0]];
+    alias_parent_[out] = in;
   }
-  // Nodes were visited in step order, so root[] already names each alias's
-  // final root.
-  for (size_t v = 0; v < nv; ++v) {
-    const ValueId r = root[v];
-    if (r != static_cast<ValueId>(v)) last_use_[r] = std::max(last_use_[r], last_use_[v]);
+  // Every value an alias may share bytes with lives as long as the alias: not
+  // only the root, since an alias whose node did not share at run time (a
+  // broadcasting Add) owns bytes its own aliases share. Later nodes first, so
+  // an alias's last use is final before it extends its parent's.
+  for (size_t s = g.nodes.size(); s-- > 0;) {
+    if (alias_input_[s] < 0) continue;
+    const ValueId out = g.nodes[s].outputs[0];
+    last_use_[alias_parent_[out]] = std::max(last_use_[alias_parent_[out]], last_use_[out]);
+  }
+}
+
+// Node `step` may write its output 0 over input `k` when that input (and,
+// up its alias chain, every value whose bytes it shares) is read by no other
+// node, the bytes come from a node of this graph (not an input, constant or
+// graph output), the input appears once among the node's inputs, and its
+// static dtype and element count do not rule it out. At run time the
+// executor still requires the input's bytes to be its own (fresh_).
+bool GraphExecutor::CanWriteOver(size_t step, int k, const std::vector<int32_t>& readers) const {
+  const Graph& g = *graph_;
+  const Node& node = g.nodes[step];
+  if (k < 0 || static_cast<size_t>(k) >= node.inputs.size()) return false;
+  const ValueId v = node.inputs[static_cast<size_t>(k)];
+  if (v == kNoValue || readers[v] != 1) return false;
+  if (std::count(node.inputs.begin(), node.inputs.end(), v) != 1) return false;
+  const Value& in = g.values[v];
+  const Value& out = g.values[node.outputs[0]];
+  if (in.dtype != DType::kUndefined && out.dtype != DType::kUndefined && in.dtype != out.dtype)
+    return false;
+  auto numel = [](const Value& x) -> int64_t {
+    if (!x.has_shape) return -1;
+    int64_t n = 1;
+    for (const Dim& d : x.dims) {
+      if (!d.known()) return -1;
+      n *= d.size;
+    }
+    return n;
+  };
+  if (numel(in) >= 0 && numel(out) >= 0 && numel(in) != numel(out)) return false;
+  // A likely broadcast input (lower rank, or a 1 where the output's dim is
+  // not known to be 1) would not be written over, only kept alive longer.
+  if (in.has_shape && out.has_shape) {
+    if (in.dims.size() < out.dims.size()) return false;
+    for (size_t i = 0; i < out.dims.size(); ++i) {
+      const Dim& di = in.dims[in.dims.size() - 1 - i];
+      const Dim& d_out = out.dims[out.dims.size() - 1 - i];
+      if (di.known() && di.size == 1 && !(d_out.known() && d_out.size == 1)) return false;
+    }
+  }
+  for (ValueId c = v;;) {
+    const Value& val = g.values[c];
+    if (val.producer < 0 || val.is_constant() || is_output_[c]) return false;
+    const ValueId parent = alias_parent_[c];
+    if (parent == kNoValue) return true;
+    if (readers[parent] != 1) return false;  // Only c's producer reads it.
+    c = parent;
   }
 }
 
@@ -206,6 +283,7 @@ Status GraphExecutor::BindInputs(const std::vector<Tensor>& inputs,
   if (captures.size() != g.captures.size())
     return Internal("graph '" + g.name + "' capture count mismatch");
   slots_.assign(g.values.size(), Tensor());
+  fresh_.assign(g.values.size(), 0);
   for (size_t v = 0; v < g.values.size(); ++v)
     if (g.values[v].is_constant()) slots_[v] = g.values[v].constant;
   for (size_t i = 0; i < inputs.size(); ++i) slots_[g.inputs[i]] = inputs[i];
@@ -249,6 +327,9 @@ Status GraphExecutor::ExecuteNode(size_t step) {
                     static_cast<int>(node.outputs.size()), &alloc);
   ctx.set_intra_op(intra_op_);
   ctx.set_may_forward(forwards_[step]);
+  const int alias_input = alias_input_[step];
+  if (alias_input >= 0 && !forwards_[step] && fresh_[node.inputs[static_cast<size_t>(alias_input)]])
+    ctx.set_reusable_input(alias_input);
   const bool timed = profiling_ || options_.trace != nullptr;
   std::chrono::steady_clock::time_point t0, t1;
   if (timed) {
@@ -267,9 +348,13 @@ Status GraphExecutor::ExecuteNode(size_t step) {
     Tensor& out = ctx.outputs()[i];
     if (!out.defined())
       return Internal(node.Describe() + ": kernel did not produce output " + std::to_string(i));
-    // A forwarded output shares bytes already counted for its root.
-    const bool shares = is_alias_[v] && out.raw_data() == ctx.input(0).raw_data();
+    // An alias sharing its input's bytes: already counted for its root, and
+    // ours to overwrite only if the input's were.
+    const bool shares =
+        is_alias_[v] && i == 0 && out.raw_data() == ctx.input(alias_input).raw_data();
     observed_size_[v] = shares ? 0 : out.nbytes();
+    fresh_[v] = ctx.output_fresh(static_cast<int>(i)) &&
+                (!shares || fresh_[node.inputs[static_cast<size_t>(alias_input)]]);
     if (active_plan_ == nullptr) observed_shape_[v] = ValueShape{true, out.shape()};
     produced += observed_size_[v];
     slots_[v] = std::move(out);

@@ -59,6 +59,8 @@ struct ExecOptions {
   // mark parallel, then every layer's) until it fits, else runs the
   // sequential order.
   double max_plan_ratio = 1.15;
+  // Let kernels write an output over a dead input (Backend::ReusableInputs).
+  bool in_place = true;
 };
 
 struct ExecStats {
@@ -141,7 +143,8 @@ class GraphExecutor {
   GraphExecutor(std::shared_ptr<const Graph> graph, Backend* backend, const IntraOp& intra_op,
                 const ExecOptions& options);
   Status Prepare();
-  void PlanForwarding();
+  void PlanAliases();
+  bool CanWriteOver(size_t step, int k, const std::vector<int32_t>& readers) const;
   Status BindInputs(const std::vector<Tensor>& inputs, const std::vector<Tensor>& captures);
   std::string Signature() const;
   // Runs one node's kernel and records its outputs (thread-safe for
@@ -184,6 +187,7 @@ class GraphExecutor {
   std::vector<int32_t> last_use_;                  // Per value: last step reading it
                                                    // (or any value sharing its bytes).
   std::vector<bool> forwards_;                     // Per step: output 0 may share input 0.
+  std::vector<int8_t> alias_input_;                // Per step: input output 0 may share, or -1.
   std::vector<bool> is_alias_;                     // Per value: may share another's bytes.
   std::vector<bool> is_output_;                    // Per value.
   std::vector<std::vector<ValueId>> frees_after_;  // Per step.
@@ -193,6 +197,8 @@ class GraphExecutor {
   // Per-run state.
   std::vector<Tensor> slots_;
   std::vector<size_t> observed_size_;
+  std::vector<uint8_t> fresh_;  // Per value: its bytes are this run's own, not an input's
+                                // or a constant's (written by its producer only).
   const CachedPlan* active_plan_ = nullptr;
   const std::vector<size_t>* active_offsets_ = nullptr;  // Of the plan this run uses.
   size_t budget_bytes_ = 0;

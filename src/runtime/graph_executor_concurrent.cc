@@ -79,7 +79,7 @@ void GraphExecutor::PrepareConcurrent() {
   // An alias's readers keep its parent's bytes: fold them in, latest alias
   // first so chains (Reshape of a Reshape) reach their root.
   for (size_t s = g.nodes.size(); s-- > 0;) {
-    if (!forwards_[s]) continue;
+    if (alias_input_[s] < 0) continue;
     const ValueId out = g.nodes[s].outputs[0];
     std::vector<NodeId>& into = readers_[alias_parent_[out]];
     for (NodeId n : readers_[out])

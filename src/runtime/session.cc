@@ -74,6 +74,7 @@ Result<Session> Session::Create(const Model& model, const SessionOptions& option
   ExecOptions exec_options;
   exec_options.mode = options.mode;
   exec_options.max_plan_ratio = options.max_plan_ratio;
+  exec_options.in_place = options.in_place;
   PX_ASSIGN_OR_RETURN(
       impl->executor,
       GraphExecutor::Create(model.data().graph, &DefaultCpuBackend(), intra_op, exec_options));

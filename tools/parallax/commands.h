@@ -25,6 +25,7 @@ struct ExecFlags {
   std::string trace;              // Chrome/Perfetto trace JSON path.
   double max_plan_ratio = 1.15;   // Dataflow plan bytes / best sequential plan bytes.
   int spin_us = 50;               // Idle threads poll this long before sleeping.
+  bool no_in_place = false;       // Every output gets its own bytes.
 };
 void AddExecFlags(CLI::App* app, ExecFlags* f);
 // Applies `f` to `opts`; fails on an unknown mode.

@@ -1,4 +1,4 @@
-// --mode, --memory-budget, --max-plan-ratio, --spin-us and --trace for `run`
+// --mode, --memory-budget, --max-plan-ratio, --spin-us, --no-in-place and --trace for `run`
 // and `bench`.
 #include <CLI/CLI.hpp>
 
@@ -26,6 +26,10 @@ void AddExecFlags(CLI::App* app, ExecFlags* f) {
                   "(0: sleep at once)")
       ->check(CLI::NonNegativeNumber)
       ->default_val(50);
+  app->add_flag("--no-in-place", f->no_in_place,
+                "Give every output its own bytes (by default elementwise ops, Softmax and "
+                "LayerNorm write over an input nothing reads afterwards), for differential "
+                "testing and memory A/B");
   app->add_option("--trace", f->trace,
                   "Write a Chrome/Perfetto trace (one track per worker, a slice per op, an "
                   "activation-bytes counter) of one run to this JSON file");
@@ -38,6 +42,7 @@ Status ApplyExecFlags(const ExecFlags& f, SessionOptions* opts) {
   opts->memory_budget_bytes = f.memory_budget;
   opts->max_plan_ratio = f.max_plan_ratio;
   opts->spin_us = f.spin_us;
+  opts->in_place = !f.no_in_place;
   return Status::Ok();
 }
 

@@ -36,6 +36,11 @@ Result<std::unique_ptr<Kernel>> CpuBackend::CreateKernel(const KernelInit& init)
   return e->factory(init);
 }
 
+std::vector<int> CpuBackend::ReusableInputs(const Node& node) const {
+  const OpRegistry::Entry* e = registry_.Find(node.domain, node.op_type, node.opset);
+  return e == nullptr ? std::vector<int>{} : e->reusable_inputs;
+}
+
 Result<void*> CpuBackend::Allocate(size_t bytes, size_t alignment) {
   size_t rounded = (bytes + alignment - 1) / alignment * alignment;
   void* p = std::aligned_alloc(alignment, rounded == 0 ? alignment : rounded);

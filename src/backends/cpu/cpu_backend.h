@@ -17,6 +17,7 @@ class CpuBackend final : public Backend {
   std::string_view name() const override { return "cpu"; }
   Support Supports(const Graph& graph, const Node& node) const override;
   Result<std::unique_ptr<Kernel>> CreateKernel(const KernelInit& init) const override;
+  std::vector<int> ReusableInputs(const Node& node) const override;
   bool host_visible() const override { return true; }
   Result<void*> Allocate(size_t bytes, size_t alignment) override;
   void Free(void* buffer) override;

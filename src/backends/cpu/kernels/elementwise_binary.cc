@@ -95,7 +95,7 @@ Status Binary(KernelContext& ctx, F f, const Shape* b_shape = nullptr,
       Tensor ta, tb;
       const Tensor& fa = Float16AsFloat(a, &ta);
       const Tensor& fb = Float16AsFloat(b, &tb);
-      PX_ASSIGN_OR_RETURN(Tensor * out, ctx.Output(0, out_dt, s.so));
+      PX_ASSIGN_OR_RETURN(Tensor * out, ctx.OutputOver(ctx.reusable_input(), out_dt, s.so));
       if constexpr (kBoolOut) return run.template operator()<float>(fa, fb, out);
       Tensor tmp = Tensor::Uninitialized(DType::kFloat32, s.so);
       PX_RETURN_IF_ERROR(run.template operator()<float>(fa, fb, &tmp));
@@ -103,13 +103,13 @@ Status Binary(KernelContext& ctx, F f, const Shape* b_shape = nullptr,
       return Status::Ok();
     }
     if (dt == DType::kFloat32 || dt == DType::kFloat64) {
-      PX_ASSIGN_OR_RETURN(Tensor * out, ctx.Output(0, out_dt, s.so));
+      PX_ASSIGN_OR_RETURN(Tensor * out, ctx.OutputOver(ctx.reusable_input(), out_dt, s.so));
       return DispatchFloat(dt, [&]<typename T>() { return run.template operator()<T>(a, b, out); });
     }
   }
   if constexpr ((kTypes & kInts) != 0) {
     if (!IsFloatType(dt) && dt != DType::kBool && IsSupportedDType(dt)) {
-      PX_ASSIGN_OR_RETURN(Tensor * out, ctx.Output(0, out_dt, s.so));
+      PX_ASSIGN_OR_RETURN(Tensor * out, ctx.OutputOver(ctx.reusable_input(), out_dt, s.so));
       return WithNode(ctx, DispatchInt(dt, [&]<typename T>() {
                         return run.template operator()<T>(a, b, out);
                       }));
@@ -117,7 +117,7 @@ Status Binary(KernelContext& ctx, F f, const Shape* b_shape = nullptr,
   }
   if constexpr ((kTypes & kBools) != 0) {
     if (dt == DType::kBool) {
-      PX_ASSIGN_OR_RETURN(Tensor * out, ctx.Output(0, out_dt, s.so));
+      PX_ASSIGN_OR_RETURN(Tensor * out, ctx.OutputOver(ctx.reusable_input(), out_dt, s.so));
       return run.template operator()<bool>(a, b, out);
     }
   }
@@ -283,6 +283,9 @@ void RegisterBinaryOps(OpRegistry& r) {
   r.Register("Sub", Sub);
   r.Register("Mul", Mul);
   r.Register("Div", Div);
+  // Binary<> reads a same-shape input at the output's own index: the output
+  // may overwrite either input.
+  for (const char* op : {"Add", "Sub", "Mul", "Div"}) r.SetReusableInputs("", op, {0, 1});
   r.Register("Mod", Mod);
   r.Register("Pow", Pow);
   r.Register("PRelu", PRelu);

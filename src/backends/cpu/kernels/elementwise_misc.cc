@@ -178,7 +178,7 @@ Status Clip(KernelContext& c) {
   const Tensor& in = c.input(0);
   Tensor tmp;
   const Tensor& x = Float16AsFloat(in, &tmp);
-  PX_ASSIGN_OR_RETURN(Tensor * out, c.Output(0, in.dtype(), in.shape()));
+  PX_ASSIGN_OR_RETURN(Tensor * out, c.OutputOver(0, in.dtype(), in.shape()));  // Elementwise.
   Tensor tmp_out;
   Tensor* dst = out;
   if (in.dtype() == DType::kFloat16) {
@@ -314,6 +314,7 @@ void RegisterMiscOps(OpRegistry& r) {
   r.Register("Mean", Mean);
   r.Register("Where", Where);
   r.Register("Clip", Clip);
+  r.SetReusableInputs("", "Clip", {0});
   r.Register("Cast", Cast);
   r.Register("CastLike", CastLike);
   r.Register("Dropout", Dropout);

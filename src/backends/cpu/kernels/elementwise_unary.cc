@@ -104,7 +104,7 @@ Status Unary(KernelContext& ctx, F f, const VecOp* vop = nullptr) {
   const IntraOp& par = ctx.intra_op();
   const int64_t chunk = MinChunk(dt, vop);
   auto run = [&]<typename T>() -> Status {
-    PX_ASSIGN_OR_RETURN(Tensor * out, ctx.Output(0, out_dt, x.shape()));
+    PX_ASSIGN_OR_RETURN(Tensor * out, ctx.OutputOver(0, out_dt, x.shape()));
     if constexpr (kBoolOut)
       MapParallel(par, chunk, x.data<T>(), out->data<bool>(), n, f, vop);
     else
@@ -113,7 +113,7 @@ Status Unary(KernelContext& ctx, F f, const VecOp* vop = nullptr) {
   };
   if constexpr ((kTypes & kFloats) != 0) {
     if (dt == DType::kFloat16) {
-      PX_ASSIGN_OR_RETURN(Tensor * out, ctx.Output(0, out_dt, x.shape()));
+      PX_ASSIGN_OR_RETURN(Tensor * out, ctx.OutputOver(0, out_dt, x.shape()));
       const Half* in = x.data<Half>();
       par.ParallelRanges(
           n, kParallelMinChunkHeavy,  // float16 conversions dominate.
@@ -390,6 +390,12 @@ void RegisterUnaryOps(OpRegistry& r) {
   PX_UNARY_FLOAT("Atanh", std::atanh(x));
   PX_UNARY_VEC("Erf", vec::UnaryOp::kErf, Erf(x));
   PX_UNARY_VEC("Tanh", vec::UnaryOp::kTanh, Tanh(x));
+  // Unary<> maps element i to element i: output 0 may overwrite input 0.
+  for (const char* op :
+       {"Abs",        "Neg",   "Sign",  "Round", "Not",   "BitwiseNot", "Exp",  "Log",  "Sqrt",
+        "Reciprocal", "Floor", "Ceil",  "Sin",   "Cos",   "Tan",        "Asin", "Acos", "Atan",
+        "Sinh",       "Cosh",  "Asinh", "Acosh", "Atanh", "Erf",        "Tanh"})
+    r.SetReusableInputs("", op, {0});
 }
 
 #undef PX_UNARY_VEC
@@ -410,6 +416,10 @@ void RegisterActivationOps(OpRegistry& r) {
   r.Register("Shrink", Shrink);
   r.Register("Mish", Mish);
   r.Register("Gelu", Gelu);
+  for (const char* op :
+       {"Relu", "LeakyRelu", "Elu", "Selu", "Celu", "Sigmoid", "HardSigmoid", "HardSwish",
+        "Softplus", "Softsign", "ThresholdedRelu", "Shrink", "Mish", "Gelu"})
+    r.SetReusableInputs("", op, {0});
 }
 
 }  // namespace elementwise

@@ -402,7 +402,9 @@ Status FusedMatMulKernel::RunImpl(KernelContext& ctx) {
     if (!bs.ok()) return ctx.Error("residual Z: " + bs.status().message());
     out_shape = *bs;
   }
-  PX_ASSIGN_OR_RETURN(Tensor * out, ctx.Output(0, DType::kFloat32, out_shape));
+  // The sum post-op adds what y holds: a same-shape Z may already be there.
+  PX_ASSIGN_OR_RETURN(Tensor * out, broadcast_z ? ctx.Output(0, DType::kFloat32, out_shape)
+                                                : ctx.OutputOver(3, DType::kFloat32, out_shape));
   if (out->numel() == 0) return Status::Ok();
   const Tensor& b = const_b_.defined() ? const_b_ : bin;
   std::vector<int64_t> key = {m, k, n, bias != nullptr, broadcast_z, ctx.intra_op().threads};
@@ -438,6 +440,7 @@ void RegisterMatMulOps(OpRegistry& r) {
   r.Register("", "MatMul", MatMulKernel::Create);
   r.Register("", "Gemm", GemmKernel::Create);
   r.Register("com.parallax", "FusedMatMul", FusedMatMulKernel::Create);
+  r.SetReusableInputs("com.parallax", "FusedMatMul", {3});
   r.Register("com.parallax", "ScaledMatMul", MatMulKernel::Create);
 }
 

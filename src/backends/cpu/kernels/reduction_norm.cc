@@ -133,7 +133,8 @@ Status LayerNormalization(KernelContext& ctx) {
   const DType stash_dtype = static_cast<DType>(stash);
   Shape stat_shape(x.shape().begin(), x.shape().begin() + axis);
   stat_shape.resize(static_cast<size_t>(rank), 1);
-  PX_ASSIGN_OR_RETURN(Tensor * y, ctx.Output(0, x.dtype(), x.shape()));
+  // Each row's statistics are taken before the row is written: y may be x.
+  PX_ASSIGN_OR_RETURN(Tensor * y, ctx.OutputOver(0, x.dtype(), x.shape()));
   Tensor* mean_t = nullptr;
   Tensor* inv_t = nullptr;
   if (ctx.num_outputs() > 1 && ctx.output_used(1)) {
@@ -266,6 +267,7 @@ Status LpNormalization(KernelContext& ctx) {
 
 void RegisterNormalizationOps(OpRegistry& r) {
   r.Register("LayerNormalization", NamedKernel<LayerNormalization>);
+  r.SetReusableInputs("", "LayerNormalization", {0});
   r.Register("InstanceNormalization", NamedKernel<InstanceNormalization>);
   r.Register("LRN", NamedKernel<Lrn>);
   r.Register("LpNormalization", NamedKernel<LpNormalization>);

@@ -202,7 +202,11 @@ Status SoftKernel(KernelContext& ctx) {
   PX_ASSIGN_OR_RETURN(int axis,
                       AxisOf(ctx, ctx.node().attr_int("axis", legacy ? 1 : -1), x.shape()));
   const AxisView v = MakeAxisView(x.shape(), axis, legacy);
-  PX_ASSIGN_OR_RETURN(Tensor * out, ctx.Output(0, x.dtype(), x.shape()));
+  // Softmax reads each element before it writes it (SoftRow, SoftBlock), so
+  // it may overwrite x; LogSoftmax reads x again after using y as scratch.
+  PX_ASSIGN_OR_RETURN(Tensor * out, K == SoftKind::kSoftmax
+                                        ? ctx.OutputOver(0, x.dtype(), x.shape())
+                                        : ctx.Output(0, x.dtype(), x.shape()));
   if (x.numel() == 0) return Status::Ok();
   return DispatchFloatHalf(x.dtype(), [&]<typename T>() -> Status {
     using C = ComputeT<T>;
@@ -348,6 +352,7 @@ void RegisterSoftmaxFamilyOps(OpRegistry& r) {
   r.Register("Softmax", NamedKernel<SoftKernel<SoftKind::kSoftmax>>);
   r.Register("LogSoftmax", NamedKernel<SoftKernel<SoftKind::kLogSoftmax>>);
   r.Register("Hardmax", NamedKernel<SoftKernel<SoftKind::kHardmax>>);
+  r.SetReusableInputs("", "Softmax", {0});
   r.Register("CumSum", NamedKernel<CumSum>);
   r.Register("TopK", NamedKernel<TopK>);
 }
