@@ -4,13 +4,15 @@
 //
 //   node tools/ort_ref/ort_ref.js MODEL OUT_DIR NAME=FILE.npy [NAME=FILE.npy ...]
 //        [--threads N] [--mode sequential|parallel] [--inter-op N]
-//        [--runs N --warmup N --json FILE] [--no-outputs]
+//        [--runs N --warmup N --json FILE] [--no-outputs] [--profile PREFIX]
 //
 // --threads sets ORT's intra-op threads. --mode parallel turns on ORT's
 // parallel executor (independent nodes run concurrently) with --inter-op
 // threads (default: --threads); sequential (the default) uses one inter-op
 // thread. --no-outputs skips writing outputs (OUT_DIR is then unused) and the
-// run that makes them, so --warmup counts every untimed run.
+// run that makes them, so --warmup counts every untimed run. --profile turns
+// on ONNX Runtime's profiler for the timed runs and writes its JSON trace
+// (one event per node run, with its op type) as PREFIX_<timestamp>.json.
 //
 // Outputs land as OUT_DIR/<output name>.npy (characters outside
 // [A-Za-z0-9._-] replaced by '_'). With --runs it also times session.run and
@@ -87,6 +89,7 @@ async function main() {
     else if (args[i] === '--mode') opts.mode = args[++i];
     else if (args[i] === '--inter-op') opts.interOp = Number(args[++i]);
     else if (args[i] === '--no-outputs') opts.outputs = false;
+    else if (args[i] === '--profile') opts.profile = args[++i];
     else pos.push(args[i]);
   }
   if (pos.length < 2) {
@@ -103,6 +106,7 @@ async function main() {
   const tCreate = process.hrtime.bigint();
   const session = await ort.InferenceSession.create(model, {
     intraOpNumThreads: opts.threads, interOpNumThreads: interOp, executionMode: opts.mode,
+    ...(opts.profile ? { enableProfiling: true, profileFilePrefix: opts.profile } : {}),
   });
   const sessionCreateMs = Number(process.hrtime.bigint() - tCreate) / 1e6;
   let firstRunMs = null;
@@ -135,6 +139,7 @@ async function main() {
       await run(feeds);
       ms.push(Number(process.hrtime.bigint() - t0) / 1e6);
     }
+    if (opts.profile) session.endProfiling();  // Writes PREFIX_<timestamp>.json.
     const samples = ms.slice();
     ms.sort((a, b) => a - b);
     const report = {

@@ -106,8 +106,18 @@ Status NonMaxSuppression(KernelContext& ctx) {
   PX_ASSIGN_OR_RETURN(Options opt, ReadOptions(ctx));
   Result<std::vector<double>> boxes_v = ReadDoubles(boxes_t);
   if (!boxes_v.ok()) return ctx.Error("boxes: " + boxes_v.status().message());
-  Result<std::vector<double>> scores_v = ReadDoubles(scores_t);
-  if (!scores_v.ok()) return ctx.Error("scores: " + scores_v.status().message());
+  // Scores are compared as float: read float32 in place (a detector's are
+  // [1, 80, 8400]), convert other types once.
+  std::vector<float> converted;
+  const float* scores = nullptr;
+  if (scores_t.dtype() == DType::kFloat32) {
+    scores = scores_t.data<float>();
+  } else {
+    Result<std::vector<double>> v = ReadDoubles(scores_t);
+    if (!v.ok()) return ctx.Error("scores: " + v.status().message());
+    converted.assign(v->begin(), v->end());
+    scores = converted.data();
+  }
   const int64_t batches = boxes_t.dim(0), n = boxes_t.dim(1), classes = scores_t.dim(1);
   const bool center = ctx.node().attr_int("center_point_box", 0) != 0;
   std::vector<int64_t> selected;  // Triples (batch, class, box).
@@ -116,15 +126,13 @@ Status NonMaxSuppression(KernelContext& ctx) {
   for (int64_t b = 0; b < batches && opt.max_per_class > 0; ++b) {
     const std::vector<Box> boxes = ToBoxes(boxes_v->data() + b * n * 4, n, center);
     for (int64_t c = 0; c < classes; ++c) {
-      const double* sc = scores_v->data() + (b * classes + c) * n;
+      const float* sc = scores + (b * classes + c) * n;
       order.clear();
       for (int64_t i = 0; i < n; ++i) {
-        if (!opt.has_score_threshold || static_cast<float>(sc[i]) > opt.score_threshold)
-          order.push_back(i);
+        if (!opt.has_score_threshold || sc[i] > opt.score_threshold) order.push_back(i);
       }
-      std::stable_sort(order.begin(), order.end(), [&](int64_t i, int64_t j) {
-        return static_cast<float>(sc[i]) > static_cast<float>(sc[j]);
-      });
+      std::stable_sort(order.begin(), order.end(),
+                       [&](int64_t i, int64_t j) { return sc[i] > sc[j]; });
       kept.clear();
       for (int64_t i : order) {
         if (static_cast<int64_t>(kept.size()) >= opt.max_per_class) break;

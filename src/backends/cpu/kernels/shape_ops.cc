@@ -151,10 +151,19 @@ Status Unsqueeze(KernelContext& ctx) {
   return CopyWithShape(ctx, out);
 }
 
+// dst[c * R + r] = src[r * cols + c] for c in [c0, c1), r < R: interleaves R
+// planes (an image's channels) with R known to the compiler.
+template <int R>
+void InterleavePlanes(const uint32_t* src, uint32_t* dst, int64_t cols, int64_t c0, int64_t c1) {
+  for (int64_t c = c0; c < c1; ++c)
+    for (int r = 0; r < R; ++r) dst[c * R + r] = src[r * cols + c];
+}
+
 // Layout reorders NCHW <-> NHWC (perm [0,2,3,1] / [0,3,1,2]) of 4-byte
 // elements: per batch item a 2-D transpose of a [rows, cols] matrix, in 32x32
-// tiles, parallel over (batch, column tiles). Returns false (nothing written)
-// for any other perm or element size.
+// tiles, parallel over (batch, column tiles); to NHWC with at most 4 channels
+// (an RGB image) by interleaving the planes directly. Returns false (nothing
+// written) for any other perm or element size.
 bool ChannelTranspose(const IntraOp& intra, const Tensor& x, const std::vector<int>& perm,
                       Tensor* out) {
   if (x.rank() != 4 || DTypeSize(x.dtype()) != 4) return false;
@@ -167,6 +176,20 @@ bool ChannelTranspose(const IntraOp& intra, const Tensor& x, const std::vector<i
   const int64_t col_tiles = (cols + kTile - 1) / kTile;
   const auto* in = static_cast<const uint32_t*>(x.raw_data());
   auto* o = static_cast<uint32_t*>(out->raw_data());
+  if (to_nhwc && rows <= 4) {
+    static constexpr void (*kInterleave[])(const uint32_t*, uint32_t*, int64_t, int64_t,
+                                           int64_t) = {nullptr, InterleavePlanes<1>,
+                                                       InterleavePlanes<2>, InterleavePlanes<3>,
+                                                       InterleavePlanes<4>};
+    intra.ParallelRanges(n * cols, int64_t{1} << 14, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end;) {  // Whole or partial batch items.
+        const int64_t b = i / cols, c0 = i % cols, c1 = std::min(cols, c0 + (end - i));
+        kInterleave[rows](in + b * rows * cols, o + b * rows * cols, cols, c0, c1);
+        i += c1 - c0;
+      }
+    });
+    return true;
+  }
   const int64_t min_chunk = std::max<int64_t>(1, (int64_t{1} << 14) / (rows * kTile));
   intra.ParallelRanges(n * col_tiles, min_chunk, [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t) {
