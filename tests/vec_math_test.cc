@@ -228,5 +228,29 @@ TEST(VecMath, MaxSkipsNaNAfterTheFirstElement) {
   for (const Kernels* k : Variants()) EXPECT_TRUE(std::isnan(k->max(x.data(), 40)));
 }
 
+// Softmax's exp(x - max) takes the short path: the same bits as ExpF on every
+// non-positive float (sampled through the bit patterns, every exponent), the
+// boundaries and NaN.
+TEST(VecMath, ExpNonPositiveIsExpFBitForBit) {
+  std::vector<float> xs = {0.0f,
+                           -0.0f,
+                           -87.33654f,
+                           -87.3365f,
+                           -87.34f,
+                           -88.0f,
+                           -103.9f,
+                           -1e30f,
+                           -std::numeric_limits<float>::infinity(),
+                           -std::numeric_limits<float>::denorm_min()};
+  for (uint64_t b = 0x80000000u; b < 0xff800000u; b += 4099) {
+    float x;
+    const uint32_t bits = static_cast<uint32_t>(b);
+    std::memcpy(&x, &bits, sizeof(x));
+    xs.push_back(x);
+  }
+  for (float x : xs) ASSERT_EQ(Bits(ExpNonPositive(x)), Bits(ExpF(x))) << x;
+  EXPECT_TRUE(std::isnan(ExpNonPositive(std::numeric_limits<float>::quiet_NaN())));
+}
+
 }  // namespace
 }  // namespace parallax

@@ -45,6 +45,29 @@ inline float ExpF(float x) {
   return std::isunordered(x, x) ? x : y;
 }
 
+// ExpF(x) for x <= 0 (and NaN), bit for bit, in fewer operations: no upper
+// clamp, and 2^n as one factor (n >= -126 once x is clamped at -87.34; ExpF
+// splits it in two only so that n = 128 works, and both products round
+// once). For Softmax's exp(x - max). REQUIRES: x <= 0 or NaN.
+inline float ExpNonPositive(float x) {
+  const float lo = -87.33654f;
+  const float c = std::isless(x, lo) ? lo : x;
+  const float n = (c * 1.44269504f + 12582912.0f) - 12582912.0f;
+  const float r = (c - n * 0.693359375f) + n * 2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  const int32_t b = (static_cast<int32_t>(n) + 127) << 23;
+  float s;
+  std::memcpy(&s, &b, sizeof(s));
+  const float y = std::isless(x, lo) ? 0.0f : p * s;
+  return std::isunordered(x, x) ? x : y;
+}
+
 inline float TanhF(float a) {
   // Rational minimax approximation on [-7.9, 7.9] (tanh is +-1 in float
   // beyond).

@@ -123,11 +123,11 @@ struct Kernels {
   // a or b when its stride is 1.
   void (*binary)(BinaryOp op, const float* a, int64_t sa, const float* b, int64_t sb, float* y,
                  int64_t n);
-  // max of x[0..n) (n >= 1) as a fold of `v > m ? v : m` over 16 lanes
+  // max of x[0..n) (n >= 1) as a fold of `v > m ? v : m` over lanes
   // seeded with x[0] (NaN elements after x[0] are skipped).
   float (*max)(const float* x, int64_t n);
   // y[i] = ExpF(x[i] - shift); returns the sum of y in a fixed 16-lane order.
-  // y may equal x.
+  // y may equal x. REQUIRES: shift >= every x[i] (Softmax's row max).
   float (*exp_shift_sum)(const float* x, float shift, float* y, int64_t n);
   // mean of x[0..n) and 1 / sqrt(variance + eps), two passes, 16-lane sums;
   // n >= 1.
