@@ -12,16 +12,10 @@
 
 namespace parallax {
 
-// exp(x) for float in plain, branch-free arithmetic so loops calling it
-// vectorise (std::exp does not without -ffast-math). Cephes polynomial,
-// about 2 ulp; returns 0 below -87.33 (denormal results flush to zero),
-// inf above 88.72, NaN for NaN.
-inline float ExpF(float x) {
-  const float hi = 88.72283f, lo = -87.33654f;
-  // Branch-free selects: with -fno-trapping-math (set for the reduction
-  // files) loops that call this vectorise.
-  float c = std::isless(x, lo) ? lo : x;
-  c = std::isgreater(c, hi) ? hi : c;
+// exp(c) = p * 2^n for c already clamped to ExpF's range: sets *n to
+// round(c / ln2) (an integer-valued float) and returns p, exp of the
+// remainder (Cephes polynomial).
+inline float ExpReduced(float c, float* n_out) {
   // n = round(c / ln2) with the 1.5 * 2^23 trick (no SSE4.1 round needed).
   const float n = (c * 1.44269504f + 12582912.0f) - 12582912.0f;
   const float r = (c - n * 0.693359375f) + n * 2.12194440e-4f;
@@ -32,6 +26,22 @@ inline float ExpF(float x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * r * r + r + 1.0f;
+  *n_out = n;
+  return p;
+}
+
+// exp(x) for float in plain, branch-free arithmetic so loops calling it
+// vectorise (std::exp does not without -ffast-math). Cephes polynomial,
+// about 2 ulp; returns 0 below -87.33 (denormal results flush to zero),
+// inf above 88.72, NaN for NaN.
+inline float ExpF(float x) {
+  const float hi = 88.72283f, lo = -87.33654f;
+  // Branch-free selects: with -fno-trapping-math (set for the reduction
+  // files) loops that call this vectorise.
+  float c = std::isless(x, lo) ? lo : x;
+  c = std::isgreater(c, hi) ? hi : c;
+  float n;
+  const float p = ExpReduced(c, &n);
   // 2^n as two normal factors, so n = 128 (x near hi) and n = -126 work.
   const int32_t ni = static_cast<int32_t>(n);
   const int32_t n1 = ni / 2, n2 = ni - n1;
@@ -52,15 +62,8 @@ inline float ExpF(float x) {
 inline float ExpNonPositive(float x) {
   const float lo = -87.33654f;
   const float c = std::isless(x, lo) ? lo : x;
-  const float n = (c * 1.44269504f + 12582912.0f) - 12582912.0f;
-  const float r = (c - n * 0.693359375f) + n * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
+  float n;
+  const float p = ExpReduced(c, &n);
   const int32_t b = (static_cast<int32_t>(n) + 127) << 23;
   float s;
   std::memcpy(&s, &b, sizeof(s));
