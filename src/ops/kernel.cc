@@ -13,7 +13,7 @@ Result<Tensor*> KernelContext::Output(int i, DType dtype, const Shape& shape) {
     if (d < 0) return Error("negative output dimension in " + ShapeToString(shape));
   PX_ASSIGN_OR_RETURN(Tensor t, allocator_->Allocate(i, dtype, shape));
   outputs_[static_cast<size_t>(i)] = std::move(t);
-  shared_[static_cast<size_t>(i)] = false;
+  if (i < 64) shared_ &= ~(uint64_t{1} << i);
   return &outputs_[static_cast<size_t>(i)];
 }
 
@@ -24,7 +24,7 @@ Result<Tensor*> KernelContext::OutputOver(int input, DType dtype, const Shape& s
     if (!x.is_sequence() && !x.is_none() && x.dtype() == dtype && x.numel() == NumElements(shape) &&
         x.numel() > 0) {
       outputs_[0] = x.Reshaped(shape);
-      shared_[0] = false;
+      shared_ &= ~uint64_t{1};
       return &outputs_[0];
     }
   }
@@ -47,7 +47,7 @@ Status KernelContext::SetOutput(int i, Tensor t) {
     return Status::Ok();
   }
   outputs_[static_cast<size_t>(i)] = std::move(t);
-  shared_[static_cast<size_t>(i)] = true;
+  if (i < 64) shared_ |= uint64_t{1} << i;
   return Status::Ok();
 }
 

@@ -106,7 +106,6 @@ class KernelContext {
         inputs_(std::move(inputs)),
         implicit_(std::move(implicit_inputs)),
         outputs_(static_cast<size_t>(num_outputs)),
-        shared_(static_cast<size_t>(num_outputs), false),
         allocator_(allocator) {}
 
   const Node& node() const { return node_; }
@@ -137,8 +136,9 @@ class KernelContext {
   // element read (at the same index) before it is overwritten.
   Result<Tensor*> OutputOver(int input, DType dtype, const Shape& shape);
   // False when output i is the kernel's SetOutput of an owned tensor (it may
-  // share bytes with an input, a constant or a subgraph's state).
-  bool output_fresh(int i) const { return !shared_[static_cast<size_t>(i)]; }
+  // share bytes with an input, a constant or a subgraph's state), and for
+  // outputs past the 64th (not tracked).
+  bool output_fresh(int i) const { return i < 64 && ((shared_ >> i) & 1) == 0; }
 
   int num_inputs() const { return static_cast<int>(inputs_.size()); }
   // False when input i is beyond the list or was omitted (optional input).
@@ -173,7 +173,7 @@ class KernelContext {
   std::vector<const Tensor*> inputs_;
   std::vector<const Tensor*> implicit_;
   std::vector<Tensor> outputs_;
-  std::vector<bool> shared_;  // Per output: set by SetOutput of an owned tensor.
+  uint64_t shared_ = 0;  // Bit i: output i set by SetOutput of an owned tensor.
   OutputAllocator* allocator_;
   IntraOp intra_op_;
   bool may_forward_ = false;
