@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
@@ -320,6 +321,46 @@ TEST(NnKernels, MatMulIntraOpTilesMatchOneCall) {
     for (bool constant : {true, false}) {
       OneNode n("MatMul", 13, {a, b}, {false, constant}, 1);
       ExpectTilesMatch(n, {a, b});
+    }
+  }
+}
+
+// One column (a decoder's tied vocabulary projection W [V, K] x h [K, 1]):
+// row dots, not oneDNN; bit-identical for every thread count.
+TEST(NnKernels, MatMulWithOneColumnIsRowDots) {
+  const std::vector<std::pair<Shape, Shape>> cases = {
+      {{3001, 40}, {40, 1}},     // Split over threads.
+      {{2, 3, 5, 17}, {17, 1}},  // Batch folded into the rows.
+      {{1, 1, 384}, {384, 1}},   // One row.
+  };
+  for (size_t c = 0; c < cases.size(); ++c) {
+    SCOPED_TRACE("case " + std::to_string(c));
+    const Shape& as = cases[c].first;
+    Tensor a = Random(as, 80 + static_cast<uint32_t>(c)), b = Random(cases[c].second, 90);
+    const int64_t k = as.back(), rows = a.numel() / k;
+    std::vector<float> ref(static_cast<size_t>(rows));
+    for (int64_t r = 0; r < rows; ++r) {
+      double acc = 0;
+      for (int64_t j = 0; j < k; ++j)
+        acc += double{a.data<float>()[r * k + j]} * b.data<float>()[j];
+      ref[static_cast<size_t>(r)] = static_cast<float>(acc);
+    }
+    Shape ys = as;
+    ys.back() = 1;
+    for (bool a_constant : {true, false}) {
+      OneNode n("MatMul", 13, {a, b}, {a_constant, false}, 1);
+      ASSERT_TRUE(n.Create().ok());
+      Result<std::vector<Tensor>> y1 = n.Run({a, b});
+      ASSERT_TRUE(y1.ok()) << y1.status().ToString();
+      EXPECT_EQ((*y1)[0].shape(), ys);
+      ExpectNear((*y1)[0], ref, 1e-5f);
+      ThreadPool pool(4);
+      for (int threads : {2, 3, 4}) {
+        Result<std::vector<Tensor>> y = n.Run({a, b}, IntraOp{&pool, threads});
+        ASSERT_TRUE(y.ok()) << y.status().ToString();
+        ASSERT_EQ(0, std::memcmp((*y)[0].data<float>(), (*y1)[0].data<float>(),
+                                 static_cast<size_t>(rows) * sizeof(float)));
+      }
     }
   }
 }

@@ -217,6 +217,41 @@ TEST(VecMath, RowReductionsAgreeAcrossIsasAndWithDouble) {
   }
 }
 
+TEST(VecMath, RowDotsAgreeAcrossIsasRowSplitsAndWithDouble) {
+  for (int64_t k : {1, 15, 16, 47, 384}) {
+    const int64_t m = 9, lda = k + 3;  // Rows padded: lda is honoured.
+    std::vector<float> a = Inputs(m * lda, 2.0f, static_cast<uint32_t>(k)), x = Inputs(k, 2.0f, 5);
+    for (float& v : a)
+      if (!std::isfinite(v) || std::fabs(v) > 2.0f) v = 0.25f;
+    for (float& v : x)
+      if (!std::isfinite(v) || std::fabs(v) > 2.0f) v = -0.5f;
+    std::vector<uint32_t> first;
+    for (const Kernels* kv : Variants()) {
+      std::vector<float> y(static_cast<size_t>(m)), y_split(y.size());
+      kv->row_dots(a.data(), lda, x.data(), k, m, 0.5f, y.data());
+      for (int64_t r0 : {0, 4, 5})  // Rows split as intra-op tiles would.
+        kv->row_dots(a.data() + r0 * lda, lda, x.data(), k,
+                     (r0 == 0   ? 4
+                      : r0 == 4 ? 1
+                                : m - 5),
+                     0.5f, y_split.data() + r0);
+      std::vector<uint32_t> bits;
+      for (int64_t r = 0; r < m; ++r) {
+        double want = 0, mag = 0;
+        for (int64_t j = 0; j < k; ++j) {
+          want += static_cast<double>(a[r * lda + j]) * x[j];
+          mag += std::fabs(static_cast<double>(a[r * lda + j]) * x[j]);
+        }
+        EXPECT_NEAR(y[r], 0.5 * want, 1e-6 * mag + 1e-30) << "k=" << k << " row " << r;
+        EXPECT_EQ(Bits(y[r]), Bits(y_split[r]));
+        bits.push_back(Bits(y[r]));
+      }
+      if (first.empty()) first = bits;
+      EXPECT_EQ(bits, first) << vec::IsaName(kv->isa) << " k=" << k;
+    }
+  }
+}
+
 TEST(VecMath, MaxSkipsNaNAfterTheFirstElement) {
   const float nan = std::numeric_limits<float>::quiet_NaN();
   std::vector<float> x(40, 1.0f);

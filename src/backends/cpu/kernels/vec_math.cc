@@ -38,8 +38,11 @@ namespace {
 #pragma GCC pop_options
 #endif
 
-#define PX_VEC_KERNELS(ISA, NS) \
-  Kernels { ISA, NS::Unary, NS::Binary, NS::Max, NS::ExpShiftSum, NS::MeanInvStd, NS::NormAffine }
+#define PX_VEC_KERNELS(ISA, NS)                                                           \
+  Kernels {                                                                               \
+    ISA, NS::Unary, NS::Binary, NS::Max, NS::ExpShiftSum, NS::MeanInvStd, NS::NormAffine, \
+        NS::RowDots                                                                       \
+  }
 
 const Kernels kBase = PX_VEC_KERNELS(Isa::kBaseline, base);
 #ifdef PX_VEC_X86

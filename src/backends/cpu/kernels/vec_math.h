@@ -135,6 +135,12 @@ struct Kernels {
   // y[i] = ((x[i] - mean) * inv_std) * scale[i] + bias[i]; y may equal x.
   void (*norm_affine)(const float* x, float mean, float inv_std, const float* scale,
                       const float* bias, float* y, int64_t n);
+  // y[i] = alpha * dot(a[i * lda, i * lda + k), x[0, k)) for i < m (a
+  // matrix times a vector, A streamed once), each dot summed in a fixed
+  // 16-lane order, so every variant and every split of the rows gives the
+  // same bits.
+  void (*row_dots)(const float* a, int64_t lda, const float* x, int64_t k, int64_t m, float alpha,
+                   float* y);
 };
 
 // The fastest variant this CPU runs (resolved once).
