@@ -72,7 +72,7 @@ check "a negative --spin-us is an error naming the flag" grep -q "spin-us" "$tmp
 check "unknown --mode is an error naming the choices" grep -q "dataflow" "$tmp/err.txt"
 "$bin" run "$cls" --random-inputs --shape x=1,3,48,192 --memory-budget 1000 --out "$tmp/o" \
   > "$tmp/err.txt" 2>&1
-check "an impossible --memory-budget is ResourceExhausted" grep -q "ResourceExhausted.*1000-byte memory budget" "$tmp/err.txt"
+check "an impossible --memory-budget is ResourceExhausted" grep -q "ResourceExhausted.*1000-byte memory budget.*in pieces" "$tmp/err.txt"
 "$bin" run "$cls" --random-inputs --shape x=1,3,48,192 --threads 2 --trace "$tmp/t.json" \
   --out "$tmp/o" > /dev/null 2>&1
 check "run --trace writes a Chrome trace" grep -q '"traceEvents"' "$tmp/t.json"

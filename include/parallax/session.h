@@ -77,6 +77,10 @@ struct RunStats {
   // sequential); below max_branch_width when a budget or max_plan_ratio
   // narrowed it.
   int layer_width = 1;
+  // Chains of ops run in pieces because even the sequential plan exceeded
+  // the budget (0: none), and the most pieces of one chain.
+  int split_chains = 0;
+  int split_pieces = 1;
 };
 
 // The main graph's branch structure (paper Table 7).

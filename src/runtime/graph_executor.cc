@@ -46,10 +46,13 @@ class GraphExecutor::RunAllocator : public OutputAllocator {
       exec_->needs_replan_.store(true, std::memory_order_relaxed);  // Data-dependent shape.
     }
     const size_t budget = exec_->budget_bytes_;
-    if (budget > 0 && exec_->live_bytes_.load(std::memory_order_relaxed) + bytes > budget)
+    if (budget > 0 && exec_->live_bytes_.load(std::memory_order_relaxed) + bytes > budget) {
+      // Unplanned runs record shapes; this one tells a memory split its size.
+      if (v != kNoValue && plan == nullptr) exec_->observed_shape_[v] = ValueShape{true, shape};
       return ResourceExhausted(node_->Describe() + ": output " + std::to_string(output_index) +
                                " needs " + std::to_string(bytes) + " more bytes, over the " +
                                std::to_string(budget) + "-byte memory budget");
+    }
     Tensor t = Tensor::Uninitialized(dtype, shape);
     if (t.raw_data() == nullptr)
       return ResourceExhausted(node_->Describe() + ": cannot allocate " + std::to_string(bytes) +
@@ -125,11 +128,17 @@ Status GraphExecutor::Prepare() {
           std::unique_ptr<GraphExecutor> exec(
               new GraphExecutor(std::move(shared), backend, intra_op, body_options));
           exec->is_body_ = true;
+          exec->allow_split_ = false;
           PX_RETURN_IF_ERROR(exec->Prepare());
           bodies->push_back(exec.get());
           return std::unique_ptr<SubgraphRunner>(new SubgraphRunnerImpl(std::move(exec)));
         },
         intra_op};
+    const size_t i = kernels_.size();
+    if (i < donors_.size() && donors_[i] != nullptr) {
+      kernels_.push_back(donors_[i]);
+      continue;
+    }
     Result<std::unique_ptr<Kernel>> k = backend_->CreateKernel(init);
     if (!k.ok()) return k.status();
     kernels_.push_back(std::move(k).value());
@@ -387,6 +396,11 @@ void GraphExecutor::BuildPlan(const std::string& signature) {
   CachedPlan cp;
   cp.request_of_value.assign(g.values.size(), -1);
   cp.planned_size.assign(g.values.size(), 0);
+  // Shapes come from this run when it was unplanned, else from the plan it re-plans.
+  if (active_plan_ == nullptr)
+    cp.shapes = observed_shape_;
+  else if (prev != nullptr)
+    cp.shapes = prev->shapes;
   std::vector<BufferRequest> reqs;
   std::vector<ValueId> ids;  // Value of each request.
   for (size_t v = 0; v < g.values.size(); ++v) {
@@ -441,12 +455,16 @@ Status GraphExecutor::Run(const std::vector<Tensor>& inputs, const std::vector<T
         if (s.plan.arena_bytes < leanest->plan.arena_bytes) leanest = &s;
         if (chosen == nullptr && s.plan.arena_bytes <= budget) chosen = &s;
       }
-      if (chosen == nullptr)
-        return ResourceExhausted("graph '" + graph_->name + "' needs " +
-                                 std::to_string(leanest->plan.arena_bytes) +
-                                 " activation bytes even in its leanest schedule, over the "
-                                 "memory budget of " +
-                                 std::to_string(budget) + " bytes");
+      if (chosen == nullptr) {
+        const std::string refusal =
+            "graph '" + graph_->name + "' needs " + std::to_string(leanest->plan.arena_bytes) +
+            " activation bytes even in its leanest schedule, over the memory budget of " +
+            std::to_string(budget) + " bytes";
+        if (!allow_split_) return ResourceExhausted(refusal);
+        slots_.clear();
+        active_plan_ = nullptr;
+        return RunSplit(sig, budget, refusal, inputs, captures, outputs);
+      }
     }
     if (chosen->tasks == nullptr) mode = ExecMode::kSequential;
     tasks = chosen->tasks.get();
@@ -491,7 +509,11 @@ Status GraphExecutor::Run(const std::vector<Tensor>& inputs, const std::vector<T
   stats_.dynamic_bytes = dynamic_bytes_.load();
   if (!status.ok()) {
     slots_.clear();
+    const bool planned = active_plan_ != nullptr;
     active_plan_ = nullptr;
+    // A first run over the budget: the split copy, planned from static shapes.
+    if (!planned && budget > 0 && allow_split_ && status.code() == StatusCode::kResourceExhausted)
+      return RunSplit(sig, budget, status.message(), inputs, captures, outputs);
     return status;
   }
   outputs->clear();

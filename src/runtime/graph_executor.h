@@ -71,6 +71,8 @@ struct ExecStats {
   bool used_plan = false;
   ExecMode mode = ExecMode::kSequential;  // The schedule this run used.
   int layer_width = 1;                    // Its most branches of one layer at once (1: sequential).
+  int split_chains = 0;  // Chains run in pieces to fit the budget (plan/memory_split.h).
+  int split_pieces = 1;  // Most pieces of one such chain.
 };
 
 class GraphExecutor {
@@ -93,8 +95,10 @@ class GraphExecutor {
   ExecMode mode() const { return options_.mode; }
   // Activation bytes runs may use (0 = unlimited): a run uses the most
   // concurrent schedule whose plan fits, falls back to the sequential plan,
-  // or fails with ResourceExhausted; unplanned (first) runs go sequentially
-  // and fail on the first allocation past it. Not during a run.
+  // then to a copy of the graph with chains of ops split into pieces
+  // (SplitForMemory; kernels shared with this executor, results equal to
+  // rounding), or fails with ResourceExhausted; unplanned (first) runs go
+  // sequentially and fail on the first allocation past it. Not during a run.
   void set_memory_budget(size_t bytes) { budget_bytes_ = bytes; }
   // Records ops into `trace` (nullptr: stop), including those of subgraph
   // bodies (nested inside their If/Loop/Scan slice, on the worker that runs
@@ -137,6 +141,7 @@ class GraphExecutor {
     std::vector<Schedule> schedules;
     std::vector<int32_t> request_of_value;  // -1 when not arena-planned.
     std::vector<size_t> planned_size;       // Per value.
+    std::vector<ValueShape> shapes;         // Per value, from the run that planned it.
     uint64_t last_used = 0;                 // run_counter_ when last used (LRU eviction).
   };
 
@@ -151,6 +156,12 @@ class GraphExecutor {
   // distinct nodes whose inputs are computed).
   Status ExecuteNode(size_t step);
   Status RunSequential();
+  // Runs under `budget` on a memory-split copy of the graph (built per
+  // signature, rebuilt with a lower target if its plan still does not fit);
+  // `refusal` says why the graph itself did not fit, for the error.
+  Status RunSplit(const std::string& signature, size_t budget, const std::string& refusal,
+                  const std::vector<Tensor>& inputs, const std::vector<Tensor>& captures,
+                  std::vector<Tensor>* outputs);
   void BuildPlan(const std::string& signature);
 
   // Concurrent modes (graph_executor_concurrent.cc).
@@ -181,9 +192,22 @@ class GraphExecutor {
   std::vector<std::vector<ValueId>> releases_;  // Per node: values to unref after it.
   std::vector<std::vector<NodeId>> readers_;    // Per value: nodes reading it or an alias.
   std::unique_ptr<std::atomic<int32_t>[]> refs_;
-  std::vector<std::unique_ptr<Kernel>> kernels_;
-  std::vector<GraphExecutor*> bodies_;  // Subgraph executors, owned by kernels_.
+  std::vector<std::shared_ptr<Kernel>> kernels_;  // Shared with split_ executors.
+  std::vector<std::shared_ptr<Kernel>> donors_;   // Prepare: per node, a kernel to reuse.
+  std::vector<GraphExecutor*> bodies_;            // Subgraph executors, owned by kernels_.
   bool is_body_ = false;
+  // A memory-split copy of the graph for one signature (RunSplit).
+  struct SplitExecutor {
+    std::unique_ptr<GraphExecutor> exec;
+    std::vector<ValueShape> shapes;  // Per value of graph_: those known so far.
+    size_t target = 0;               // Peak bytes it was split for.
+    int chains = 0;
+    int max_pieces = 1;
+  };
+  bool allow_split_ = true;  // False in split copies and subgraph bodies.
+  std::map<std::string, SplitExecutor> split_;
+  // Replaces split->exec with a copy split for `target` estimated peak bytes.
+  Status BuildSplit(size_t target, SplitExecutor* split) const;
   std::vector<int32_t> last_use_;                  // Per value: last step reading it
                                                    // (or any value sharing its bytes).
   std::vector<bool> forwards_;                     // Per step: output 0 may share input 0.

@@ -157,7 +157,9 @@ Result<std::vector<Tensor>> Session::Run(const NamedTensors& inputs) {
                           es.sequential_plan_bytes,
                           budget,
                           es.mode,
-                          es.layer_width};
+                          es.layer_width,
+                          es.split_chains,
+                          es.split_pieces};
   return outputs;
 }
 

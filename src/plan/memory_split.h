@@ -1,0 +1,72 @@
+// Memory splitting: a graph rewrite that lowers the activation peak below
+// what any schedule of the unchanged graph needs, by running chains of
+// slice-separable ops piece by piece (used when a memory budget is below the
+// leanest plan).
+//
+// A chain is a run of nodes n1 -> n2 -> ... -> nm in which n(i+1) is the sole
+// reader of n(i)'s only output and every op computes each slice of its output
+// along one axis from the matching slices of its inputs: elementwise ops
+// (numpy broadcasting), MatMul / ScaledMatMul / FusedMatMul along batch or
+// row axes, Softmax / LogSoftmax / LayerNormalization away from their
+// normalised axes, Transpose. A split chain runs in K pieces along the
+// outermost non-unit axis of its largest value: inputs that vary along it
+// are Split, each piece runs copies of the chain's nodes on its slices, one
+// piece after another, and a Concat rebuilds the chain's output under its
+// original value id, so the rest of the graph is unchanged. E.g. attention
+// scores [1,6,1500,1500] = Q K^T -> Softmax -> x V run head by head.
+//
+// The pieces compute the same mathematics, but kernels may block smaller
+// shapes differently, so results agree to rounding, not bit for bit.
+//
+// Pure functions of a graph and the value shapes one run observed.
+#ifndef PARALLAX_PLAN_MEMORY_SPLIT_H_
+#define PARALLAX_PLAN_MEMORY_SPLIT_H_
+
+#include <cstddef>
+#include <functional>
+#include <vector>
+
+#include "graph/graph.h"
+#include "parallax/status.h"
+#include "plan/flops.h"
+
+namespace parallax {
+
+// Inputs of a node whose bytes its kernel may write output 0 over
+// (Backend::ReusableInputs); may be empty (no in-place writes assumed).
+using ReusableInputsFn = std::function<std::vector<int>(const Node&)>;
+
+// Live activation bytes of running `graph` node by node in its order: node
+// outputs (graph outputs included, graph inputs and constants excluded) from
+// their producer to their last reader. Outputs of Reshape / Flatten / Squeeze
+// / Unsqueeze, and outputs written over a reusable input that nothing else
+// reads, share their input's bytes. `shapes` is per value; a value with an
+// unknown shape counts 0 bytes.
+struct PeakEstimate {
+  size_t bytes = 0;
+  std::vector<ValueId> live_at_peak;  // Values holding bytes at the peak step.
+};
+PeakEstimate EstimateSequentialPeak(const Graph& graph, const std::vector<ValueShape>& shapes,
+                                    const ReusableInputsFn& reusable = {});
+
+struct MemorySplit {
+  Graph graph;                      // Rewritten, topologically sorted, links rebuilt.
+  std::vector<NodeId> origin;       // Per node of `graph`: the input graph's node it
+                                    // copies, or -1 for an inserted Split / Concat.
+  std::vector<ValueShape> shapes;   // Per value of `graph`.
+  int chains = 0;                   // Chains split.
+  int max_pieces = 1;               // Most pieces of one chain.
+  size_t estimated_peak_bytes = 0;  // EstimateSequentialPeak of `graph`.
+};
+
+// Splits as few chains into as few pieces as it takes for the estimated peak
+// to be at most `budget_bytes`: repeatedly the largest value live at the peak
+// either seeds a new chain (2 pieces) or, inside a split chain, doubles its
+// pieces. Fails with ResourceExhausted, naming the lowest peak reached, when
+// no split fits. With nothing to split it returns the graph unchanged.
+Result<MemorySplit> SplitForMemory(const Graph& graph, const std::vector<ValueShape>& shapes,
+                                   size_t budget_bytes, const ReusableInputsFn& reusable = {});
+
+}  // namespace parallax
+
+#endif  // PARALLAX_PLAN_MEMORY_SPLIT_H_

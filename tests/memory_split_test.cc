@@ -1,0 +1,271 @@
+// Memory splitting (plan/memory_split.h): the peak estimate and the chain
+// rewrite on tiny hand-built graphs, and sessions whose budget is below the
+// leanest plan running a split copy within it.
+#include "plan/memory_split.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "model_builder.h"
+#include "parallax/parallax.h"
+
+namespace parallax {
+namespace {
+
+// Builds an IR graph with float32 values of known shapes.
+class ShapedGraph {
+ public:
+  ValueId Value(const std::string& name, Shape dims) {
+    parallax::Value v;
+    v.name = name;
+    v.dtype = DType::kFloat32;
+    v.has_shape = true;
+    for (int64_t d : dims) v.dims.push_back(Dim{d, ""});
+    shapes_.push_back(ValueShape{true, dims});
+    return g_.AddValue(std::move(v));
+  }
+  Node& Add(const std::string& op, std::vector<ValueId> ins, std::vector<ValueId> outs,
+            int opset = 13) {
+    Node n;
+    n.name = op + std::to_string(g_.nodes.size());
+    n.op_type = op;
+    n.opset = opset;
+    n.inputs = std::move(ins);
+    n.outputs = std::move(outs);
+    g_.nodes.push_back(std::move(n));
+    return g_.nodes.back();
+  }
+  Graph& graph() {
+    g_.RebuildLinks();
+    return g_;
+  }
+  const std::vector<ValueShape>& shapes() const { return shapes_; }
+
+ private:
+  Graph g_;
+  std::vector<ValueShape> shapes_;
+};
+
+Attribute Int(int64_t v) {
+  Attribute a;
+  a.kind = Attribute::Kind::kInt;
+  a.i = v;
+  return a;
+}
+
+// q [1,H,S,D] x kt [1,H,D,S] -> scores -> Softmax -> x v [1,H,S,D] -> o.
+struct Attention {
+  ShapedGraph sg;
+  ValueId q, kt, v, scores, probs, o;
+  Attention(int64_t heads, int64_t seq, int64_t d) {
+    q = sg.Value("q", {1, heads, seq, d});
+    kt = sg.Value("kt", {1, heads, d, seq});
+    v = sg.Value("v", {1, heads, seq, d});
+    scores = sg.Value("scores", {1, heads, seq, seq});
+    probs = sg.Value("probs", {1, heads, seq, seq});
+    o = sg.Value("o", {1, heads, seq, d});
+    sg.Add("MatMul", {q, kt}, {scores});
+    sg.Add("Softmax", {scores}, {probs}).attrs["axis"] = Int(-1);
+    sg.Add("MatMul", {probs, v}, {o});
+    Graph& g = sg.graph();
+    g.inputs = {q, kt, v};
+    g.outputs = {o};
+  }
+};
+
+TEST(MemorySplit, EstimateCountsActivationsFromProducerToLastReader) {
+  Attention a(4, 8, 2);
+  // Scores and probs live together at the Softmax (no in-place writes):
+  // 2 * 4*8*8*4 bytes; the output is not yet written.
+  const PeakEstimate pe = EstimateSequentialPeak(a.sg.graph(), a.sg.shapes());
+  EXPECT_EQ(pe.bytes, 2u * 4 * 8 * 8 * 4);
+  EXPECT_EQ(pe.live_at_peak, (std::vector<ValueId>{a.scores, a.probs}));
+  // Softmax may write over its input: then probs shares the scores' bytes.
+  auto softmax_in_place = [](const Node& n) {
+    return n.op_type == "Softmax" ? std::vector<int>{0} : std::vector<int>{};
+  };
+  EXPECT_EQ(EstimateSequentialPeak(a.sg.graph(), a.sg.shapes(), softmax_in_place).bytes,
+            4u * 8 * 8 * 4 + 4u * 8 * 2 * 4);  // Scores, then probs' bytes + the output.
+}
+
+TEST(MemorySplit, AttentionRunsHeadByHead) {
+  Attention a(4, 64, 2);  // Scores much larger than q, kt, v (which Splits copy).
+  const size_t unsplit = EstimateSequentialPeak(a.sg.graph(), a.sg.shapes()).bytes;
+  auto split = SplitForMemory(a.sg.graph(), a.sg.shapes(), unsplit / 3);
+  ASSERT_TRUE(split.ok()) << split.status().ToString();
+  const Graph& g = split->graph;
+  EXPECT_EQ(split->chains, 1);
+  EXPECT_EQ(split->max_pieces, 4);  // 2 pieces are not enough: 2/3 of the peak.
+  EXPECT_LE(split->estimated_peak_bytes, unsplit / 3);
+  EXPECT_EQ(split->estimated_peak_bytes, EstimateSequentialPeak(g, split->shapes).bytes);
+  // Split q, kt, v by head; 4 pieces of MatMul, Softmax, MatMul; one Concat.
+  int splits = 0, concats = 0, copies = 0;
+  ASSERT_EQ(split->origin.size(), g.nodes.size());
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    const Node& n = g.nodes[i];
+    if (n.op_type == "Split") {
+      ++splits;
+      EXPECT_EQ(n.attr_int("axis", -1), 1) << n.name;
+      EXPECT_EQ(split->origin[i], -1);
+    } else if (n.op_type == "Concat") {
+      ++concats;
+      EXPECT_EQ(n.attr_int("axis", -1), 1);
+      EXPECT_EQ(n.outputs, std::vector<ValueId>{a.o});  // Readers of o are unchanged.
+    } else {
+      ++copies;
+      EXPECT_EQ(g.nodes[i].op_type,
+                a.sg.graph().nodes[static_cast<size_t>(split->origin[i])].op_type);
+      EXPECT_EQ(split->shapes[static_cast<size_t>(n.outputs[0])].dims[1], 1) << n.name;
+    }
+  }
+  EXPECT_EQ(splits, 3);
+  EXPECT_EQ(concats, 1);
+  EXPECT_EQ(copies, 12);
+  // A budget that already fits changes nothing.
+  auto same = SplitForMemory(a.sg.graph(), a.sg.shapes(), unsplit);
+  ASSERT_TRUE(same.ok());
+  EXPECT_EQ(same->chains, 0);
+  EXPECT_EQ(same->graph.nodes.size(), 3u);
+}
+
+TEST(MemorySplit, RowsSplitAnMlp) {
+  // x [64,8] -> MatMul w1 [8,64] -> h [64,64] -> Relu -> MatMul w2 [64,8]
+  // -> Add residual x -> y: the chain MatMul, Relu, MatMul runs by rows (x
+  // split, the weights read whole) and ends on the small m.
+  ShapedGraph sg;
+  const ValueId x = sg.Value("x", {64, 8}), w1 = sg.Value("w1", {8, 64});
+  const ValueId h = sg.Value("h", {64, 64}), r = sg.Value("r", {64, 64});
+  const ValueId w2 = sg.Value("w2", {64, 8}), m = sg.Value("m", {64, 8});
+  const ValueId y = sg.Value("y", {64, 8});
+  sg.Add("MatMul", {x, w1}, {h});
+  sg.Add("Relu", {h}, {r});
+  sg.Add("MatMul", {r, w2}, {m});
+  sg.Add("Add", {m, x}, {y});
+  Graph& g = sg.graph();
+  g.inputs = {x, w1, w2};
+  g.outputs = {y};
+  const size_t unsplit = EstimateSequentialPeak(g, sg.shapes()).bytes;
+  auto split = SplitForMemory(g, sg.shapes(), unsplit / 2);
+  ASSERT_TRUE(split.ok()) << split.status().ToString();
+  EXPECT_EQ(split->chains, 1);
+  for (const Node& n : split->graph.nodes) {
+    if (n.op_type == "Split") {
+      EXPECT_EQ(n.inputs[0], x);  // Only x varies along rows.
+      EXPECT_EQ(n.attr_int("axis", -1), 0);
+    }
+    if (n.op_type == "MatMul") {
+      EXPECT_TRUE(n.inputs[1] == w1 || n.inputs[1] == w2);
+    }
+  }
+}
+
+TEST(MemorySplit, NormalisedAxesDoNotSplit) {
+  // Softmax over axis 1 of [1,64,4] (its outermost long axis), then a
+  // MatMul by rows: the chain could only be cut along the normalised axis,
+  // so a low budget is refused.
+  ShapedGraph sg;
+  const ValueId x = sg.Value("x", {1, 64, 4}), s = sg.Value("s", {1, 64, 4});
+  const ValueId w = sg.Value("w", {4, 1}), y = sg.Value("y", {1, 64, 1});
+  sg.Add("Softmax", {x}, {s}).attrs["axis"] = Int(1);
+  sg.Add("MatMul", {s, w}, {y});
+  Graph& g = sg.graph();
+  g.inputs = {x, w};
+  g.outputs = {y};
+  // Unsplit: s and y live together (1280 bytes); cut by rows, the Split
+  // copies of x and thin slices would need about 1050.
+  ASSERT_EQ(EstimateSequentialPeak(g, sg.shapes()).bytes, 1280u);
+  auto split = SplitForMemory(g, sg.shapes(), 1100);
+  ASSERT_FALSE(split.ok());
+  EXPECT_EQ(split.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(split.status().message().find("in pieces"), std::string::npos)
+      << split.status().message();
+}
+
+// An ONNX attention block: q, kt, v inputs, scores -> Softmax -> x v -> Transpose.
+std::string AttentionModel() {
+  testing::ModelBuilder b(13);
+  b.Input("q", onnx::TensorProto::FLOAT, {1, 4, 256, 16})
+      .Input("kt", onnx::TensorProto::FLOAT, {1, 4, 16, 256})
+      .Input("v", onnx::TensorProto::FLOAT, {1, 4, 256, 16})
+      .Output("y", onnx::TensorProto::FLOAT, {1, 256, 4, 16});
+  b.Node("MatMul", {"q", "kt"}, {"scores"});
+  b.Node("Softmax", {"scores"}, {"probs"});
+  b.Node("MatMul", {"probs", "v"}, {"o"});
+  auto* t = b.Node("Transpose", {"o"}, {"y"});
+  auto* perm = t->add_attribute();
+  perm->set_name("perm");
+  perm->set_type(onnx::AttributeProto::INTS);
+  for (int p : {0, 2, 1, 3}) perm->add_ints(p);
+  return b.Write("attention_split");
+}
+
+Tensor Random(Shape shape, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(-2, 2);
+  Tensor t = Tensor::Empty(DType::kFloat32, std::move(shape));
+  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = u(rng);
+  return t;
+}
+
+TEST(MemorySplit, SessionUnderABudgetBelowTheLeanestPlanRunsInPieces) {
+  auto m = Model::Load(AttentionModel());
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  const Session::NamedTensors inputs = {{"q", Random({1, 4, 256, 16}, 1)},
+                                        {"kt", Random({1, 4, 16, 256}, 2)},
+                                        {"v", Random({1, 4, 256, 16}, 3)}};
+  auto free = Session::Create(*m, SessionOptions{});
+  ASSERT_TRUE(free.ok());
+  ASSERT_TRUE(free->Run(inputs).ok());
+  auto want = free->Run(inputs);
+  ASSERT_TRUE(want.ok());
+  const RunStats fs = free->last_stats();
+  const size_t budget = fs.planned_activation_bytes * 6 / 10;
+  ASSERT_LT(budget, fs.sequential_plan_bytes);  // No schedule of the graph fits.
+  for (ExecutionMode mode : {ExecutionMode::kSequential, ExecutionMode::kDataflow}) {
+    SessionOptions o;
+    o.mode = mode;
+    o.threads = 2;
+    o.memory_budget_bytes = static_cast<int64_t>(budget);
+    auto s = Session::Create(*m, o);
+    ASSERT_TRUE(s.ok());
+    for (int rep = 0; rep < 3; ++rep) {  // The first run is unplanned, the others planned.
+      auto got = s->Run(inputs);
+      ASSERT_TRUE(got.ok()) << got.status().ToString();
+      const RunStats st = s->last_stats();
+      EXPECT_GE(st.split_chains, 1) << rep;
+      EXPECT_GE(st.split_pieces, 2) << rep;
+      EXPECT_LE(st.measured_activation_bytes, budget) << rep;
+      EXPECT_LE(st.planned_activation_bytes, budget) << rep;
+      const Tensor& a = (*got)[0];
+      const Tensor& b = (*want)[0];
+      ASSERT_EQ(a.shape(), b.shape());
+      double worst = 0;
+      for (int64_t i = 0; i < a.numel(); ++i)
+        worst =
+            std::max(worst, std::abs(static_cast<double>(a.data<float>()[i]) - b.data<float>()[i]) /
+                                (std::abs(static_cast<double>(b.data<float>()[i])) + 1e-6));
+      EXPECT_LE(worst, 1e-5) << rep;
+    }
+  }
+  // Below anything a split reaches: a clear error naming both limits.
+  SessionOptions o;
+  o.memory_budget_bytes = 4096;
+  auto tiny = Session::Create(*m, o);
+  ASSERT_TRUE(tiny.ok());
+  for (int rep = 0; rep < 2; ++rep) {
+    auto out = tiny->Run(inputs);
+    ASSERT_FALSE(out.ok());
+    EXPECT_EQ(out.status().code(), StatusCode::kResourceExhausted);
+    EXPECT_NE(out.status().message().find("4096-byte memory budget"), std::string::npos)
+        << out.status().message();
+    EXPECT_NE(out.status().message().find("in pieces"), std::string::npos)
+        << out.status().message();
+  }
+}
+
+}  // namespace
+}  // namespace parallax
