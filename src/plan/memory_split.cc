@@ -8,6 +8,8 @@
 #include <string>
 #include <utility>
 
+#include "plan/fusion_util.h"
+
 namespace parallax {
 namespace {
 
@@ -244,13 +246,6 @@ std::optional<Chain> SeedChain(const Context& cx, ValueId seed) {
   return c;
 }
 
-Attribute IntAttr(int64_t v) {
-  Attribute a;
-  a.kind = Attribute::Kind::kInt;
-  a.i = v;
-  return a;
-}
-
 struct Rewritten {
   MemorySplit split;
   std::vector<int> interior_chain;  // Per value: chain whose piece-internal value it is, or -1.
@@ -295,7 +290,7 @@ void EmitChain(const Graph& g, const Chain& c, int ci, Rewritten* rw) {
     split.op_type = "Split";
     split.opset = 13;
     split.inputs = {u, sizes_value};
-    split.attrs["axis"] = IntAttr(axis);
+    split.attrs["axis"] = fusion::IntAttr(axis);
     for (int k = 0; k < k_pieces; ++k) {
       Shape dims = rw->split.shapes[static_cast<size_t>(u)].dims;
       dims[static_cast<size_t>(axis)] = sizes[static_cast<size_t>(k)];
@@ -343,7 +338,7 @@ void EmitChain(const Graph& g, const Chain& c, int ci, Rewritten* rw) {
   concat.opset = 13;
   concat.inputs = piece_outputs;
   concat.outputs = {last.outputs[0]};
-  concat.attrs["axis"] = IntAttr(c.nodes.back().map.out_axis);
+  concat.attrs["axis"] = fusion::IntAttr(c.nodes.back().map.out_axis);
   out.nodes.push_back(std::move(concat));
   rw->split.origin.push_back(-1);
 }

@@ -14,6 +14,8 @@ namespace {
 
 // Split copies tried per run: each learns shapes or lowers the target by a fifth.
 constexpr int kSplitAttempts = 32;
+// Split copies kept (one per input-shape signature run under a tight budget).
+constexpr size_t kMaxSplitCopies = 16;
 
 // Value shapes known before running: constants, the given inputs, and
 // values whose declared dims are all known or named symbols bound by the
@@ -99,6 +101,8 @@ Status GraphExecutor::BuildSplit(size_t target, SplitExecutor* split) const {
 Status GraphExecutor::RunSplit(const std::string& signature, size_t budget,
                                const std::string& refusal, const std::vector<Tensor>& inputs,
                                const std::vector<Tensor>& captures, std::vector<Tensor>* outputs) {
+  if (split_.size() >= kMaxSplitCopies && split_.count(signature) == 0)
+    split_.erase(split_.begin());  // Bounded like the plan cache; any copy can be rebuilt.
   SplitExecutor& split = split_[signature];
   if (split.exec != nullptr && split.target > budget) split.exec.reset();  // Split for more.
   if (split.shapes.empty()) {
