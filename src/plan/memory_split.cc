@@ -388,14 +388,14 @@ Result<Rewritten> Rewrite(const Graph& g, const std::vector<ValueShape>& shapes,
   return rw;
 }
 
-bool Forwards(const Node& n) {
+}  // namespace
+
+bool ForwardsInput(const Node& n) {
   return n.domain.empty() && n.outputs.size() == 1 && !n.inputs.empty() &&
          n.inputs[0] != kNoValue &&
          (n.op_type == "Reshape" || n.op_type == "Flatten" || n.op_type == "Squeeze" ||
           n.op_type == "Unsqueeze");
 }
-
-}  // namespace
 
 PeakEstimate EstimateSequentialPeak(const Graph& g, const std::vector<ValueShape>& shapes,
                                     const ReusableInputsFn& reusable) {
@@ -426,7 +426,7 @@ PeakEstimate EstimateSequentialPeak(const Graph& g, const std::vector<ValueShape
         is_output[static_cast<size_t>(n.outputs[0])])
       continue;
     const ValueId y = n.outputs[0];
-    if (Forwards(n) && activation(n.inputs[0])) {
+    if (ForwardsInput(n) && activation(n.inputs[0])) {
       root[static_cast<size_t>(y)] = root[static_cast<size_t>(n.inputs[0])];
     } else if (reusable) {
       for (int k : reusable(n)) {

@@ -36,6 +36,10 @@ namespace parallax {
 // (Backend::ReusableInputs); may be empty (no in-place writes assumed).
 using ReusableInputsFn = std::function<std::vector<int>(const Node&)>;
 
+// Reshape-like nodes (Reshape, Flatten, Squeeze, Unsqueeze) whose output 0
+// may share input 0's bytes (the executor's aliases; KernelContext::ForwardInput).
+bool ForwardsInput(const Node& n);
+
 // Live activation bytes of running `graph` node by node in its order: node
 // outputs (graph outputs included, graph inputs and constants excluded) from
 // their producer to their last reader. Outputs of Reshape / Flatten / Squeeze

@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "plan/memory_split.h"
+
 namespace parallax {
 namespace {
 
@@ -195,15 +197,11 @@ void GraphExecutor::PlanAliases() {
     for (ValueId v : g.nodes[s].inputs) read(v);
     for (ValueId v : g.nodes[s].implicit_inputs) read(v);
   }
-  static const char* kForwarding[] = {"Reshape", "Flatten", "Squeeze", "Unsqueeze"};
   for (size_t s = 0; s < g.nodes.size(); ++s) {
     const Node& node = g.nodes[s];
     if (node.outputs.empty() || node.outputs[0] == kNoValue || is_output_[node.outputs[0]])
       continue;
-    bool forwarding = false;
-    for (const char* f : kForwarding) forwarding |= node.op_type == f;
-    forwarding = forwarding && node.domain.empty() && node.outputs.size() == 1 &&
-                 !node.inputs.empty() && node.inputs[0] != kNoValue;
+    const bool forwarding = ForwardsInput(node);
     int input = forwarding ? 0 : -1;
     if (!forwarding && options_.in_place) {
       for (int k : backend_->ReusableInputs(node)) {
