@@ -28,6 +28,11 @@ class ShapedGraph {
     shapes_.push_back(ValueShape{true, dims});
     return g_.AddValue(std::move(v));
   }
+  ValueId Ints(const std::string& name, const std::vector<int64_t>& v) {
+    const int64_t n = static_cast<int64_t>(v.size());
+    shapes_.push_back(ValueShape{true, {n}});
+    return g_.AddConstant(name, Tensor::FromVector(DType::kInt64, {n}, v));
+  }
   Node& Add(const std::string& op, std::vector<ValueId> ins, std::vector<ValueId> outs,
             int opset = 13) {
     Node n;
@@ -54,6 +59,13 @@ Attribute Int(int64_t v) {
   Attribute a;
   a.kind = Attribute::Kind::kInt;
   a.i = v;
+  return a;
+}
+
+Attribute Ints(std::vector<int64_t> v) {
+  Attribute a;
+  a.kind = Attribute::Kind::kInts;
+  a.ints = std::move(v);
   return a;
 }
 
@@ -98,7 +110,7 @@ TEST(MemorySplit, AttentionRunsHeadByHead) {
   auto split = SplitForMemory(a.sg.graph(), a.sg.shapes(), unsplit / 3);
   ASSERT_TRUE(split.ok()) << split.status().ToString();
   const Graph& g = split->graph;
-  EXPECT_EQ(split->chains, 1);
+  EXPECT_EQ(split->regions, 1);
   EXPECT_EQ(split->max_pieces, 4);  // 2 pieces are not enough: 2/3 of the peak.
   EXPECT_LE(split->estimated_peak_bytes, unsplit / 3);
   EXPECT_EQ(split->estimated_peak_bytes, EstimateSequentialPeak(g, split->shapes).bytes);
@@ -128,7 +140,7 @@ TEST(MemorySplit, AttentionRunsHeadByHead) {
   // A budget that already fits changes nothing.
   auto same = SplitForMemory(a.sg.graph(), a.sg.shapes(), unsplit);
   ASSERT_TRUE(same.ok());
-  EXPECT_EQ(same->chains, 0);
+  EXPECT_EQ(same->regions, 0);
   EXPECT_EQ(same->graph.nodes.size(), 3u);
 }
 
@@ -151,7 +163,7 @@ TEST(MemorySplit, RowsSplitAnMlp) {
   const size_t unsplit = EstimateSequentialPeak(g, sg.shapes()).bytes;
   auto split = SplitForMemory(g, sg.shapes(), unsplit / 2);
   ASSERT_TRUE(split.ok()) << split.status().ToString();
-  EXPECT_EQ(split->chains, 1);
+  EXPECT_EQ(split->regions, 1);
   for (const Node& n : split->graph.nodes) {
     if (n.op_type == "Split") {
       EXPECT_EQ(n.inputs[0], x);  // Only x varies along rows.
@@ -183,6 +195,74 @@ TEST(MemorySplit, NormalisedAxesDoNotSplit) {
   EXPECT_EQ(split.status().code(), StatusCode::kResourceExhausted);
   EXPECT_NE(split.status().message().find("in pieces"), std::string::npos)
       << split.status().message();
+}
+
+TEST(MemorySplit, WindowAttentionRunsWindowByWindow) {
+  // Swin-style: x [4 windows, 8 tokens, 8] -> MatMul -> qkv [4,8,24] ->
+  // Reshape [4,8,3,2,4] -> Transpose -> [3,4,2,8,4] -> Split into q, k, v ->
+  // Squeeze -> attention per head -> Transpose -> Reshape [4,8,8]. One
+  // region along the window axis covers it; a Shape of qkv becomes a
+  // constant.
+  ShapedGraph sg;
+  const ValueId x = sg.Value("x", {4, 8, 8}), w = sg.Value("w", {8, 24});
+  const ValueId qkv = sg.Value("qkv", {4, 8, 24}), r = sg.Value("r", {4, 8, 3, 2, 4});
+  const ValueId t = sg.Value("t", {3, 4, 2, 8, 4});
+  std::vector<ValueId> parts, heads;
+  for (const char* n : {"q", "k", "v"}) {
+    parts.push_back(sg.Value(std::string(n) + "5", {1, 4, 2, 8, 4}));
+    heads.push_back(sg.Value(n, {4, 2, 8, 4}));
+  }
+  const ValueId kt = sg.Value("kt", {4, 2, 4, 8}), s = sg.Value("s", {4, 2, 8, 8});
+  const ValueId p = sg.Value("p", {4, 2, 8, 8}), o = sg.Value("o", {4, 2, 8, 4});
+  const ValueId ot = sg.Value("ot", {4, 8, 2, 4}), y = sg.Value("y", {4, 8, 8});
+  const ValueId sh = sg.Value("sh", {3});
+  sg.Add("MatMul", {x, w}, {qkv});
+  sg.Add("Shape", {qkv}, {sh});
+  sg.Add("Reshape", {qkv, sg.Ints("r_shape", {4, 8, 3, 2, 4})}, {r});
+  sg.Add("Transpose", {r}, {t}).attrs["perm"] = Ints({2, 0, 3, 1, 4});
+  sg.Add("Split", {t, sg.Ints("split", {1, 1, 1})}, parts).attrs["axis"] = Int(0);
+  for (int i = 0; i < 3; ++i) sg.Add("Squeeze", {parts[i], sg.Ints("axes", {0})}, {heads[i]});
+  sg.Add("Transpose", {heads[1]}, {kt}).attrs["perm"] = Ints({0, 1, 3, 2});
+  sg.Add("MatMul", {heads[0], kt}, {s});
+  sg.Add("Softmax", {s}, {p}).attrs["axis"] = Int(-1);
+  sg.Add("MatMul", {p, heads[2]}, {o});
+  sg.Add("Transpose", {o}, {ot}).attrs["perm"] = Ints({0, 2, 1, 3});
+  sg.Add("Reshape", {ot, sg.Ints("y_shape", {4, 8, 8})}, {y});
+  Graph& g = sg.graph();
+  g.inputs = {x, w};
+  g.outputs = {y, sh};
+  const size_t unsplit = EstimateSequentialPeak(g, sg.shapes()).bytes;
+  auto split = SplitForMemory(g, sg.shapes(), unsplit * 6 / 10);
+  ASSERT_TRUE(split.ok()) << split.status().ToString();
+  EXPECT_EQ(split->regions, 1);
+  EXPECT_LE(split->estimated_peak_bytes, unsplit * 6 / 10);
+  const Graph& out = split->graph;
+  const int pieces = split->max_pieces;
+  int reshapes = 0, concats = 0;
+  for (const Node& n : out.nodes) {
+    EXPECT_NE(n.op_type, "Shape");  // Folded into a constant.
+    if (n.op_type == "Split" && split->origin[static_cast<size_t>(&n - out.nodes.data())] < 0) {
+      EXPECT_EQ(n.inputs[0], x);  // Only x is sliced from outside; the weight is read whole.
+      EXPECT_EQ(n.attr_int("axis", -1), 0);
+    }
+    if (n.op_type == "Reshape" && n.outputs[0] != y) {  // y's Reshape runs after the region.
+      ++reshapes;
+      const Tensor& dims = out.values[static_cast<size_t>(n.inputs[1])].constant;
+      ASSERT_TRUE(dims.defined());
+      EXPECT_EQ(dims.data<int64_t>()[0], 4 / pieces) << n.name;  // Its piece's windows.
+    }
+    if (n.op_type == "Concat") {
+      ++concats;
+      // The cut comes at the first smallest value leaving the region.
+      EXPECT_EQ(n.outputs, std::vector<ValueId>{o});
+    }
+  }
+  EXPECT_EQ(reshapes, pieces);
+  EXPECT_EQ(concats, 1);
+  const Tensor& folded = out.values[static_cast<size_t>(sh)].constant;
+  ASSERT_TRUE(folded.defined());
+  EXPECT_EQ(std::vector<int64_t>(folded.data<int64_t>(), folded.data<int64_t>() + 3),
+            (std::vector<int64_t>{4, 8, 24}));
 }
 
 // An ONNX attention block: q, kt, v inputs, scores -> Softmax -> x v -> Transpose.
@@ -236,7 +316,7 @@ TEST(MemorySplit, SessionUnderABudgetBelowTheLeanestPlanRunsInPieces) {
       auto got = s->Run(inputs);
       ASSERT_TRUE(got.ok()) << got.status().ToString();
       const RunStats st = s->last_stats();
-      EXPECT_GE(st.split_chains, 1) << rep;
+      EXPECT_GE(st.split_regions, 1) << rep;
       EXPECT_GE(st.split_pieces, 2) << rep;
       EXPECT_LE(st.measured_activation_bytes, budget) << rep;
       EXPECT_LE(st.planned_activation_bytes, budget) << rep;
@@ -264,6 +344,71 @@ TEST(MemorySplit, SessionUnderABudgetBelowTheLeanestPlanRunsInPieces) {
         << out.status().message();
     EXPECT_NE(out.status().message().find("in pieces"), std::string::npos)
         << out.status().message();
+  }
+}
+
+// A 3-image CNN: Conv -> Relu -> Conv -> Relu -> GlobalAveragePool ->
+// Flatten -> Gemm -> Softmax (the layout pass runs the convs channels-last).
+std::string BatchCnnModel() {
+  testing::ModelBuilder b(13);
+  b.Input("x", onnx::TensorProto::FLOAT, {3, 3, 32, 32})
+      .Output("y", onnx::TensorProto::FLOAT, {3, 4});
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> u(-0.5f, 0.5f);
+  auto init = [&](const std::string& name, std::vector<int64_t> dims) {
+    int64_t n = 1;
+    for (int64_t d : dims) n *= d;
+    std::vector<float> v(static_cast<size_t>(n));
+    for (float& e : v) e = u(rng);
+    b.FloatInit(name, dims, v);
+  };
+  init("w1", {8, 3, 3, 3});
+  init("w2", {8, 8, 3, 3});
+  init("wf", {8, 4});
+  init("bf", {4});
+  for (const char* c : {"1", "2"}) {
+    auto* conv = b.Node("Conv", {std::string(c) == "1" ? "x" : "r1", std::string("w") + c},
+                        {std::string("c") + c});
+    auto* pads = conv->add_attribute();
+    pads->set_name("pads");
+    pads->set_type(onnx::AttributeProto::INTS);
+    for (int i = 0; i < 4; ++i) pads->add_ints(1);
+    b.Node("Relu", {std::string("c") + c}, {std::string("r") + c});
+  }
+  b.Node("GlobalAveragePool", {"r2"}, {"g"});
+  b.Node("Flatten", {"g"}, {"f"});
+  b.Node("Gemm", {"f", "wf", "bf"}, {"logits"});
+  b.Node("Softmax", {"logits"}, {"y"});
+  return b.Write("batch_cnn_split");
+}
+
+TEST(MemorySplit, BatchCnnRunsImageByImageUnderSixtyPercent) {
+  auto m = Model::Load(BatchCnnModel());
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  const Session::NamedTensors inputs = {{"x", Random({3, 3, 32, 32}, 11)}};
+  auto free = Session::Create(*m, SessionOptions{});
+  ASSERT_TRUE(free.ok());
+  ASSERT_TRUE(free->Run(inputs).ok());
+  auto want = free->Run(inputs);
+  ASSERT_TRUE(want.ok());
+  const size_t budget = free->last_stats().planned_activation_bytes * 6 / 10;
+  SessionOptions o;
+  o.threads = 2;
+  o.memory_budget_bytes = static_cast<int64_t>(budget);
+  auto s = Session::Create(*m, o);
+  ASSERT_TRUE(s.ok());
+  for (int rep = 0; rep < 3; ++rep) {
+    auto got = s->Run(inputs);
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    const RunStats st = s->last_stats();
+    EXPECT_EQ(st.split_regions, 1) << rep;
+    EXPECT_GE(st.split_pieces, 2) << rep;
+    EXPECT_LE(st.measured_activation_bytes, budget) << rep;
+    const Tensor& a = (*got)[0];
+    const Tensor& e = (*want)[0];
+    ASSERT_EQ(a.shape(), e.shape());
+    for (int64_t i = 0; i < a.numel(); ++i)
+      EXPECT_NEAR(a.data<float>()[i], e.data<float>()[i], 1e-6) << i;
   }
 }
 

@@ -4,6 +4,7 @@
 #define PARALLAX_TESTS_MODEL_BUILDER_H_
 
 #include <onnx/onnx_pb.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -53,9 +54,12 @@ class ModelBuilder {
     return *this;
   }
   onnx::ModelProto& proto() { return model_; }
-  // Writes the model to a unique temporary path and returns it.
+  // Writes the model to a temporary path unique to this process (ctest runs
+  // tests in parallel processes that may build models of the same stem) and
+  // returns it.
   std::string Write(const std::string& stem) const {
-    auto path = std::filesystem::temp_directory_path() / ("parallax_test_" + stem + ".onnx");
+    auto path = std::filesystem::temp_directory_path() /
+                ("parallax_test_" + stem + "_" + std::to_string(::getpid()) + ".onnx");
     std::ofstream f(path, std::ios::binary);
     model_.SerializeToOstream(&f);
     return path.string();

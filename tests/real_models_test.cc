@@ -240,11 +240,11 @@ TEST(RealModels, WhisperEncoderRunsInPiecesUnderSixtyPercentBudget) {
     ASSERT_TRUE(got.ok()) << got.status().ToString();
     const RunStats st = tight->last_stats();
     std::printf(
-        "whisper encoder, budget %lld: %d chains in up to %d pieces, measured %zu, "
+        "whisper encoder, budget %lld: %d regions in up to %d pieces, measured %zu, "
         "planned %zu (free plan %zu)\n",
-        static_cast<long long>(options.memory_budget_bytes), st.split_chains, st.split_pieces,
+        static_cast<long long>(options.memory_budget_bytes), st.split_regions, st.split_pieces,
         st.measured_activation_bytes, st.planned_activation_bytes, fs.planned_activation_bytes);
-    EXPECT_GE(st.split_chains, 1);
+    EXPECT_GE(st.split_regions, 1);
     EXPECT_LE(st.measured_activation_bytes, static_cast<size_t>(options.memory_budget_bytes));
     EXPECT_LE(st.planned_activation_bytes, static_cast<size_t>(options.memory_budget_bytes));
     ExpectClose((*got)[0], (*want)[0], "whisper encoder split vs free");

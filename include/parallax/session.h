@@ -79,7 +79,7 @@ struct RunStats {
   int layer_width = 1;
   // Chains of ops run in pieces because even the sequential plan exceeded
   // the budget (0: none), and the most pieces of one chain.
-  int split_chains = 0;
+  int split_regions = 0;
   int split_pieces = 1;
 };
 

@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "plan/fusion_util.h"
+#include "plan/split_map.h"
 
 namespace parallax {
 namespace {
@@ -30,125 +31,15 @@ size_t Bytes(const Graph& g, const std::vector<ValueShape>& shapes, ValueId v) {
   return static_cast<size_t>(NumElements(*s)) * element;
 }
 
-bool IsElementwise(const Node& n) {
-  static const std::set<std::string> kOps = {
-      "Add",       "Sub",  "Mul",   "Div",     "Pow",         "Max",       "Min",  "Where", "Relu",
-      "LeakyRelu", "Elu",  "Selu",  "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "Erf",   "Exp",
-      "Log",       "Neg",  "Abs",   "Sqrt",    "Reciprocal",  "Softplus",  "Gelu", "Cast",  "Clip",
-      "Floor",     "Ceil", "Round", "Sin",     "Cos",         "Mish",      "Not",  "Equal", "Less",
-      "Greater",   "And",  "Or",    "PRelu",   "Identity",    "Sign"};
-  return n.domain.empty() && kOps.count(n.op_type) != 0;
-}
-
-// How one node splits: sliced along `out_axis` of its output 0, it reads
-// input i sliced along in_axes[i], or whole when in_axes[i] is -1.
-struct SplitMap {
-  int out_axis = -1;
-  std::vector<int> in_axes;
-};
-
-// Numpy broadcasting: inputs [from, end) of `n` vary along output axis
-// `o` (of rank `r`, size `extent`) where they have that axis with size > 1.
-bool MapBroadcast(const Node& n, const std::vector<ValueShape>& shapes, int o, int r,
-                  int64_t extent, size_t from, SplitMap* m) {
-  for (size_t i = from; i < n.inputs.size(); ++i) {
-    if (n.inputs[i] == kNoValue) continue;
-    const Shape* s = ShapeOf(shapes, n.inputs[i]);
-    if (s == nullptr) return false;
-    const int ai = o - (r - static_cast<int>(s->size()));
-    if (ai < 0 || (*s)[static_cast<size_t>(ai)] == 1) continue;
-    if ((*s)[static_cast<size_t>(ai)] != extent) return false;
-    m->in_axes[i] = ai;
-  }
-  return true;
-}
-
-// MatMul-family (A [..., M, K] x B [..., K, N]) with input `in` sliced along
-// `axis`: a batch axis (B or A follows where it has that axis), M of A or N
-// of B. The reduced K axis does not split.
-bool MapMatMul(const Node& n, const std::vector<ValueShape>& shapes, int in, int axis, int r,
-               SplitMap* m) {
-  const Shape* a = ShapeOf(shapes, n.inputs[0]);
-  const Shape* b = n.inputs.size() > 1 ? ShapeOf(shapes, n.inputs[1]) : nullptr;
-  if (a == nullptr || b == nullptr || a->size() < 2 || b->size() < 2 || in > 1) return false;
-  const int ra = static_cast<int>(a->size()), rb = static_cast<int>(b->size());
-  const int rx = in == 0 ? ra : rb;
-  const Shape* other = in == 0 ? b : a;
-  const int ro = in == 0 ? rb : ra;
-  if (axis == rx - 1 - in) return false;  // K.
-  m->in_axes[static_cast<size_t>(in)] = axis;
-  if (axis == rx - 2 + in) {  // M of A or N of B: the other operand is read whole.
-    m->out_axis = r - 2 + in;
-    return true;
-  }
-  m->out_axis = axis + (r - rx);  // Batch.
-  const int oi = m->out_axis - (r - ro);
-  if (oi >= 0 && oi < ro - 2 && (*other)[static_cast<size_t>(oi)] != 1)
-    m->in_axes[static_cast<size_t>(1 - in)] = oi;
-  return true;
-}
-
-// How `n` splits when input `in` is sliced along `axis`; nullopt when it
-// does not (or shapes are unknown).
-std::optional<SplitMap> MapSplit(const std::vector<ValueShape>& shapes, const Node& n, int in,
-                                 int axis) {
-  if (n.outputs.empty() || n.outputs[0] == kNoValue || !n.implicit_inputs.empty())
-    return std::nullopt;
-  for (size_t i = 1; i < n.outputs.size(); ++i)
-    if (n.outputs[i] != kNoValue) return std::nullopt;
-  const Shape* out = ShapeOf(shapes, n.outputs[0]);
-  const Shape* x = ShapeOf(shapes, n.inputs[static_cast<size_t>(in)]);
-  if (out == nullptr || x == nullptr) return std::nullopt;
-  const int r = static_cast<int>(out->size()), rx = static_cast<int>(x->size());
-  if (axis < 0 || axis >= rx) return std::nullopt;
-  const int64_t extent = (*x)[static_cast<size_t>(axis)];
-  SplitMap m;
-  m.in_axes.assign(n.inputs.size(), -1);
-  const std::string& op = n.op_type;
-  const bool onnx = n.domain.empty();
-  if (IsElementwise(n)) {
-    m.out_axis = axis + (r - rx);
-    if (m.out_axis < 0 || !MapBroadcast(n, shapes, m.out_axis, r, extent, 0, &m))
-      return std::nullopt;
-  } else if (onnx && (op == "Softmax" || op == "LogSoftmax" || op == "LayerNormalization")) {
-    if (in != 0) return std::nullopt;
-    const bool single = op != "LayerNormalization" && n.opset >= 13;
-    int64_t norm = n.attr_int("axis", op == "LayerNormalization" || single ? -1 : 1);
-    if (norm < 0) norm += rx;
-    if (single ? axis == norm : axis >= norm) return std::nullopt;  // Normalised axes stay whole.
-    m.out_axis = axis;
-    m.in_axes[0] = axis;
-  } else if (onnx && op == "Transpose") {
-    std::vector<int64_t> perm = n.attr_ints("perm");
-    if (perm.empty())
-      for (int d = rx - 1; d >= 0; --d) perm.push_back(d);
-    for (size_t j = 0; j < perm.size(); ++j)
-      if (perm[j] == axis) m.out_axis = static_cast<int>(j);
-    m.in_axes[0] = axis;
-  } else if ((onnx && op == "MatMul") ||
-             (n.domain == kParallaxDomain && (op == "ScaledMatMul" || op == "FusedMatMul"))) {
-    if (!MapMatMul(n, shapes, in, axis, r, &m)) return std::nullopt;
-    if (op == "FusedMatMul") {  // Bias along N stays whole; a residual broadcasts.
-      if (in != 0 || m.out_axis == r - 1) return std::nullopt;
-      if (!MapBroadcast(n, shapes, m.out_axis, r, extent, 2, &m)) return std::nullopt;
-    }
-  } else {
-    return std::nullopt;
-  }
-  if (m.out_axis < 0 || m.out_axis >= r || (*out)[static_cast<size_t>(m.out_axis)] != extent ||
-      m.in_axes[static_cast<size_t>(in)] != axis)
-    return std::nullopt;
-  return m;
-}
-
-struct ChainNode {
+struct RegionNode {
   NodeId node = -1;
   SplitMap map;
 };
 
-struct Chain {
-  std::vector<ChainNode> nodes;  // In execution order.
-  int64_t extent = 0;            // Size of the split axis.
+struct Region {
+  std::vector<RegionNode> nodes;  // In node (execution) order.
+  std::vector<ValueId> exits;     // Values read after the region (or graph outputs).
+  int64_t extent = 0;             // Size of the split axis.
   int pieces = 2;
 };
 
@@ -156,15 +47,31 @@ struct Context {
   const Graph& g;
   const std::vector<ValueShape>& shapes;
   std::vector<bool> is_output;  // Per value.
-  std::vector<bool> taken;      // Per node: in a chain.
+  std::vector<bool> taken;      // Per node: in a region.
 };
 
-// Distinct nodes reading `v`.
+// An ONNX Shape node: it reads only its input's shape, which the split
+// copy knows, so the rewrite replaces one reading a region value by a constant.
+bool IsShape(const Node& n) { return n.domain.empty() && n.op_type == "Shape"; }
+
+// Distinct nodes reading `v`'s data (Shape nodes excluded).
 std::vector<NodeId> Readers(const Graph& g, ValueId v) {
-  std::vector<NodeId> r = g.values[static_cast<size_t>(v)].consumers;
+  std::vector<NodeId> r;
+  for (NodeId c : g.values[static_cast<size_t>(v)].consumers)
+    if (!IsShape(g.nodes[static_cast<size_t>(c)])) r.push_back(c);
   std::sort(r.begin(), r.end());
   r.erase(std::unique(r.begin(), r.end()), r.end());
   return r;
+}
+
+// The output of Shape node `n` (start / end attributes applied).
+Tensor ShapeConstant(const Node& n, const Shape& dims) {
+  const int64_t rank = static_cast<int64_t>(dims.size());
+  auto clamp = [&](int64_t a) { return std::clamp(a < 0 ? a + rank : a, int64_t{0}, rank); };
+  const int64_t start = clamp(n.attr_int("start", 0)), end = clamp(n.attr_int("end", rank));
+  std::vector<int64_t> v;
+  for (int64_t i = start; i < end; ++i) v.push_back(dims[static_cast<size_t>(i)]);
+  return Tensor::FromVector(DType::kInt64, {static_cast<int64_t>(v.size())}, v);
 }
 
 // A split of node `n` whose output is sliced along `out_axis`, reading some
@@ -176,23 +83,115 @@ std::optional<SplitMap> FitOutput(const Context& cx, NodeId n, int out_axis) {
     if (u == kNoValue || cx.g.values[static_cast<size_t>(u)].is_constant()) continue;
     const Shape* s = ShapeOf(cx.shapes, u);
     for (int ax = 0; s != nullptr && ax < static_cast<int>(s->size()); ++ax) {
-      auto m = MapSplit(cx.shapes, node, static_cast<int>(i), ax);
+      auto m = MapSplit(cx.g, cx.shapes, node, static_cast<int>(i), ax);
       if (m && m->out_axis == out_axis) return m;
     }
   }
   return std::nullopt;
 }
 
-// An intermediate a chain may pass through: one reader, not a graph output.
-bool PassesThrough(const Context& cx, ValueId v, NodeId reader) {
-  const std::vector<NodeId> r = Readers(cx.g, v);
-  return !cx.is_output[static_cast<size_t>(v)] && r.size() == 1 && r[0] == reader;
+// A region being grown: its nodes with their maps, and the axis each value
+// it computes is sliced along.
+struct Growth {
+  std::map<NodeId, SplitMap> nodes;
+  std::map<ValueId, int> axis_of;
+  void Add(const Context& cx, NodeId n, SplitMap m) {
+    for (ValueId o : cx.g.nodes[static_cast<size_t>(n)].outputs)
+      if (o != kNoValue) axis_of[o] = m.out_axis;
+    nodes.emplace(n, std::move(m));
+  }
+};
+
+// Backwards from the region: producers of sliced inputs of at least
+// `big` bytes that only region nodes read.
+void GrowBackwards(const Context& cx, size_t big, Growth* gr) {
+  for (bool grew = true; grew;) {
+    grew = false;
+    for (const auto& [id, map] : gr->nodes) {
+      const Node& n = cx.g.nodes[static_cast<size_t>(id)];
+      for (size_t i = 0; i < n.inputs.size() && !grew; ++i) {
+        const ValueId u = n.inputs[i];
+        if (u == kNoValue || map.in_axes[i] < 0 || gr->axis_of.count(u) != 0) continue;
+        const NodeId q = cx.g.values[static_cast<size_t>(u)].producer;
+        if (q < 0 || cx.taken[static_cast<size_t>(q)] || cx.is_output[static_cast<size_t>(u)] ||
+            Bytes(cx.g, cx.shapes, u) < big)
+          continue;
+        bool inside = true;  // Every output of q is read only inside (and is no graph output).
+        for (ValueId o : cx.g.nodes[static_cast<size_t>(q)].outputs)
+          for (NodeId r : o == kNoValue ? std::vector<NodeId>{} : Readers(cx.g, o))
+            inside = inside && gr->nodes.count(r) != 0 && !cx.is_output[static_cast<size_t>(o)];
+        if (!inside) continue;
+        if (auto m = FitOutput(cx, q, map.in_axes[i])) {
+          gr->Add(cx, q, std::move(*m));
+          grew = true;
+        }
+      }
+      if (grew) break;  // `nodes` changed: restart the scan.
+    }
+  }
 }
 
-// The chain around `seed` (a node output): split along its outermost
-// non-unit axis, grown backwards and forwards over values at least half the
-// seed's size.
-std::optional<Chain> SeedChain(const Context& cx, ValueId seed) {
+// Forwards, in node order, over every reader of a region value that splits
+// along the axes the region slices its inputs by. A reader that does not
+// (or is in another region) stays outside and bounds the region: nothing at
+// or after it joins, so every outside reader of a region value runs after
+// the region's last node, where the rewrite emits the region.
+void GrowForwards(const Context& cx, Growth* gr) {
+  std::set<NodeId> candidates;
+  auto add_readers = [&](ValueId w) {
+    for (NodeId r : Readers(cx.g, w))
+      if (gr->nodes.count(r) == 0) candidates.insert(r);
+  };
+  for (const auto& [v, axis] : gr->axis_of) add_readers(v);
+  NodeId limit = static_cast<NodeId>(cx.g.nodes.size());
+  while (!candidates.empty() && *candidates.begin() < limit) {
+    const NodeId c = *candidates.begin();
+    candidates.erase(candidates.begin());
+    const Node& n = cx.g.nodes[static_cast<size_t>(c)];
+    std::optional<SplitMap> m;
+    if (!cx.taken[static_cast<size_t>(c)]) {
+      for (size_t i = 0; i < n.inputs.size() && !m; ++i) {
+        auto it = gr->axis_of.find(n.inputs[i]);
+        if (it != gr->axis_of.end())
+          m = MapSplit(cx.g, cx.shapes, n, static_cast<int>(i), it->second);
+      }
+      for (size_t i = 0; m && i < n.inputs.size(); ++i) {
+        auto it = gr->axis_of.find(n.inputs[i]);
+        if (it != gr->axis_of.end() && m->in_axes[i] != it->second) m.reset();
+      }
+    }
+    if (!m) {
+      limit = std::min(limit, c);
+      continue;
+    }
+    gr->Add(cx, c, std::move(*m));
+    for (ValueId o : n.outputs)
+      if (o != kNoValue) add_readers(o);
+  }
+}
+
+// Exit values of a region's nodes: those read outside it, or graph outputs.
+std::vector<ValueId> Exits(const Context& cx, const std::vector<RegionNode>& nodes) {
+  std::set<NodeId> in;
+  for (const RegionNode& rn : nodes) in.insert(rn.node);
+  std::vector<ValueId> exits;
+  for (const RegionNode& rn : nodes) {
+    for (ValueId w : cx.g.nodes[static_cast<size_t>(rn.node)].outputs) {
+      if (w == kNoValue) continue;
+      bool exit = cx.is_output[static_cast<size_t>(w)];
+      for (NodeId r : Readers(cx.g, w)) exit = exit || in.count(r) == 0;
+      if (exit) exits.push_back(w);
+    }
+  }
+  return exits;
+}
+
+// The region around `seed` (a node output), split along its outermost
+// non-unit axis: grown backwards over large inputs and forwards as far as
+// ops split, then cut after the node (not before the seed's producer) that
+// leaves the fewest bytes to rebuild by Concat. Fails when those are at
+// least half the seed's: the region would save little.
+std::optional<Region> SeedRegion(const Context& cx, ValueId seed) {
   const Graph& g = cx.g;
   const NodeId p = g.values[static_cast<size_t>(seed)].producer;
   const Shape* s = ShapeOf(cx.shapes, seed);
@@ -203,57 +202,49 @@ std::optional<Chain> SeedChain(const Context& cx, ValueId seed) {
   auto head = FitOutput(cx, p, axis);
   if (!head) return std::nullopt;
   const size_t big = Bytes(g, cx.shapes, seed) / 2;
-  Chain c;
-  c.extent = (*s)[static_cast<size_t>(axis)];
-  c.nodes.push_back({p, *head});
-  for (;;) {  // Backwards: the largest sliced input made by a splittable node.
-    const ChainNode& first = c.nodes.front();
-    const Node& n = g.nodes[static_cast<size_t>(first.node)];
-    std::optional<ChainNode> best;
-    size_t best_bytes = 0;
-    for (size_t i = 0; i < n.inputs.size(); ++i) {
-      const ValueId u = n.inputs[i];
-      if (u == kNoValue || first.map.in_axes[i] < 0) continue;
-      const NodeId q = g.values[static_cast<size_t>(u)].producer;
-      const size_t bytes = Bytes(g, cx.shapes, u);
-      if (q < 0 || cx.taken[static_cast<size_t>(q)] || bytes < big || bytes <= best_bytes ||
-          !PassesThrough(cx, u, first.node))
-        continue;
-      if (auto m = FitOutput(cx, q, first.map.in_axes[i])) {
-        best = ChainNode{q, *m};
-        best_bytes = bytes;
-      }
+  Growth gr;
+  gr.Add(cx, p, std::move(*head));
+  GrowBackwards(cx, big, &gr);
+  GrowForwards(cx, &gr);
+  Region region;
+  region.extent = (*s)[static_cast<size_t>(axis)];
+  for (auto& [id, map] : gr.nodes) region.nodes.push_back({id, std::move(map)});
+  // The cut: running exit bytes per prefix, maintained incrementally.
+  std::map<ValueId, size_t> unread;  // Prefix values: readers not yet in the prefix.
+  size_t exit_bytes = 0, best_bytes = std::numeric_limits<size_t>::max(), best_count = 0;
+  for (size_t i = 0; i < region.nodes.size(); ++i) {
+    const Node& n = g.nodes[static_cast<size_t>(region.nodes[i].node)];
+    std::set<ValueId> read(n.inputs.begin(), n.inputs.end());
+    for (ValueId u : read) {
+      auto it = unread.find(u);
+      if (it == unread.end() || --it->second > 0 || cx.is_output[static_cast<size_t>(u)]) continue;
+      exit_bytes -= Bytes(g, cx.shapes, u);
     }
-    if (!best) break;
-    c.nodes.insert(c.nodes.begin(), *best);
+    for (ValueId w : n.outputs) {
+      if (w == kNoValue) continue;
+      unread[w] = Readers(g, w).size();
+      if (unread[w] > 0 || cx.is_output[static_cast<size_t>(w)])
+        exit_bytes += Bytes(g, cx.shapes, w);
+    }
+    if (region.nodes[i].node >= p && exit_bytes < best_bytes) {
+      best_bytes = exit_bytes;
+      best_count = i + 1;
+    }
   }
-  for (;;) {  // Forwards while the chain's output is still large.
-    const ChainNode& last = c.nodes.back();
-    const ValueId w = g.nodes[static_cast<size_t>(last.node)].outputs[0];
-    if (Bytes(g, cx.shapes, w) < big || cx.is_output[static_cast<size_t>(w)]) break;
-    const std::vector<NodeId> r = Readers(g, w);
-    if (r.size() != 1 || cx.taken[static_cast<size_t>(r[0])]) break;
-    const Node& next = g.nodes[static_cast<size_t>(r[0])];
-    const auto at = std::find(next.inputs.begin(), next.inputs.end(), w);
-    auto m =
-        MapSplit(cx.shapes, next, static_cast<int>(at - next.inputs.begin()), last.map.out_axis);
-    if (!m) break;
-    c.nodes.push_back({r[0], *m});
-  }
-  // A chain that ends on a large value saves nothing: its Concat rebuilds it.
-  const ValueId end = g.nodes[static_cast<size_t>(c.nodes.back().node)].outputs[0];
-  if (Bytes(g, cx.shapes, end) >= big) return std::nullopt;
-  return c;
+  if (best_bytes >= big) return std::nullopt;
+  region.nodes.resize(best_count);
+  region.exits = Exits(cx, region.nodes);
+  return region;
 }
 
 struct Rewritten {
   MemorySplit split;
-  std::vector<int> interior_chain;  // Per value: chain whose piece-internal value it is, or -1.
+  std::vector<int> interior_region;  // Per value: region whose piece-internal value it is, or -1.
 };
 
 // A value like `like` (dtype, name + suffix) of shape `dims`.
 ValueId AddPieceValue(Rewritten* rw, const Value& like, const std::string& suffix,
-                      const Shape& dims, int interior_chain) {
+                      const Shape& dims, int interior_region) {
   Value v;
   v.name = like.name + suffix;
   v.dtype = like.dtype;
@@ -261,13 +252,21 @@ ValueId AddPieceValue(Rewritten* rw, const Value& like, const std::string& suffi
   for (int64_t d : dims) v.dims.push_back(Dim{d, ""});
   const ValueId id = rw->split.graph.AddValue(std::move(v));
   rw->split.shapes.push_back(ValueShape{true, dims});
-  rw->interior_chain.push_back(interior_chain);
+  rw->interior_region.push_back(interior_region);
   return id;
 }
 
-// Emits chain `ci` piece by piece: Splits of the inputs that vary along the
-// axis, the chain's nodes per piece, a Concat into the chain's output.
-void EmitChain(const Graph& g, const Chain& c, int ci, Rewritten* rw) {
+ValueId AddInt64s(Rewritten* rw, const std::string& name, const std::vector<int64_t>& v) {
+  const int64_t n = static_cast<int64_t>(v.size());
+  const ValueId id = rw->split.graph.AddConstant(name, Tensor::FromVector(DType::kInt64, {n}, v));
+  rw->split.shapes.push_back(ValueShape{true, {n}});
+  rw->interior_region.push_back(-1);
+  return id;
+}
+
+// Emits region `ri` piece by piece: Splits of the outside inputs it slices,
+// the region's nodes per piece, a Concat into each exit value.
+void EmitRegion(const Graph& g, const Region& c, int ri, Rewritten* rw) {
   Graph& out = rw->split.graph;
   const int k_pieces = c.pieces;
   std::vector<int64_t> sizes;
@@ -279,12 +278,7 @@ void EmitChain(const Graph& g, const Chain& c, int ci, Rewritten* rw) {
   auto slice = [&](ValueId u, int axis) -> const std::vector<ValueId>& {
     auto [it, inserted] = slices.try_emplace({u, axis});
     if (!inserted) return it->second;
-    if (sizes_value == kNoValue) {
-      sizes_value = out.AddConstant(last.name + "/split_sizes",
-                                    Tensor::FromVector(DType::kInt64, {k_pieces}, sizes));
-      rw->split.shapes.push_back(ValueShape{true, {k_pieces}});
-      rw->interior_chain.push_back(-1);
-    }
+    if (sizes_value == kNoValue) sizes_value = AddInt64s(rw, last.name + "/split_sizes", sizes);
     Node split;
     split.name = g.values[static_cast<size_t>(u)].name + "/split";
     split.op_type = "Split";
@@ -302,51 +296,62 @@ void EmitChain(const Graph& g, const Chain& c, int ci, Rewritten* rw) {
     it->second = out.nodes.back().outputs;
     return it->second;
   };
-  std::vector<ValueId> piece_outputs;
+  const std::vector<ValueId>& exits = c.exits;
+  std::map<ValueId, std::vector<ValueId>> exit_pieces;
   for (int k = 0; k < k_pieces; ++k) {
-    ValueId prev = kNoValue;
-    for (size_t j = 0; j < c.nodes.size(); ++j) {
-      const ChainNode& cn = c.nodes[j];
-      const Node& orig = g.nodes[static_cast<size_t>(cn.node)];
-      const ValueId prev_orig =
-          j == 0 ? kNoValue : g.nodes[static_cast<size_t>(c.nodes[j - 1].node)].outputs[0];
+    const std::string suffix = "/piece" + std::to_string(k);
+    std::map<ValueId, ValueId> piece;  // Region value -> this piece's.
+    for (const RegionNode& rn : c.nodes) {
+      const Node& orig = g.nodes[static_cast<size_t>(rn.node)];
       Node n = orig;
-      n.name += "/piece" + std::to_string(k);
+      n.name += suffix;
       for (size_t i = 0; i < n.inputs.size(); ++i) {
         const ValueId u = orig.inputs[i];
         if (u == kNoValue) continue;
-        if (j > 0 && u == prev_orig)
-          n.inputs[i] = prev;
-        else if (cn.map.in_axes[i] >= 0)
-          n.inputs[i] = slice(u, cn.map.in_axes[i])[static_cast<size_t>(k)];
+        if (auto it = piece.find(u); it != piece.end())
+          n.inputs[i] = it->second;
+        else if (rn.map.in_axes[i] >= 0)
+          n.inputs[i] = slice(u, rn.map.in_axes[i])[static_cast<size_t>(k)];
       }
-      const ValueId y = orig.outputs[0];
-      Shape dims = rw->split.shapes[static_cast<size_t>(y)].dims;
-      dims[static_cast<size_t>(cn.map.out_axis)] = sizes[static_cast<size_t>(k)];
-      const bool interior = j + 1 < c.nodes.size();
-      prev = AddPieceValue(rw, g.values[static_cast<size_t>(y)], "/piece" + std::to_string(k), dims,
-                           interior ? ci : -1);
-      n.outputs[0] = prev;
+      for (size_t o = 0; o < orig.outputs.size(); ++o) {
+        const ValueId y = orig.outputs[o];
+        if (y == kNoValue) continue;
+        Shape dims = rw->split.shapes[static_cast<size_t>(y)].dims;
+        dims[static_cast<size_t>(rn.map.out_axis)] = sizes[static_cast<size_t>(k)];
+        if (NeedsPieceShape(orig)) n.inputs[1] = AddInt64s(rw, orig.name + suffix + "/shape", dims);
+        const bool exit = std::find(exits.begin(), exits.end(), y) != exits.end();
+        const ValueId py =
+            AddPieceValue(rw, g.values[static_cast<size_t>(y)], suffix, dims, exit ? -1 : ri);
+        piece[y] = py;
+        if (exit) exit_pieces[y].push_back(py);
+        n.outputs[o] = py;
+      }
       out.nodes.push_back(std::move(n));
-      rw->split.origin.push_back(cn.node);
+      rw->split.origin.push_back(rn.node);
     }
-    piece_outputs.push_back(prev);
   }
-  Node concat;
-  concat.name = last.name + "/concat";
-  concat.op_type = "Concat";
-  concat.opset = 13;
-  concat.inputs = piece_outputs;
-  concat.outputs = {last.outputs[0]};
-  concat.attrs["axis"] = fusion::IntAttr(c.nodes.back().map.out_axis);
-  out.nodes.push_back(std::move(concat));
-  rw->split.origin.push_back(-1);
+  for (const RegionNode& rn : c.nodes) {
+    for (ValueId y : g.nodes[static_cast<size_t>(rn.node)].outputs) {
+      auto it = exit_pieces.find(y);
+      if (y == kNoValue || it == exit_pieces.end()) continue;
+      Node concat;
+      concat.name = g.values[static_cast<size_t>(y)].name + "/concat";
+      concat.op_type = "Concat";
+      concat.opset = 13;
+      concat.inputs = it->second;
+      concat.outputs = {y};
+      concat.attrs["axis"] = fusion::IntAttr(rn.map.out_axis);
+      out.nodes.push_back(std::move(concat));
+      rw->split.origin.push_back(-1);
+    }
+  }
 }
 
-// The graph with `chains` split, each emitted where its last node was (every
-// input of the chain is computed by then).
+// The graph with `regions` split, each emitted where its last node was
+// (every outside input of the region is computed by then, and every outside
+// reader of its values comes later: see GrowForwards).
 Result<Rewritten> Rewrite(const Graph& g, const std::vector<ValueShape>& shapes,
-                          const std::vector<Chain>& chains) {
+                          const std::vector<Region>& regions) {
   Rewritten rw;
   Graph& out = rw.split.graph;
   out.name = g.name;
@@ -356,22 +361,31 @@ Result<Rewritten> Rewrite(const Graph& g, const std::vector<ValueShape>& shapes,
   out.captures = g.captures;
   rw.split.shapes = shapes;
   rw.split.shapes.resize(g.values.size());
-  rw.interior_chain.assign(g.values.size(), -1);
-  std::vector<int> chain_of(g.nodes.size(), -1);
-  for (size_t c = 0; c < chains.size(); ++c)
-    for (const ChainNode& cn : chains[c].nodes)
-      chain_of[static_cast<size_t>(cn.node)] = static_cast<int>(c);
+  rw.interior_region.assign(g.values.size(), -1);
+  std::vector<int> region_of(g.nodes.size(), -1);
+  for (size_t c = 0; c < regions.size(); ++c)
+    for (const RegionNode& rn : regions[c].nodes)
+      region_of[static_cast<size_t>(rn.node)] = static_cast<int>(c);
   for (size_t i = 0; i < g.nodes.size(); ++i) {
-    const int c = chain_of[i];
+    const int c = region_of[i];
+    const Node& n = g.nodes[i];
+    const ValueId x = n.inputs.empty() ? kNoValue : n.inputs[0];
+    const NodeId xp = x == kNoValue ? -1 : g.values[static_cast<size_t>(x)].producer;
+    if (IsShape(n) && xp >= 0 && region_of[static_cast<size_t>(xp)] >= 0 &&
+        shapes[static_cast<size_t>(x)].known && n.outputs[0] != kNoValue) {
+      out.values[static_cast<size_t>(n.outputs[0])].constant =
+          ShapeConstant(n, shapes[static_cast<size_t>(x)].dims);
+      continue;  // Folded: no node.
+    }
     if (c < 0) {
       out.nodes.push_back(g.nodes[i]);
       rw.split.origin.push_back(static_cast<NodeId>(i));
-    } else if (chains[static_cast<size_t>(c)].nodes.back().node == static_cast<NodeId>(i)) {
-      EmitChain(g, chains[static_cast<size_t>(c)], c, &rw);
-      rw.split.max_pieces = std::max(rw.split.max_pieces, chains[static_cast<size_t>(c)].pieces);
+    } else if (regions[static_cast<size_t>(c)].nodes.back().node == static_cast<NodeId>(i)) {
+      EmitRegion(g, regions[static_cast<size_t>(c)], c, &rw);
+      rw.split.max_pieces = std::max(rw.split.max_pieces, regions[static_cast<size_t>(c)].pieces);
     }
   }
-  rw.split.chains = static_cast<int>(chains.size());
+  rw.split.regions = static_cast<int>(regions.size());
   out.RebuildLinks();
   // Emission order is topological (see above); TopologicalSort would reorder
   // `origin` out of step, so a violation is reported, not repaired.
@@ -478,10 +492,10 @@ Result<MemorySplit> SplitForMemory(const Graph& graph, const std::vector<ValueSh
   Context cx{graph, shapes, std::vector<bool>(graph.values.size(), false),
              std::vector<bool>(graph.nodes.size(), false)};
   for (ValueId o : graph.outputs) cx.is_output[static_cast<size_t>(o)] = true;
-  std::vector<Chain> chains;
+  std::vector<Region> regions;
   size_t lowest = std::numeric_limits<size_t>::max();
   for (int iter = 0; iter < kMaxIterations; ++iter) {
-    PX_ASSIGN_OR_RETURN(Rewritten rw, Rewrite(graph, shapes, chains));
+    PX_ASSIGN_OR_RETURN(Rewritten rw, Rewrite(graph, shapes, regions));
     const PeakEstimate pe = EstimateSequentialPeak(rw.split.graph, rw.split.shapes, reusable);
     rw.split.estimated_peak_bytes = pe.bytes;
     if (pe.bytes <= budget_bytes) return std::move(rw.split);
@@ -492,25 +506,26 @@ Result<MemorySplit> SplitForMemory(const Graph& graph, const std::vector<ValueSh
     });
     bool changed = false;
     for (ValueId x : live) {
-      const int c = rw.interior_chain[static_cast<size_t>(x)];
-      if (c >= 0) {  // A piece of a split chain: more, smaller pieces.
-        Chain& chain = chains[static_cast<size_t>(c)];
-        if (chain.pieces >= chain.extent) continue;
-        chain.pieces = static_cast<int>(std::min<int64_t>(chain.extent, chain.pieces * 2));
+      const int c = rw.interior_region[static_cast<size_t>(x)];
+      if (c >= 0) {  // Inside a piece of a split region: more, smaller pieces.
+        Region& region = regions[static_cast<size_t>(c)];
+        if (region.pieces >= region.extent) continue;
+        region.pieces = static_cast<int>(std::min<int64_t>(region.extent, region.pieces * 2));
         changed = true;
         break;
       }
       if (static_cast<size_t>(x) >= graph.values.size()) continue;  // A Split's or piece's output.
-      if (auto chain = SeedChain(cx, x)) {
-        for (const ChainNode& cn : chain->nodes) cx.taken[static_cast<size_t>(cn.node)] = true;
-        chains.push_back(std::move(*chain));
+      auto region = SeedRegion(cx, x);
+      if (region) {
+        for (const RegionNode& rn : region->nodes) cx.taken[static_cast<size_t>(rn.node)] = true;
+        regions.push_back(std::move(*region));
         changed = true;
         break;
       }
     }
     if (!changed) break;
   }
-  return ResourceExhausted("running chains of ops in pieces lowers its estimated peak to " +
+  return ResourceExhausted("running regions of ops in pieces lowers its estimated peak to " +
                            std::to_string(lowest) + " bytes at best, still over " +
                            std::to_string(budget_bytes));
 }

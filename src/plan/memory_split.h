@@ -1,19 +1,20 @@
 // Memory splitting: a graph rewrite that lowers the activation peak below
-// what any schedule of the unchanged graph needs, by running chains of
+// what any schedule of the unchanged graph needs, by running regions of
 // slice-separable ops piece by piece (used when a memory budget is below the
 // leanest plan).
 //
-// A chain is a run of nodes n1 -> n2 -> ... -> nm in which n(i+1) is the sole
-// reader of n(i)'s only output and every op computes each slice of its output
-// along one axis from the matching slices of its inputs: elementwise ops
-// (numpy broadcasting), MatMul / ScaledMatMul / FusedMatMul along batch or
-// row axes, Softmax / LogSoftmax / LayerNormalization away from their
-// normalised axes, Transpose. A split chain runs in K pieces along the
-// outermost non-unit axis of its largest value: inputs that vary along it
-// are Split, each piece runs copies of the chain's nodes on its slices, one
-// piece after another, and a Concat rebuilds the chain's output under its
-// original value id, so the rest of the graph is unchanged. E.g. attention
-// scores [1,6,1500,1500] = Q K^T -> Softmax -> x V run head by head.
+// A region is a set of nodes that all split along one axis of the values
+// they pass between them (plan/split_map.h): attention along heads or
+// windows, an MLP along rows, a CNN along its batch. It grows from its seed
+// (a large value live at the peak, split along its outermost non-unit axis)
+// backwards over large inputs only region nodes read and forwards over every
+// reader that splits the same way, then is cut where the fewest bytes leave
+// it. A split region runs in K pieces: inputs from outside that vary along
+// the axis are Split, each piece runs copies of the region's nodes on its
+// slices, one piece after another, and a Concat rebuilds each value read
+// after the region (its exits) under its original value id, so the rest of
+// the graph is unchanged. E.g. attention scores [1,6,1500,1500] = Q K^T ->
+// Softmax -> x V run head by head; a 3-image CNN runs image by image.
 //
 // The pieces compute the same mathematics, but kernels may block smaller
 // shapes differently, so results agree to rounding, not bit for bit.
@@ -58,15 +59,15 @@ struct MemorySplit {
   std::vector<NodeId> origin;       // Per node of `graph`: the input graph's node it
                                     // copies, or -1 for an inserted Split / Concat.
   std::vector<ValueShape> shapes;   // Per value of `graph`.
-  int chains = 0;                   // Chains split.
-  int max_pieces = 1;               // Most pieces of one chain.
+  int regions = 0;                  // Regions split.
+  int max_pieces = 1;               // Most pieces of one region.
   size_t estimated_peak_bytes = 0;  // EstimateSequentialPeak of `graph`.
 };
 
-// Splits as few chains into as few pieces as it takes for the estimated peak
-// to be at most `budget_bytes`: repeatedly the largest value live at the peak
-// either seeds a new chain (2 pieces) or, inside a split chain, doubles its
-// pieces. Fails with ResourceExhausted, naming the lowest peak reached, when
+// Splits as few regions into as few pieces as it takes for the estimated
+// peak to be at most `budget_bytes`: repeatedly the largest value live at the
+// peak either seeds a new region (2 pieces) or, inside a split region,
+// doubles its pieces. Fails with ResourceExhausted, naming the lowest peak reached, when
 // no split fits. With nothing to split it returns the graph unchanged.
 Result<MemorySplit> SplitForMemory(const Graph& graph, const std::vector<ValueShape>& shapes,
                                    size_t budget_bytes, const ReusableInputsFn& reusable = {});

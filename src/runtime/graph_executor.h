@@ -71,7 +71,7 @@ struct ExecStats {
   bool used_plan = false;
   ExecMode mode = ExecMode::kSequential;  // The schedule this run used.
   int layer_width = 1;                    // Its most branches of one layer at once (1: sequential).
-  int split_chains = 0;  // Chains run in pieces to fit the budget (plan/memory_split.h).
+  int split_regions = 0;  // Regions run in pieces to fit the budget (plan/memory_split.h).
   int split_pieces = 1;  // Most pieces of one such chain.
 };
 
@@ -95,7 +95,7 @@ class GraphExecutor {
   ExecMode mode() const { return options_.mode; }
   // Activation bytes runs may use (0 = unlimited): a run uses the most
   // concurrent schedule whose plan fits, falls back to the sequential plan,
-  // then to a copy of the graph with chains of ops split into pieces
+  // then to a copy of the graph with regions of ops split into pieces
   // (SplitForMemory; kernels shared with this executor, results equal to
   // rounding), or fails with ResourceExhausted; unplanned (first) runs go
   // sequentially and fail on the first allocation past it. Not during a run.
@@ -201,7 +201,7 @@ class GraphExecutor {
     std::unique_ptr<GraphExecutor> exec;
     std::vector<ValueShape> shapes;  // Per value of graph_: those known so far.
     size_t target = 0;               // Peak bytes it was split for.
-    int chains = 0;
+    int regions = 0;
     int max_pieces = 1;
   };
   bool allow_split_ = true;  // False in split copies and subgraph bodies.

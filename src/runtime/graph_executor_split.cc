@@ -84,7 +84,7 @@ Status GraphExecutor::BuildSplit(size_t target, SplitExecutor* split) const {
   exec->donors_.clear();
   split->exec = std::move(exec);
   split->target = target;
-  split->chains = ms.chains;
+  split->regions = ms.regions;
   split->max_pieces = ms.max_pieces;
   return Status::Ok();
 }
@@ -125,7 +125,7 @@ Status GraphExecutor::RunSplit(const std::string& signature, size_t budget,
     split.exec->set_trace(options_.trace);
     last = split.exec->Run(inputs, captures, outputs);
     stats_ = split.exec->last_stats();
-    stats_.split_chains = split.chains;
+    stats_.split_regions = split.regions;
     stats_.split_pieces = split.max_pieces;
     if (last.code() != StatusCode::kResourceExhausted) return last;
     const bool learned =

@@ -158,7 +158,7 @@ Result<std::vector<Tensor>> Session::Run(const NamedTensors& inputs) {
                           budget,
                           es.mode,
                           es.layer_width,
-                          es.split_chains,
+                          es.split_regions,
                           es.split_pieces};
   return outputs;
 }

@@ -68,7 +68,7 @@ struct Measured {
   size_t planned = 0, measured = 0, sequential = 0, budget = 0;
   std::string mode;         // Schedule of the last timed run (a budget may force sequential).
   int layer_width = 1;      // Its most branches of one layer at once.
-  int split_chains = 0;     // Chains it ran in pieces to fit the budget.
+  int split_regions = 0;    // Regions it ran in pieces to fit the budget.
   int split_pieces = 1;     // Most pieces of one chain.
   double first_run_ms = 0;  // The session's first Run (warm-up or timed).
 };
@@ -97,7 +97,7 @@ Status TimeRuns(Session& session, const Session::NamedTensors& inputs, const Ben
     m->budget = st.memory_budget_bytes;
     m->mode = ExecutionModeName(st.mode);
     m->layer_width = st.layer_width;
-    m->split_chains = st.split_chains;
+    m->split_regions = st.split_regions;
     m->split_pieces = st.split_pieces;
     progress.Tick("run", i + 1, bf.runs, m->ms);
   }
@@ -201,7 +201,7 @@ int RunBench(const std::string& model_path, const InputFlags& in, const BenchFla
   j["mode"] = bf.exec.mode;  // Requested.
   j["mode_used"] = m.mode;   // Last timed run's schedule.
   j["layer_width_used"] = m.layer_width;
-  j["memory_split"] = {{"chains", m.split_chains}, {"max_pieces", m.split_pieces}};
+  j["memory_split"] = {{"regions", m.split_regions}, {"max_pieces", m.split_pieces}};
   j["plan"] = {{"peak_bytes", m.planned}, {"sequential_peak_bytes", m.sequential}};
   j["memory_budget_bytes"] = m.budget;  // 0 = unlimited.
   const BranchSummary br = session->branch_summary();
@@ -234,8 +234,8 @@ int RunBench(const std::string& model_path, const InputFlags& in, const BenchFla
   std::printf("activations  planned %zu bytes (best sequential plan %zu), measured peak %zu bytes",
               m.planned, m.sequential, m.measured);
   if (m.budget > 0) std::printf(", budget %zu", m.budget);
-  if (m.split_chains > 0)
-    std::printf(" (%d chain(s) of ops split into up to %d pieces to fit it)", m.split_chains,
+  if (m.split_regions > 0)
+    std::printf(" (%d region(s) of ops split into up to %d pieces to fit it)", m.split_regions,
                 m.split_pieces);
   std::printf("\n");
   std::printf("peak RSS     %lld bytes\n", static_cast<long long>(PeakRssBytes()));

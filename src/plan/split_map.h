@@ -1,0 +1,51 @@
+// Split maps: how one node's computation divides along an axis, the rule
+// the memory split (plan/memory_split.h) grows its regions by.
+//
+// A node "splits along axis a of input i" when each slice of its output 0
+// along one output axis is computed from the matching slices of some inputs
+// along their axes and the whole of the others. E.g. MatMul A [M,K] x B [K,N]
+// sliced along M of A reads B whole and writes rows of Y; Softmax over the
+// last axis splits along any other axis; Conv splits along the batch axis.
+//
+// Pure functions of a node, its graph (for constant inputs such as Slice
+// axes) and the value shapes one run observed.
+#ifndef PARALLAX_PLAN_SPLIT_MAP_H_
+#define PARALLAX_PLAN_SPLIT_MAP_H_
+
+#include <optional>
+#include <vector>
+
+#include "graph/graph.h"
+#include "plan/flops.h"
+
+namespace parallax {
+
+// Every output is sliced along out_axis; input i is read sliced along
+// in_axes[i], or whole where in_axes[i] is -1. Sliced inputs have the same
+// extent along their axis as the output along out_axis.
+struct SplitMap {
+  int out_axis = -1;
+  std::vector<int> in_axes;
+};
+
+// How `n` splits when its input `in` is sliced along `axis`; nullopt when it
+// does not split that way or shapes are unknown. Only Split may have
+// several outputs.
+// Covered: elementwise ops (numpy broadcasting), MatMul / ScaledMatMul /
+// FusedMatMul (batch, M and N axes), Gemm (rows), Softmax / LogSoftmax /
+// LayerNormalization (other than the normalised axes), Transpose, Reshape /
+// Flatten / Squeeze / Unsqueeze (an axis they keep whole), Expand, Gather (other than
+// the gathered axis), Concat, Split and Slice (other than their axes), reductions
+// (other than the reduced axes), and per-sample ops along the batch axis
+// (Conv, pooling, BatchNormalization, InstanceNormalization, and their
+// com.parallax channels-last forms).
+std::optional<SplitMap> MapSplit(const Graph& g, const std::vector<ValueShape>& shapes,
+                                 const Node& n, int in, int axis);
+
+// True for nodes whose piece copies need a per-piece shape input (Reshape,
+// Expand: input 1 names the output dims, so each piece gets its own).
+bool NeedsPieceShape(const Node& n);
+
+}  // namespace parallax
+
+#endif  // PARALLAX_PLAN_SPLIT_MAP_H_
