@@ -142,6 +142,7 @@ TEST(MemorySplit, AttentionRunsHeadByHead) {
   ASSERT_TRUE(same.ok());
   EXPECT_EQ(same->regions, 0);
   EXPECT_EQ(same->graph.nodes.size(), 3u);
+  EXPECT_FALSE(same->reordered);  // Demand order is the same order here.
 }
 
 TEST(MemorySplit, RowsSplitAnMlp) {
@@ -195,6 +196,35 @@ TEST(MemorySplit, NormalisedAxesDoNotSplit) {
   EXPECT_EQ(split.status().code(), StatusCode::kResourceExhausted);
   EXPECT_NE(split.status().message().find("in pieces"), std::string::npos)
       << split.status().message();
+}
+
+TEST(MemorySplit, DemandOrderComputesValuesWhenTheyAreNeeded) {
+  // k1 and k2 computed up front (like a decoder's cross-attention keys),
+  // each reduced later: in demand order k2 waits until k1 is reduced, so the
+  // two are never live together.
+  ShapedGraph sg;
+  const ValueId x = sg.Value("x", {1000});
+  const ValueId k1 = sg.Value("k1", {1000}), k2 = sg.Value("k2", {1000});
+  const ValueId s1 = sg.Value("s1", {1}), s2 = sg.Value("s2", {1}), y = sg.Value("y", {1});
+  sg.Add("Exp", {x}, {k1});
+  sg.Add("Exp", {x}, {k2});
+  sg.Add("ReduceMax", {k1}, {s1}).attrs["axes"] = Ints({0});
+  sg.Add("ReduceMax", {k2}, {s2}).attrs["axes"] = Ints({0});
+  sg.Add("Add", {s1, s2}, {y});
+  Graph& g = sg.graph();
+  g.inputs = {x};
+  g.outputs = {y};
+  ASSERT_EQ(EstimateSequentialPeak(g, sg.shapes()).bytes, 8004u);  // k1, k2, s1.
+  auto split = SplitForMemory(g, sg.shapes(), 6000);
+  ASSERT_TRUE(split.ok()) << split.status().ToString();
+  EXPECT_EQ(split->regions, 0);
+  EXPECT_TRUE(split->reordered);
+  EXPECT_EQ(split->estimated_peak_bytes, 4008u);  // s1, k2, s2.
+  EXPECT_EQ(split->origin, (std::vector<NodeId>{0, 2, 1, 3, 4}));
+  const Graph& out = split->graph;
+  ASSERT_EQ(out.nodes.size(), 5u);
+  EXPECT_EQ(out.nodes[1].outputs, std::vector<ValueId>{s1});
+  EXPECT_EQ(out.values[static_cast<size_t>(k2)].producer, 2);  // Links rebuilt.
 }
 
 TEST(MemorySplit, WindowAttentionRunsWindowByWindow) {

@@ -105,6 +105,8 @@ std::vector<KernelCase> NnCases() {
                              {1, 6, 1500, 64}, false));
   // distilbert_sst2 (opset 17) at sequence length 32: q/k/v/out projections.
   cases.push_back(MatMulCase("MatMul/distilbert_qkv_32x768x768", {1, 32, 768}, {768, 768}, true));
+  // clip_text (32 tokens): the MLP expansion, its hottest node.
+  cases.push_back(MatMulCase("MatMul/clip_fc_32x512x2048", {1, 32, 512}, {512, 2048}, true));
   // whisper_tiny_decoder: one token through the MLP (M = 1).
   cases.push_back(MatMulCase("MatMul/whisper_dec_mlp0_1x384x1536", {1, 1, 384}, {384, 1536}, true));
   // A greedy step without a KV cache: the prefix of 12 tokens through the MLP.

@@ -61,14 +61,20 @@ struct MemorySplit {
   std::vector<ValueShape> shapes;   // Per value of `graph`.
   int regions = 0;                  // Regions split.
   int max_pieces = 1;               // Most pieces of one region.
+  bool reordered = false;           // Nodes run in demand order (DemandOrder), which
+                                    // lowered the peak.
   size_t estimated_peak_bytes = 0;  // EstimateSequentialPeak of `graph`.
 };
 
 // Splits as few regions into as few pieces as it takes for the estimated
 // peak to be at most `budget_bytes`: repeatedly the largest value live at the
 // peak either seeds a new region (2 pieces) or, inside a split region,
-// doubles its pieces. Fails with ResourceExhausted, naming the lowest peak reached, when
-// no split fits. With nothing to split it returns the graph unchanged.
+// doubles its pieces. Each candidate graph is also tried in demand order
+// (every node right before its first reader needs it, depth-first from the
+// outputs), kept when that lowers the peak: alone it can suffice, e.g. for a
+// decoder that computes every layer's cross-attention keys up front. Fails with ResourceExhausted,
+// naming the lowest peak reached, when no split fits. With nothing to split it returns the graph
+// unchanged.
 Result<MemorySplit> SplitForMemory(const Graph& graph, const std::vector<ValueShape>& shapes,
                                    size_t budget_bytes, const ReusableInputsFn& reusable = {});
 
