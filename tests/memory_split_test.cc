@@ -379,10 +379,25 @@ TEST(MemorySplit, SessionUnderABudgetBelowTheLeanestPlanRunsInPieces) {
 
 // A 3-image CNN: Conv -> Relu -> Conv -> Relu -> GlobalAveragePool ->
 // Flatten -> Gemm -> Softmax (the layout pass runs the convs channels-last).
-std::string BatchCnnModel() {
+// With `symbolic`, the batch and image sizes are symbols N, H, W.
+std::string BatchCnnModel(bool symbolic = false) {
   testing::ModelBuilder b(13);
-  b.Input("x", onnx::TensorProto::FLOAT, {3, 3, 32, 32})
-      .Output("y", onnx::TensorProto::FLOAT, {3, 4});
+  if (symbolic) {
+    b.proto().mutable_graph()->set_name("symbolic");
+    b.Input("x", onnx::TensorProto::FLOAT, {-1, 3, -1, -1})
+        .Output("y", onnx::TensorProto::FLOAT, {-1, 4});
+    auto* dims = b.proto()
+                     .mutable_graph()
+                     ->mutable_input(0)
+                     ->mutable_type()
+                     ->mutable_tensor_type()
+                     ->mutable_shape();
+    dims->mutable_dim(2)->set_dim_param("H");
+    dims->mutable_dim(3)->set_dim_param("W");
+  } else {
+    b.Input("x", onnx::TensorProto::FLOAT, {3, 3, 32, 32})
+        .Output("y", onnx::TensorProto::FLOAT, {3, 4});
+  }
   std::mt19937 rng(7);
   std::uniform_real_distribution<float> u(-0.5f, 0.5f);
   auto init = [&](const std::string& name, std::vector<int64_t> dims) {
@@ -409,7 +424,7 @@ std::string BatchCnnModel() {
   b.Node("Flatten", {"g"}, {"f"});
   b.Node("Gemm", {"f", "wf", "bf"}, {"logits"});
   b.Node("Softmax", {"logits"}, {"y"});
-  return b.Write("batch_cnn_split");
+  return b.Write(symbolic ? "batch_cnn_split_symbolic" : "batch_cnn_split");
 }
 
 TEST(MemorySplit, BatchCnnRunsImageByImageUnderSixtyPercent) {
@@ -440,6 +455,60 @@ TEST(MemorySplit, BatchCnnRunsImageByImageUnderSixtyPercent) {
     for (int64_t i = 0; i < a.numel(); ++i)
       EXPECT_NEAR(a.data<float>()[i], e.data<float>()[i], 1e-6) << i;
   }
+}
+
+// With its symbolic input dims fixed at load (LoadOptions::free_dims) the
+// model's shapes are known before its first run, so even the first run
+// under the budget runs split.
+TEST(MemorySplit, FreeDimsLetTheFirstRunSplit) {
+  const std::string path = BatchCnnModel(true);
+  const Session::NamedTensors inputs = {{"x", Random({3, 3, 32, 32}, 11)}};
+  auto plain = Model::Load(path);
+  ASSERT_TRUE(plain.ok()) << plain.status().ToString();
+  EXPECT_EQ(plain->inputs()[0].ShapeString(), "[N,3,H,W]");
+  auto free = Session::Create(*plain, SessionOptions{});
+  ASSERT_TRUE(free.ok());
+  ASSERT_TRUE(free->Run(inputs).ok());
+  auto want = free->Run(inputs);
+  ASSERT_TRUE(want.ok());
+  const size_t budget = free->last_stats().planned_activation_bytes * 6 / 10;
+  SessionOptions o;
+  o.memory_budget_bytes = static_cast<int64_t>(budget);
+  {  // Symbolic: the first run stops at the peak, knowing no shape past it.
+    auto s = Session::Create(*plain, o);
+    ASSERT_TRUE(s.ok());
+    auto got = s->Run(inputs);
+    ASSERT_FALSE(got.ok());
+    EXPECT_EQ(got.status().code(), StatusCode::kResourceExhausted);
+  }
+  LoadOptions lo;
+  lo.free_dims = {{"N", 3}, {"H", 32}, {"W", 32}};
+  auto fixed = Model::Load(path, lo);
+  ASSERT_TRUE(fixed.ok()) << fixed.status().ToString();
+  EXPECT_EQ(fixed->inputs()[0].ShapeString(), "[3,3,32,32]");
+  auto s = Session::Create(*fixed, o);
+  ASSERT_TRUE(s.ok());
+  auto got = s->Run(inputs);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_GE(s->last_stats().split_regions, 1);
+  EXPECT_LE(s->last_stats().measured_activation_bytes, budget);
+  for (int64_t i = 0; i < (*got)[0].numel(); ++i)
+    EXPECT_NEAR((*got)[0].data<float>()[i], (*want)[0].data<float>()[i], 1e-6) << i;
+  // Inputs of another size, unknown symbols and sizes below 1 are refused.
+  auto wrong = s->Run({{"x", Random({2, 3, 32, 32}, 1)}});
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_EQ(wrong.status().code(), StatusCode::kInvalidArgument);
+  lo.free_dims = {{"batch", 3}};
+  auto unknown = Model::Load(path, lo);
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_NE(unknown.status().message().find("no input dimension is named 'batch'"),
+            std::string::npos)
+      << unknown.status().message();
+  lo.free_dims = {{"N", 0}};
+  auto zero = Model::Load(path, lo);
+  ASSERT_FALSE(zero.ok());
+  EXPECT_NE(zero.status().message().find("at least 1"), std::string::npos)
+      << zero.status().message();
 }
 
 }  // namespace

@@ -42,6 +42,12 @@ struct LoadOptions {
   // testing. Fused and unfused models compute the same function up to float
   // rounding.
   bool fusion = true;
+  // Free dimension overrides (as in ONNX Runtime): symbolic input dims fixed
+  // at load, e.g. {"batch", 1}. Shape inference then knows every size that
+  // follows from the inputs, so a memory budget below the leanest plan can
+  // split the graph before its first run; inputs of another size are
+  // rejected. A symbol no input uses is an error.
+  std::map<std::string, int64_t> free_dims;
 };
 
 class Model {

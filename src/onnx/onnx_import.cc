@@ -11,6 +11,7 @@
 
 #include <climits>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <unordered_map>
 
@@ -301,8 +302,31 @@ std::string RunOnnxShapeInference(onnx::ModelProto& model) {
 
 namespace {
 
+Status FixFreeDims(onnx::ModelProto& proto, const FreeDims& free_dims, const std::string& path) {
+  std::set<std::string> used;
+  for (auto& in : *proto.mutable_graph()->mutable_input()) {
+    if (!in.type().has_tensor_type() || !in.type().tensor_type().has_shape()) continue;
+    for (auto& d : *in.mutable_type()->mutable_tensor_type()->mutable_shape()->mutable_dim()) {
+      auto it = d.has_dim_param() ? free_dims.find(d.dim_param()) : free_dims.end();
+      if (it == free_dims.end()) continue;
+      used.insert(it->first);
+      d.set_dim_value(it->second);  // Replaces the symbol (one of the two).
+    }
+  }
+  for (const auto& [symbol, size] : free_dims) {
+    if (size < 1)
+      return InvalidArgument(path + ": free dimension '" + symbol + "' must be at least 1, got " +
+                             std::to_string(size));
+    if (used.count(symbol) == 0)
+      return InvalidArgument(path + ": no input dimension is named '" + symbol +
+                             "' (free dimension override)");
+  }
+  return Status::Ok();
+}
+
 // Checks the header fields and imports a parsed model (consuming its weights).
-Result<ImportedModel> ImportModelProto(onnx::ModelProto& proto, const std::string& path) {
+Result<ImportedModel> ImportModelProto(onnx::ModelProto& proto, const std::string& path,
+                                       const FreeDims& free_dims) {
   if (!proto.has_graph())
     return InvalidModel(path + ": the model has no graph (truncated or not an ONNX model)");
   if (proto.ir_version() < kMinIrVersion)
@@ -322,6 +346,7 @@ Result<ImportedModel> ImportModelProto(onnx::ModelProto& proto, const std::strin
     return Unsupported(path + ": default-domain opset " + std::to_string(m.opsets[""]) +
                        " is newer than the newest supported (" + std::to_string(kMaxDefaultOpset) +
                        ")");
+  PX_RETURN_IF_ERROR(FixFreeDims(proto, free_dims, path));
   m.shape_inference_warning = RunOnnxShapeInference(proto);
   Importer importer;
   importer.path = path;
@@ -338,14 +363,15 @@ constexpr char kParseError[] =
 
 }  // namespace
 
-Result<ImportedModel> ImportOnnxBytes(const std::string& bytes, const std::string& path) {
+Result<ImportedModel> ImportOnnxBytes(const std::string& bytes, const std::string& path,
+                                      const FreeDims& free_dims) {
   if (bytes.empty()) return InvalidModel(path + ": file is empty");
   onnx::ModelProto proto;
   if (!proto.ParseFromString(bytes)) return InvalidModel(path + kParseError);
-  return ImportModelProto(proto, path);
+  return ImportModelProto(proto, path, free_dims);
 }
 
-Result<ImportedModel> ImportOnnxFile(const std::string& path) {
+Result<ImportedModel> ImportOnnxFile(const std::string& path, const FreeDims& free_dims) {
   int fd = open(path.c_str(), O_RDONLY);
   if (fd < 0) return NotFound("cannot open model file '" + path + "'");
   struct stat st;
@@ -364,7 +390,7 @@ Result<ImportedModel> ImportOnnxFile(const std::string& path) {
   }
   close(fd);
   if (!parsed) return InvalidModel(path + kParseError);
-  return ImportModelProto(proto, path);
+  return ImportModelProto(proto, path, free_dims);
 }
 
 }  // namespace parallax

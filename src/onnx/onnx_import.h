@@ -32,10 +32,17 @@ struct ImportedModel {
 inline constexpr int kMinIrVersion = 3;
 inline constexpr int kMaxDefaultOpset = 18;
 
-Result<ImportedModel> ImportOnnxFile(const std::string& path);
+// Symbolic input dimensions fixed at import (ONNX Runtime's free dimension
+// overrides): every graph input dim named by a key gets that size before
+// shape inference, so values whose sizes follow from the inputs get known
+// shapes. A key no input dim uses, or a size below 1, is an error.
+using FreeDims = std::map<std::string, int64_t>;
+
+Result<ImportedModel> ImportOnnxFile(const std::string& path, const FreeDims& free_dims = {});
 // Parses `bytes` as a ModelProto; `path` is used for messages and as the
 // base folder of external data.
-Result<ImportedModel> ImportOnnxBytes(const std::string& bytes, const std::string& path);
+Result<ImportedModel> ImportOnnxBytes(const std::string& bytes, const std::string& path,
+                                      const FreeDims& free_dims = {});
 
 }  // namespace parallax
 

@@ -47,7 +47,7 @@ std::string TensorInfo::ShapeString() const {
 }
 
 Result<Model> Model::Load(const std::string& path, const LoadOptions& options) {
-  PX_ASSIGN_OR_RETURN(ImportedModel imported, ImportOnnxFile(path));
+  PX_ASSIGN_OR_RETURN(ImportedModel imported, ImportOnnxFile(path, options.free_dims));
   auto data = std::make_shared<ModelData>();
   Graph& g = *imported.graph;
   CpuBackend& cpu = DefaultCpuBackend();

@@ -161,6 +161,7 @@ int RunBench(const std::string& model_path, const InputFlags& in, const BenchFla
   LoadOptions lo;
   lo.layout = !bf.no_layout;
   lo.fusion = !bf.no_fusion;
+  if (Status s = ParseFreeDims(in, &lo); !s.ok()) return Fail(s);
   Clock::time_point t0 = Clock::now();
   Result<Model> model = Model::Load(model_path, lo);
   Clock::time_point t1 = Clock::now();
@@ -212,6 +213,9 @@ int RunBench(const std::string& model_path, const InputFlags& in, const BenchFla
   j["peak_rss_bytes"] = PeakRssBytes();
   j["threads"] = bf.threads;
   j["nodes"] = model->node_count();
+  j["inputs"] = nlohmann::json::array();  // As declared (after --free-dim); -1: symbolic.
+  for (const TensorInfo& t : model->inputs())
+    j["inputs"].push_back({{"name", t.name}, {"dims", t.dims}, {"symbols", t.symbols}});
   j["fusions"] = model->fusions();
   j["runs"] = bf.runs;
   j["warmup"] = bf.warmup;

@@ -79,6 +79,18 @@ std::string SanitizeFileName(const std::string& name) {
   return out;
 }
 
+Status ParseFreeDims(const InputFlags& flags, LoadOptions* load) {
+  for (const std::string& s : flags.free_dims) {
+    PX_ASSIGN_OR_RETURN(auto kv, SplitAssign(s, "--free-dim"));
+    char* end = nullptr;
+    long long v = std::strtoll(kv.second.c_str(), &end, 10);
+    if (kv.second.empty() || *end != '\0' || v < 1)
+      return InvalidArgument("--free-dim " + s + ": the size must be a positive integer");
+    load->free_dims[kv.first] = v;
+  }
+  return Status::Ok();
+}
+
 Result<Session::NamedTensors> BuildInputs(const Model& model, const InputFlags& flags) {
   std::map<std::string, std::string> files;
   for (const std::string& s : flags.inputs) {

@@ -16,9 +16,13 @@ struct InputFlags {
   std::vector<std::string> inputs;  // NAME=FILE (.npy or .pb)
   bool random = false;
   uint64_t seed = 0;
-  std::vector<std::string> dims;    // SYMBOL=N
-  std::vector<std::string> shapes;  // NAME=D0,D1,... (random inputs)
+  std::vector<std::string> dims;       // SYMBOL=N
+  std::vector<std::string> shapes;     // NAME=D0,D1,... (random inputs)
+  std::vector<std::string> free_dims;  // SYMBOL=N, fixed at load (LoadOptions::free_dims)
 };
+
+// Parses --free-dim SYMBOL=N flags into LoadOptions::free_dims.
+Status ParseFreeDims(const InputFlags& flags, LoadOptions* load);
 
 // Builds one tensor per model input: from a file when named, else random
 // (when --random-inputs) with the shape from --shape, else symbolic dims

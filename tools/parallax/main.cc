@@ -26,6 +26,12 @@ void AddInputFlags(CLI::App* app, InputFlags* f) {
   app->add_option("--dim", f->dims,
                   "SYMBOL=N: size of a symbolic input dimension (repeatable; default 1)");
   app->add_option("--shape", f->shapes, "NAME=D0,D1,...: shape of a random input (repeatable)");
+  app->add_option("--free-dim", f->free_dims,
+                  "SYMBOL=N: fix a symbolic input dimension at load (ONNX Runtime's free "
+                  "dimension override; repeatable): every shape that follows from the inputs "
+                  "is then known before the first run, so a memory budget below the leanest "
+                  "plan can split the graph on the first run; inputs of another size are "
+                  "rejected");
 }
 
 int CmdRun(const std::string& model_path, const InputFlags& in, const std::string& out_dir,
@@ -34,6 +40,7 @@ int CmdRun(const std::string& model_path, const InputFlags& in, const std::strin
   LoadOptions lo;
   lo.layout = !no_layout;
   lo.fusion = !no_fusion;
+  if (Status s = ParseFreeDims(in, &lo); !s.ok()) return Fail(s);
   Result<Model> model = Model::Load(model_path, lo);
   if (!model.ok()) return Fail(model.status());
   Result<Session::NamedTensors> inputs = BuildInputs(*model, in);
