@@ -15,8 +15,10 @@ class App;
 namespace parallax::cli {
 
 // Prints the summary; writes the branch DAG as Graphviz dot to `dot_path`
-// unless it is empty.
-int RunInspect(const std::string& model_path, const std::string& dot_path);
+// unless it is empty. `free_dims` (--free-dim SYMBOL=N) fixes symbolic input
+// dims before shape inference.
+int RunInspect(const std::string& model_path, const std::string& dot_path,
+               const std::vector<std::string>& free_dims);
 
 // Scheduling and memory flags shared by `run` and `bench`.
 struct ExecFlags {

@@ -86,9 +86,17 @@ int PrintBranches(const Graph& g, const char* which, const std::string& dot_path
 
 }  // namespace
 
-int RunInspect(const std::string& path, const std::string& dot_path) {
+int RunInspect(const std::string& path, const std::string& dot_path,
+               const std::vector<std::string>& free_dims) {
+  InputFlags flags;
+  flags.free_dims = free_dims;
+  LoadOptions lo;
+  if (Status s = ParseFreeDims(flags, &lo); !s.ok()) {
+    std::cerr << "error: " << s.ToString() << "\n";
+    return 1;
+  }
   // Import without the support check so unsupported ops can be listed.
-  Result<ImportedModel> imported = ImportOnnxFile(path);
+  Result<ImportedModel> imported = ImportOnnxFile(path, lo.free_dims);
   if (!imported.ok()) {
     std::cerr << "error: " << imported.status().ToString() << "\n";
     return 1;
@@ -122,7 +130,7 @@ int RunInspect(const std::string& path, const std::string& dot_path) {
     std::printf("unsupported  %zu op type(s)\n", unsupported.size());
     for (const auto& [op, why] : unsupported) std::printf("  %-28s %s\n", op.c_str(), why.c_str());
   }
-  Result<Model> model = Model::Load(path);
+  Result<Model> model = Model::Load(path, lo);
   if (model.ok()) {
     const ModelData& d = model->data();
     std::printf("optimised    %lld nodes after folding %lld and removing %lld dead\n",

@@ -120,6 +120,10 @@ int main(int argc, char** argv) {
   CLI::App* inspect = app.add_subcommand("inspect", "Print a model's graph summary");
   inspect->add_option("model", model, "Path to the .onnx model")->required();
   std::string dot_path;
+  std::vector<std::string> inspect_free_dims;
+  inspect->add_option("--free-dim", inspect_free_dims,
+                      "SYMBOL=N: fix a symbolic input dimension before shape inference "
+                      "(repeatable), to see the shapes it implies");
   inspect->add_option("--dot", dot_path,
                       "Also write the branch DAG (branches, layers, parallel layers) as "
                       "Graphviz dot to this file");
@@ -142,7 +146,7 @@ int main(int argc, char** argv) {
     return CmdRun(model, run_in, out_dir, out_format, run_threads, run_no_layout, run_no_fusion,
                   run_exec);
   if (bench->parsed()) return RunBench(model, bench_in, bf);
-  if (inspect->parsed()) return RunInspect(model, dot_path);
+  if (inspect->parsed()) return RunInspect(model, dot_path, inspect_free_dims);
   if (conf->parsed()) return RunConformance(cf);
   return 1;
 }
