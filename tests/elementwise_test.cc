@@ -243,8 +243,7 @@ TEST(Elementwise, FastFloatMathMatchesLibm) {
   double max_exp = 0, max_tanh = 0, max_erf = 0;
   for (float x = -95.0f; x < 95.0f; x += 0.000731f) {
     const double e = std::exp(static_cast<double>(x));
-    if (e > 1.2e-38 && e < 3.4e38)
-      max_exp = std::max(max_exp, std::fabs(ExpF(x) - e) / e);
+    if (e > 1.2e-38 && e < 3.4e38) max_exp = std::max(max_exp, std::fabs(ExpF(x) - e) / e);
     const double t = std::tanh(static_cast<double>(x));
     if (t != 0) max_tanh = std::max(max_tanh, std::fabs(TanhF(x) - t) / std::fabs(t));
     const double r = std::erf(static_cast<double>(x));

@@ -1,4 +1,4 @@
-// Memory splitting (plan/memory_split.h): the peak estimate and the chain
+// Memory splitting (plan/memory_split.h): the peak estimate and the region
 // rewrite on tiny hand-built graphs, and sessions whose budget is below the
 // leanest plan running a split copy within it.
 #include "plan/memory_split.h"
@@ -12,62 +12,15 @@
 
 #include "model_builder.h"
 #include "parallax/parallax.h"
+#include "plan/fusion_util.h"
+#include "shaped_graph.h"
 
 namespace parallax {
 namespace {
 
-// Builds an IR graph with float32 values of known shapes.
-class ShapedGraph {
- public:
-  ValueId Value(const std::string& name, Shape dims) {
-    parallax::Value v;
-    v.name = name;
-    v.dtype = DType::kFloat32;
-    v.has_shape = true;
-    for (int64_t d : dims) v.dims.push_back(Dim{d, ""});
-    shapes_.push_back(ValueShape{true, dims});
-    return g_.AddValue(std::move(v));
-  }
-  ValueId Ints(const std::string& name, const std::vector<int64_t>& v) {
-    const int64_t n = static_cast<int64_t>(v.size());
-    shapes_.push_back(ValueShape{true, {n}});
-    return g_.AddConstant(name, Tensor::FromVector(DType::kInt64, {n}, v));
-  }
-  Node& Add(const std::string& op, std::vector<ValueId> ins, std::vector<ValueId> outs,
-            int opset = 13) {
-    Node n;
-    n.name = op + std::to_string(g_.nodes.size());
-    n.op_type = op;
-    n.opset = opset;
-    n.inputs = std::move(ins);
-    n.outputs = std::move(outs);
-    g_.nodes.push_back(std::move(n));
-    return g_.nodes.back();
-  }
-  Graph& graph() {
-    g_.RebuildLinks();
-    return g_;
-  }
-  const std::vector<ValueShape>& shapes() const { return shapes_; }
-
- private:
-  Graph g_;
-  std::vector<ValueShape> shapes_;
-};
-
-Attribute Int(int64_t v) {
-  Attribute a;
-  a.kind = Attribute::Kind::kInt;
-  a.i = v;
-  return a;
-}
-
-Attribute Ints(std::vector<int64_t> v) {
-  Attribute a;
-  a.kind = Attribute::Kind::kInts;
-  a.ints = std::move(v);
-  return a;
-}
+using fusion::IntAttr;
+using fusion::IntsAttr;
+using testing::ShapedGraph;
 
 // q [1,H,S,D] x kt [1,H,D,S] -> scores -> Softmax -> x v [1,H,S,D] -> o.
 struct Attention {
@@ -81,7 +34,7 @@ struct Attention {
     probs = sg.Value("probs", {1, heads, seq, seq});
     o = sg.Value("o", {1, heads, seq, d});
     sg.Add("MatMul", {q, kt}, {scores});
-    sg.Add("Softmax", {scores}, {probs}).attrs["axis"] = Int(-1);
+    sg.Add("Softmax", {scores}, {probs}).attrs["axis"] = IntAttr(-1);
     sg.Add("MatMul", {probs, v}, {o});
     Graph& g = sg.graph();
     g.inputs = {q, kt, v};
@@ -183,7 +136,7 @@ TEST(MemorySplit, NormalisedAxesDoNotSplit) {
   ShapedGraph sg;
   const ValueId x = sg.Value("x", {1, 64, 4}), s = sg.Value("s", {1, 64, 4});
   const ValueId w = sg.Value("w", {4, 1}), y = sg.Value("y", {1, 64, 1});
-  sg.Add("Softmax", {x}, {s}).attrs["axis"] = Int(1);
+  sg.Add("Softmax", {x}, {s}).attrs["axis"] = IntAttr(1);
   sg.Add("MatMul", {s, w}, {y});
   Graph& g = sg.graph();
   g.inputs = {x, w};
@@ -208,8 +161,8 @@ TEST(MemorySplit, DemandOrderComputesValuesWhenTheyAreNeeded) {
   const ValueId s1 = sg.Value("s1", {1}), s2 = sg.Value("s2", {1}), y = sg.Value("y", {1});
   sg.Add("Exp", {x}, {k1});
   sg.Add("Exp", {x}, {k2});
-  sg.Add("ReduceMax", {k1}, {s1}).attrs["axes"] = Ints({0});
-  sg.Add("ReduceMax", {k2}, {s2}).attrs["axes"] = Ints({0});
+  sg.Add("ReduceMax", {k1}, {s1}).attrs["axes"] = IntsAttr({0});
+  sg.Add("ReduceMax", {k2}, {s2}).attrs["axes"] = IntsAttr({0});
   sg.Add("Add", {s1, s2}, {y});
   Graph& g = sg.graph();
   g.inputs = {x};
@@ -249,14 +202,14 @@ TEST(MemorySplit, WindowAttentionRunsWindowByWindow) {
   sg.Add("MatMul", {x, w}, {qkv});
   sg.Add("Shape", {qkv}, {sh});
   sg.Add("Reshape", {qkv, sg.Ints("r_shape", {4, 8, 3, 2, 4})}, {r});
-  sg.Add("Transpose", {r}, {t}).attrs["perm"] = Ints({2, 0, 3, 1, 4});
-  sg.Add("Split", {t, sg.Ints("split", {1, 1, 1})}, parts).attrs["axis"] = Int(0);
+  sg.Add("Transpose", {r}, {t}).attrs["perm"] = IntsAttr({2, 0, 3, 1, 4});
+  sg.Add("Split", {t, sg.Ints("split", {1, 1, 1})}, parts).attrs["axis"] = IntAttr(0);
   for (int i = 0; i < 3; ++i) sg.Add("Squeeze", {parts[i], sg.Ints("axes", {0})}, {heads[i]});
-  sg.Add("Transpose", {heads[1]}, {kt}).attrs["perm"] = Ints({0, 1, 3, 2});
+  sg.Add("Transpose", {heads[1]}, {kt}).attrs["perm"] = IntsAttr({0, 1, 3, 2});
   sg.Add("MatMul", {heads[0], kt}, {s});
-  sg.Add("Softmax", {s}, {p}).attrs["axis"] = Int(-1);
+  sg.Add("Softmax", {s}, {p}).attrs["axis"] = IntAttr(-1);
   sg.Add("MatMul", {p, heads[2]}, {o});
-  sg.Add("Transpose", {o}, {ot}).attrs["perm"] = Ints({0, 2, 1, 3});
+  sg.Add("Transpose", {o}, {ot}).attrs["perm"] = IntsAttr({0, 2, 1, 3});
   sg.Add("Reshape", {ot, sg.Ints("y_shape", {4, 8, 8})}, {y});
   Graph& g = sg.graph();
   g.inputs = {x, w};
@@ -321,18 +274,34 @@ Tensor Random(Shape shape, uint32_t seed) {
   return t;
 }
 
+// Runs `m` twice without a budget (the second run planned): its outputs and
+// that run's stats.
+void FreeRun(const Model& m, const Session::NamedTensors& inputs, std::vector<Tensor>* want,
+             RunStats* stats) {
+  auto free = Session::Create(m, SessionOptions{});
+  ASSERT_TRUE(free.ok()) << free.status().ToString();
+  ASSERT_TRUE(free->Run(inputs).ok());
+  auto out = free->Run(inputs);
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  *want = std::move(*out);
+  *stats = free->last_stats();
+}
+
+void ExpectNear(const Tensor& got, const Tensor& want, double tolerance) {
+  ASSERT_EQ(got.shape(), want.shape());
+  for (int64_t i = 0; i < got.numel(); ++i)
+    EXPECT_NEAR(got.data<float>()[i], want.data<float>()[i], tolerance) << i;
+}
+
 TEST(MemorySplit, SessionUnderABudgetBelowTheLeanestPlanRunsInPieces) {
   auto m = Model::Load(AttentionModel());
   ASSERT_TRUE(m.ok()) << m.status().ToString();
   const Session::NamedTensors inputs = {{"q", Random({1, 4, 256, 16}, 1)},
                                         {"kt", Random({1, 4, 16, 256}, 2)},
                                         {"v", Random({1, 4, 256, 16}, 3)}};
-  auto free = Session::Create(*m, SessionOptions{});
-  ASSERT_TRUE(free.ok());
-  ASSERT_TRUE(free->Run(inputs).ok());
-  auto want = free->Run(inputs);
-  ASSERT_TRUE(want.ok());
-  const RunStats fs = free->last_stats();
+  std::vector<Tensor> want;
+  RunStats fs;
+  ASSERT_NO_FATAL_FAILURE(FreeRun(*m, inputs, &want, &fs));
   const size_t budget = fs.planned_activation_bytes * 6 / 10;
   ASSERT_LT(budget, fs.sequential_plan_bytes);  // No schedule of the graph fits.
   for (ExecutionMode mode : {ExecutionMode::kSequential, ExecutionMode::kDataflow}) {
@@ -351,7 +320,7 @@ TEST(MemorySplit, SessionUnderABudgetBelowTheLeanestPlanRunsInPieces) {
       EXPECT_LE(st.measured_activation_bytes, budget) << rep;
       EXPECT_LE(st.planned_activation_bytes, budget) << rep;
       const Tensor& a = (*got)[0];
-      const Tensor& b = (*want)[0];
+      const Tensor& b = want[0];
       ASSERT_EQ(a.shape(), b.shape());
       double worst = 0;
       for (int64_t i = 0; i < a.numel(); ++i)
@@ -431,12 +400,10 @@ TEST(MemorySplit, BatchCnnRunsImageByImageUnderSixtyPercent) {
   auto m = Model::Load(BatchCnnModel());
   ASSERT_TRUE(m.ok()) << m.status().ToString();
   const Session::NamedTensors inputs = {{"x", Random({3, 3, 32, 32}, 11)}};
-  auto free = Session::Create(*m, SessionOptions{});
-  ASSERT_TRUE(free.ok());
-  ASSERT_TRUE(free->Run(inputs).ok());
-  auto want = free->Run(inputs);
-  ASSERT_TRUE(want.ok());
-  const size_t budget = free->last_stats().planned_activation_bytes * 6 / 10;
+  std::vector<Tensor> want;
+  RunStats fs;
+  ASSERT_NO_FATAL_FAILURE(FreeRun(*m, inputs, &want, &fs));
+  const size_t budget = fs.planned_activation_bytes * 6 / 10;
   SessionOptions o;
   o.threads = 2;
   o.memory_budget_bytes = static_cast<int64_t>(budget);
@@ -449,11 +416,7 @@ TEST(MemorySplit, BatchCnnRunsImageByImageUnderSixtyPercent) {
     EXPECT_EQ(st.split_regions, 1) << rep;
     EXPECT_GE(st.split_pieces, 2) << rep;
     EXPECT_LE(st.measured_activation_bytes, budget) << rep;
-    const Tensor& a = (*got)[0];
-    const Tensor& e = (*want)[0];
-    ASSERT_EQ(a.shape(), e.shape());
-    for (int64_t i = 0; i < a.numel(); ++i)
-      EXPECT_NEAR(a.data<float>()[i], e.data<float>()[i], 1e-6) << i;
+    ExpectNear((*got)[0], want[0], 1e-6);
   }
 }
 
@@ -466,12 +429,10 @@ TEST(MemorySplit, FreeDimsLetTheFirstRunSplit) {
   auto plain = Model::Load(path);
   ASSERT_TRUE(plain.ok()) << plain.status().ToString();
   EXPECT_EQ(plain->inputs()[0].ShapeString(), "[N,3,H,W]");
-  auto free = Session::Create(*plain, SessionOptions{});
-  ASSERT_TRUE(free.ok());
-  ASSERT_TRUE(free->Run(inputs).ok());
-  auto want = free->Run(inputs);
-  ASSERT_TRUE(want.ok());
-  const size_t budget = free->last_stats().planned_activation_bytes * 6 / 10;
+  std::vector<Tensor> want;
+  RunStats fs;
+  ASSERT_NO_FATAL_FAILURE(FreeRun(*plain, inputs, &want, &fs));
+  const size_t budget = fs.planned_activation_bytes * 6 / 10;
   SessionOptions o;
   o.memory_budget_bytes = static_cast<int64_t>(budget);
   {  // Symbolic: the first run stops at the peak, knowing no shape past it.
@@ -492,8 +453,7 @@ TEST(MemorySplit, FreeDimsLetTheFirstRunSplit) {
   ASSERT_TRUE(got.ok()) << got.status().ToString();
   EXPECT_GE(s->last_stats().split_regions, 1);
   EXPECT_LE(s->last_stats().measured_activation_bytes, budget);
-  for (int64_t i = 0; i < (*got)[0].numel(); ++i)
-    EXPECT_NEAR((*got)[0].data<float>()[i], (*want)[0].data<float>()[i], 1e-6) << i;
+  ExpectNear((*got)[0], want[0], 1e-6);
   // Inputs of another size, unknown symbols and sizes below 1 are refused.
   auto wrong = s->Run({{"x", Random({2, 3, 32, 32}, 1)}});
   ASSERT_FALSE(wrong.ok());

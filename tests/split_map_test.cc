@@ -5,148 +5,117 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <utility>
 #include <vector>
+
+#include "plan/fusion_util.h"
+#include "shaped_graph.h"
 
 namespace parallax {
 namespace {
 
-// One node over float32 values of known shapes (plus int64 constants).
-class OneNode {
- public:
-  ValueId Value(Shape dims) {
-    parallax::Value v;
-    v.name = "v" + std::to_string(g_.values.size());
-    v.dtype = DType::kFloat32;
-    v.has_shape = true;
-    shapes_.push_back(ValueShape{true, dims});
-    return g_.AddValue(std::move(v));
-  }
-  ValueId Ints(const std::vector<int64_t>& v) {
-    const int64_t n = static_cast<int64_t>(v.size());
-    shapes_.push_back(ValueShape{true, {n}});
-    return g_.AddConstant("c" + std::to_string(g_.values.size()),
-                          Tensor::FromVector(DType::kInt64, {n}, v));
-  }
-  Node& Set(const std::string& op, std::vector<ValueId> ins, std::vector<ValueId> outs,
-            const std::string& domain = "") {
-    node_.op_type = op;
-    node_.domain = domain;
-    node_.opset = 13;
-    node_.inputs = std::move(ins);
-    node_.outputs = std::move(outs);
-    return node_;
-  }
-  void Int(const std::string& key, int64_t v) {
-    node_.attrs[key].kind = Attribute::Kind::kInt;
-    node_.attrs[key].i = v;
-  }
-  void Ints(const std::string& key, std::vector<int64_t> v) {
-    node_.attrs[key].kind = Attribute::Kind::kInts;
-    node_.attrs[key].ints = std::move(v);
-  }
-  // (out_axis, in_axes) when input `in` is sliced along `axis`; out_axis -2
-  // when the node does not split that way.
-  std::pair<int, std::vector<int>> Map(int in, int axis) const {
-    auto m = MapSplit(g_, shapes_, node_, in, axis);
-    if (!m) return {-2, {}};
-    return {m->out_axis, m->in_axes};
-  }
-
- private:
-  Graph g_;
-  std::vector<ValueShape> shapes_;
-  Node node_;
-};
-
+using fusion::IntAttr;
+using fusion::IntsAttr;
+using testing::ShapedGraph;
 using Map = std::pair<int, std::vector<int>>;
+
+// (out_axis, in_axes) of the last node of `t` when its input `in` is sliced
+// along `axis`; out_axis -2 when it does not split that way.
+Map MapLast(ShapedGraph& t, int in, int axis) {
+  const Graph& g = t.graph();
+  auto m = MapSplit(g, t.shapes(), g.nodes.back(), in, axis);
+  if (!m) return {-2, {}};
+  return {m->out_axis, m->in_axes};
+}
 const Map kNone = {-2, {}};
 
 TEST(SplitMap, GatherKeepsOtherAxesAndShiftsThoseAfterIt) {
-  OneNode t;
-  const ValueId data = t.Value({4, 5, 6}), idx = t.Value({2, 3}), y = t.Value({4, 2, 3, 6});
-  t.Set("Gather", {data, idx}, {y});
-  t.Int("axis", 1);
-  EXPECT_EQ(t.Map(0, 0), (Map{0, {0, -1}}));
-  EXPECT_EQ(t.Map(0, 2), (Map{3, {2, -1}}));  // After the two index dims.
-  EXPECT_EQ(t.Map(0, 1), kNone);              // The gathered axis.
-  EXPECT_EQ(t.Map(1, 0), kNone);              // Indices are read whole.
+  ShapedGraph t;
+  const ValueId data = t.Value("data", {4, 5, 6}), idx = t.Value("idx", {2, 3}),
+                y = t.Value("y", {4, 2, 3, 6});
+  t.Add("Gather", {data, idx}, {y}).attrs["axis"] = IntAttr(1);
+  EXPECT_EQ(MapLast(t, 0, 0), (Map{0, {0, -1}}));
+  EXPECT_EQ(MapLast(t, 0, 2), (Map{3, {2, -1}}));  // After the two index dims.
+  EXPECT_EQ(MapLast(t, 0, 1), kNone);              // The gathered axis.
+  EXPECT_EQ(MapLast(t, 1, 0), kNone);              // Indices are read whole.
 }
 
 TEST(SplitMap, ReductionsWithoutKeepdimsShiftLaterAxes) {
-  OneNode t;
-  const ValueId x = t.Value({4, 5, 6}), y = t.Value({4, 6});
-  t.Set("ReduceMean", {x}, {y});
-  t.Ints("axes", {1});
-  t.Int("keepdims", 0);
-  EXPECT_EQ(t.Map(0, 0), (Map{0, {0}}));
-  EXPECT_EQ(t.Map(0, 2), (Map{1, {2}}));
-  EXPECT_EQ(t.Map(0, 1), kNone);
+  ShapedGraph t;
+  const ValueId x = t.Value("x", {4, 5, 6}), y = t.Value("y", {4, 6});
+  Node& mean = t.Add("ReduceMean", {x}, {y});
+  mean.attrs["axes"] = IntsAttr({1});
+  mean.attrs["keepdims"] = IntAttr(0);
+  EXPECT_EQ(MapLast(t, 0, 0), (Map{0, {0}}));
+  EXPECT_EQ(MapLast(t, 0, 2), (Map{1, {2}}));
+  EXPECT_EQ(MapLast(t, 0, 1), kNone);
 }
 
 TEST(SplitMap, GemmSplitsRowsOfATransposedOrNot) {
-  OneNode t;
-  const ValueId a = t.Value({5, 4}), b = t.Value({5, 3}), c = t.Value({4, 3}), y = t.Value({4, 3});
-  t.Set("Gemm", {a, b, c}, {y});
-  t.Int("transA", 1);                            // A is [K, M]: M is axis 1.
-  EXPECT_EQ(t.Map(0, 1), (Map{0, {1, -1, 0}}));  // C [M, N] follows the rows.
-  EXPECT_EQ(t.Map(0, 0), kNone);                 // K.
-  EXPECT_EQ(t.Map(1, 1), kNone);                 // Columns of B: not covered.
+  ShapedGraph t;
+  const ValueId a = t.Value("a", {5, 4}), b = t.Value("b", {5, 3}), c = t.Value("c", {4, 3}),
+                y = t.Value("y", {4, 3});
+  t.Add("Gemm", {a, b, c}, {y}).attrs["transA"] = IntAttr(1);  // A is [K, M]: M is axis 1.
+  EXPECT_EQ(MapLast(t, 0, 1), (Map{0, {1, -1, 0}}));           // C [M, N] follows the rows.
+  EXPECT_EQ(MapLast(t, 0, 0), kNone);                          // K.
+  EXPECT_EQ(MapLast(t, 1, 1), kNone);                          // Columns of B: not covered.
 }
 
 TEST(SplitMap, ReshapesKeepAnAxisOnlyWhenItStaysWhole) {
-  OneNode t;
-  const ValueId x = t.Value({4, 6, 5}), y = t.Value({4, 30});
-  t.Set("Reshape", {x, t.Ints({4, 30})}, {y});
-  EXPECT_EQ(t.Map(0, 0), (Map{0, {0, -1}}));
-  EXPECT_EQ(t.Map(0, 1), kNone);  // Merged into 30.
+  ShapedGraph t;
+  const ValueId x = t.Value("x", {4, 6, 5}), y = t.Value("y", {4, 30});
+  t.Add("Reshape", {x, t.Ints("target", {4, 30})}, {y});
+  EXPECT_EQ(MapLast(t, 0, 0), (Map{0, {0, -1}}));
+  EXPECT_EQ(MapLast(t, 0, 1), kNone);  // Merged into 30.
   Node reshape;
   reshape.op_type = "Reshape";
   EXPECT_TRUE(NeedsPieceShape(reshape));  // Each piece gets its own target dims.
-  OneNode s;
-  const ValueId u = s.Value({1, 4, 5}), v = s.Value({4, 5});
-  s.Set("Squeeze", {u, s.Ints({0})}, {v});
-  EXPECT_EQ(s.Map(0, 1), (Map{0, {1, -1}}));
+  ShapedGraph s;
+  const ValueId u = s.Value("u", {1, 4, 5}), v = s.Value("v", {4, 5});
+  s.Add("Squeeze", {u, s.Ints("axes", {0})}, {v});
+  EXPECT_EQ(MapLast(s, 0, 1), (Map{0, {1, -1}}));
 }
 
 TEST(SplitMap, SplitOpSlicesEveryOutputAwayFromItsAxis) {
-  OneNode t;
-  const ValueId x = t.Value({4, 6, 8}), a = t.Value({4, 6, 4}), b = t.Value({4, 6, 4});
-  t.Set("Split", {x, t.Ints({4, 4})}, {a, b});
-  t.Int("axis", 2);
-  EXPECT_EQ(t.Map(0, 0), (Map{0, {0, -1}}));
-  EXPECT_EQ(t.Map(0, 1), (Map{1, {1, -1}}));
-  EXPECT_EQ(t.Map(0, 2), kNone);
+  ShapedGraph t;
+  const ValueId x = t.Value("x", {4, 6, 8}), a = t.Value("a", {4, 6, 4}),
+                b = t.Value("b", {4, 6, 4});
+  t.Add("Split", {x, t.Ints("sizes", {4, 4})}, {a, b}).attrs["axis"] = IntAttr(2);
+  EXPECT_EQ(MapLast(t, 0, 0), (Map{0, {0, -1}}));
+  EXPECT_EQ(MapLast(t, 0, 1), (Map{1, {1, -1}}));
+  EXPECT_EQ(MapLast(t, 0, 2), kNone);
 }
 
 TEST(SplitMap, ConcatSlicesEveryInputAwayFromItsAxis) {
-  OneNode t;
-  const ValueId a = t.Value({4, 2, 5}), b = t.Value({4, 3, 5}), y = t.Value({4, 5, 5});
-  t.Set("Concat", {a, b}, {y});
-  t.Int("axis", 1);
-  EXPECT_EQ(t.Map(1, 0), (Map{0, {0, 0}}));
-  EXPECT_EQ(t.Map(0, 1), kNone);
+  ShapedGraph t;
+  const ValueId a = t.Value("a", {4, 2, 5}), b = t.Value("b", {4, 3, 5}),
+                y = t.Value("y", {4, 5, 5});
+  t.Add("Concat", {a, b}, {y}).attrs["axis"] = IntAttr(1);
+  EXPECT_EQ(MapLast(t, 1, 0), (Map{0, {0, 0}}));
+  EXPECT_EQ(MapLast(t, 0, 1), kNone);
 }
 
 TEST(SplitMap, ConvolutionsSplitOnlyAlongTheBatch) {
-  OneNode t;
-  const ValueId x = t.Value({3, 8, 8, 4}), w = t.Value({6, 4, 3, 3}), b = t.Value({6});
-  const ValueId z = t.Value({3, 8, 8, 6}), y = t.Value({3, 8, 8, 6});
-  t.Set("FusedConv", {x, w, b, z}, {y}, "com.parallax");  // Channels-last, residual z.
-  EXPECT_EQ(t.Map(0, 0), (Map{0, {0, -1, -1, 0}}));
-  EXPECT_EQ(t.Map(0, 1), kNone);  // Rows would need halos.
-  EXPECT_EQ(t.Map(3, 0), kNone);  // Only through X.
+  ShapedGraph t;
+  const ValueId x = t.Value("x", {3, 8, 8, 4}), w = t.Value("w", {6, 4, 3, 3}),
+                b = t.Value("b", {6});
+  const ValueId z = t.Value("z", {3, 8, 8, 6}), y = t.Value("y", {3, 8, 8, 6});
+  t.Add("FusedConv", {x, w, b, z}, {y}).domain = "com.parallax";  // Channels-last, residual z.
+  EXPECT_EQ(MapLast(t, 0, 0), (Map{0, {0, -1, -1, 0}}));
+  EXPECT_EQ(MapLast(t, 0, 1), kNone);  // Rows would need halos.
+  EXPECT_EQ(MapLast(t, 3, 0), kNone);  // Only through X.
 }
 
 TEST(SplitMap, BroadcastInputsFollowOnlyWhereTheyHaveTheAxis) {
-  OneNode t;
-  const ValueId x = t.Value({4, 5}), bias = t.Value({5}), col = t.Value({4, 1});
-  const ValueId y = t.Value({4, 5});
-  t.Set("Add", {x, bias}, {y});
-  EXPECT_EQ(t.Map(0, 0), (Map{0, {0, -1}}));
-  EXPECT_EQ(t.Map(0, 1), (Map{1, {1, 0}}));
-  t.Set("Mul", {x, col}, {y});
-  EXPECT_EQ(t.Map(0, 0), (Map{0, {0, 0}}));
-  EXPECT_EQ(t.Map(0, 1), (Map{1, {1, -1}}));
+  ShapedGraph t;
+  const ValueId x = t.Value("x", {4, 5}), bias = t.Value("bias", {5}), col = t.Value("col", {4, 1});
+  const ValueId y = t.Value("y", {4, 5});
+  t.Add("Add", {x, bias}, {y});
+  EXPECT_EQ(MapLast(t, 0, 0), (Map{0, {0, -1}}));
+  EXPECT_EQ(MapLast(t, 0, 1), (Map{1, {1, 0}}));
+  t.Add("Mul", {x, col}, {y});
+  EXPECT_EQ(MapLast(t, 0, 0), (Map{0, {0, 0}}));
+  EXPECT_EQ(MapLast(t, 0, 1), (Map{1, {1, -1}}));
 }
 
 }  // namespace

@@ -167,6 +167,13 @@ Attribute IntAttr(int64_t i) {
   return a;
 }
 
+Attribute IntsAttr(std::vector<int64_t> v) {
+  Attribute a;
+  a.kind = Attribute::Kind::kInts;
+  a.ints = std::move(v);
+  return a;
+}
+
 Attribute StringAttr(const std::string& s) {
   Attribute a;
   a.kind = Attribute::Kind::kString;

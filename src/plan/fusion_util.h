@@ -91,6 +91,7 @@ Node MakeNode(const Node& like, const std::string& domain, const std::string& op
               std::vector<ValueId> inputs, std::vector<ValueId> outputs);
 Attribute FloatAttr(float f);
 Attribute IntAttr(int64_t i);
+Attribute IntsAttr(std::vector<int64_t> v);
 Attribute StringAttr(const std::string& s);
 Attribute FloatsAttr(std::vector<float> f);
 

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "plan/fusion_util.h"
+
 namespace parallax {
 namespace {
 
@@ -224,10 +226,8 @@ Node Reorder(const std::string& prefix, const std::string& value, ValueId in, Va
   n.opset = 13;
   n.inputs = {in};
   n.outputs = {out};
-  Attribute perm;
-  perm.kind = Attribute::Kind::kInts;
-  perm.ints = to_nhwc ? std::vector<int64_t>{0, 2, 3, 1} : std::vector<int64_t>{0, 3, 1, 2};
-  n.attrs["perm"] = perm;
+  n.attrs["perm"] = fusion::IntsAttr(to_nhwc ? std::vector<int64_t>{0, 2, 3, 1}
+                                             : std::vector<int64_t>{0, 3, 1, 2});
   return n;
 }
 
@@ -254,13 +254,6 @@ Node ShapeBackToNchw(Graph& g, Node& shape) {
   return n;
 }
 
-Attribute IntAttr(int64_t i) {
-  Attribute a;
-  a.kind = Attribute::Kind::kInt;
-  a.i = i;
-  return a;
-}
-
 // Permutes a constant 1-D [4] (or roi's [8] = starts, ends) axis vector.
 Tensor PermuteAxisVector(const Tensor& t) {
   Tensor out = Tensor::Copy(t);
@@ -280,12 +273,12 @@ void ConvertNode(Graph& g, Node& n, Kind k) {
     case Kind::kConv:
     case Kind::kPool:
       n.domain = kDomain;
-      n.attrs["channels_last"] = IntAttr(1);
+      n.attrs["channels_last"] = fusion::IntAttr(1);
       if (k == Kind::kPool) n.outputs.resize(1);  // Indices is unused (PoolConvertible).
       break;
     case Kind::kConcat:
     case Kind::kSplit:
-      n.attrs["axis"] = IntAttr(3);
+      n.attrs["axis"] = fusion::IntAttr(3);
       break;
     case Kind::kBinary:
       for (ValueId& v : n.inputs) {
@@ -299,9 +292,8 @@ void ConvertNode(Graph& g, Node& n, Kind k) {
       n.op_type = n.op_type == "GlobalMaxPool" ? "ReduceMax" : "ReduceMean";
       n.opset = 13;  // Axes as an attribute.
       n.attrs.clear();
-      n.attrs["axes"].kind = Attribute::Kind::kInts;
-      n.attrs["axes"].ints = {1, 2};
-      n.attrs["keepdims"] = IntAttr(1);
+      n.attrs["axes"] = fusion::IntsAttr({1, 2});
+      n.attrs["keepdims"] = fusion::IntAttr(1);
       break;
     case Kind::kSlice: {
       const ValueId axes = n.inputs[3];

@@ -17,13 +17,8 @@ namespace {
 constexpr const char* kParallaxDomain = "com.parallax";
 constexpr int kMaxIterations = 256;
 
-const Shape* ShapeOf(const std::vector<ValueShape>& shapes, ValueId v) {
-  if (v == kNoValue || static_cast<size_t>(v) >= shapes.size() || !shapes[v].known) return nullptr;
-  return &shapes[v].dims;
-}
-
 size_t Bytes(const Graph& g, const std::vector<ValueShape>& shapes, ValueId v) {
-  const Shape* s = ShapeOf(shapes, v);
+  const Shape* s = KnownShape(shapes, v);
   if (s == nullptr) return 0;
   const DType t = g.values[static_cast<size_t>(v)].dtype;
   if (t == DType::kSequence || t == DType::kOptional || t == DType::kString) return 0;
@@ -81,7 +76,7 @@ std::optional<SplitMap> FitOutput(const Context& cx, NodeId n, int out_axis) {
   for (size_t i = 0; i < node.inputs.size(); ++i) {
     const ValueId u = node.inputs[i];
     if (u == kNoValue || cx.g.values[static_cast<size_t>(u)].is_constant()) continue;
-    const Shape* s = ShapeOf(cx.shapes, u);
+    const Shape* s = KnownShape(cx.shapes, u);
     for (int ax = 0; s != nullptr && ax < static_cast<int>(s->size()); ++ax) {
       auto m = MapSplit(cx.g, cx.shapes, node, static_cast<int>(i), ax);
       if (m && m->out_axis == out_axis) return m;
@@ -194,7 +189,7 @@ std::vector<ValueId> Exits(const Context& cx, const std::vector<RegionNode>& nod
 std::optional<Region> SeedRegion(const Context& cx, ValueId seed) {
   const Graph& g = cx.g;
   const NodeId p = g.values[static_cast<size_t>(seed)].producer;
-  const Shape* s = ShapeOf(cx.shapes, seed);
+  const Shape* s = KnownShape(cx.shapes, seed);
   if (p < 0 || cx.taken[static_cast<size_t>(p)] || s == nullptr) return std::nullopt;
   int axis = 0;
   while (axis < static_cast<int>(s->size()) && (*s)[static_cast<size_t>(axis)] <= 1) ++axis;
@@ -547,9 +542,11 @@ Result<MemorySplit> SplitForMemory(const Graph& graph, const std::vector<ValueSh
   for (int iter = 0; iter < kMaxIterations; ++iter) {
     PX_ASSIGN_OR_RETURN(Rewritten rw, Rewrite(graph, shapes, regions));
     PeakEstimate pe = EstimateSequentialPeak(rw.split.graph, rw.split.shapes, reusable);
-    {  // The same graph in demand order, when that lowers the peak.
+    // The same graph in demand order, when that differs and lowers the peak.
+    const std::vector<NodeId> order = DemandOrder(rw.split.graph);
+    if (!std::is_sorted(order.begin(), order.end())) {
       Rewritten lazy = rw;
-      Reorder(DemandOrder(lazy.split.graph), &lazy);
+      Reorder(order, &lazy);
       PeakEstimate pl = EstimateSequentialPeak(lazy.split.graph, lazy.split.shapes, reusable);
       if (pl.bytes < pe.bytes) {
         rw = std::move(lazy);

@@ -10,11 +10,6 @@
 namespace parallax {
 namespace {
 
-const Shape* ShapeOf(const std::vector<ValueShape>& shapes, ValueId v) {
-  if (v == kNoValue || static_cast<size_t>(v) >= shapes.size() || !shapes[v].known) return nullptr;
-  return &shapes[v].dims;
-}
-
 bool IsElementwise(const Node& n) {
   static const std::set<std::string> kOps = {
       "Add",       "Sub",  "Mul",   "Div",     "Pow",         "Max",       "Min",  "Where", "Relu",
@@ -74,7 +69,7 @@ bool MapBroadcast(const Node& n, const std::vector<ValueShape>& shapes, int o, i
                   int64_t extent, size_t from, SplitMap* m) {
   for (size_t i = from; i < n.inputs.size(); ++i) {
     if (n.inputs[i] == kNoValue) continue;
-    const Shape* s = ShapeOf(shapes, n.inputs[i]);
+    const Shape* s = KnownShape(shapes, n.inputs[i]);
     if (s == nullptr) return false;
     const int ai = o - (r - static_cast<int>(s->size()));
     if (ai < 0 || (*s)[static_cast<size_t>(ai)] == 1) continue;
@@ -89,8 +84,8 @@ bool MapBroadcast(const Node& n, const std::vector<ValueShape>& shapes, int o, i
 // of B. The reduced K axis does not split.
 bool MapMatMul(const Node& n, const std::vector<ValueShape>& shapes, int in, int axis, int r,
                SplitMap* m) {
-  const Shape* a = ShapeOf(shapes, n.inputs[0]);
-  const Shape* b = n.inputs.size() > 1 ? ShapeOf(shapes, n.inputs[1]) : nullptr;
+  const Shape* a = KnownShape(shapes, n.inputs[0]);
+  const Shape* b = n.inputs.size() > 1 ? KnownShape(shapes, n.inputs[1]) : nullptr;
   if (a == nullptr || b == nullptr || a->size() < 2 || b->size() < 2 || in > 1) return false;
   const int ra = static_cast<int>(a->size()), rb = static_cast<int>(b->size());
   const int rx = in == 0 ? ra : rb;
@@ -149,7 +144,7 @@ bool MapOther(const Graph& g, const std::vector<ValueShape>& shapes, const Node&
   const std::string& op = n.op_type;
   const bool onnx = n.domain.empty();
   const int64_t extent =
-      (*ShapeOf(shapes, n.inputs[static_cast<size_t>(in)]))[static_cast<size_t>(axis)];
+      (*KnownShape(shapes, n.inputs[static_cast<size_t>(in)]))[static_cast<size_t>(axis)];
   if (onnx && (op == "Softmax" || op == "LogSoftmax" || op == "LayerNormalization")) {
     if (in != 0) return false;
     const bool single = op != "LayerNormalization" && n.opset >= 13;
@@ -167,14 +162,15 @@ bool MapOther(const Graph& g, const std::vector<ValueShape>& shapes, const Node&
     m->in_axes[0] = axis;
   } else if (onnx && (op == "Reshape" || op == "Flatten" || op == "Squeeze" || op == "Unsqueeze")) {
     if (in != 0) return false;
-    m->out_axis = ReshapeAxis(*ShapeOf(shapes, n.inputs[0]), *ShapeOf(shapes, n.outputs[0]), axis);
+    m->out_axis =
+        ReshapeAxis(*KnownShape(shapes, n.inputs[0]), *KnownShape(shapes, n.outputs[0]), axis);
     m->in_axes[0] = axis;
   } else if (onnx && op == "Expand") {  // Broadcasts to input 1's dims; pieces get their own.
     if (in != 0) return false;
-    m->out_axis = axis + (static_cast<int>(ShapeOf(shapes, n.outputs[0])->size()) - rx);
+    m->out_axis = axis + (static_cast<int>(KnownShape(shapes, n.outputs[0])->size()) - rx);
     m->in_axes[0] = axis;
   } else if (onnx && op == "Gather") {
-    const Shape* idx = n.inputs.size() > 1 ? ShapeOf(shapes, n.inputs[1]) : nullptr;
+    const Shape* idx = n.inputs.size() > 1 ? KnownShape(shapes, n.inputs[1]) : nullptr;
     int64_t ga = n.attr_int("axis", 0);
     if (ga < 0) ga += rx;
     if (in != 0 || idx == nullptr || ga == axis) return false;
@@ -185,7 +181,7 @@ bool MapOther(const Graph& g, const std::vector<ValueShape>& shapes, const Node&
     if (ca < 0) ca += rx;
     if (ca == axis) return false;
     for (size_t i = 0; i < n.inputs.size(); ++i) {
-      const Shape* s = ShapeOf(shapes, n.inputs[i]);
+      const Shape* s = KnownShape(shapes, n.inputs[i]);
       if (s == nullptr || static_cast<int>(s->size()) != rx ||
           (*s)[static_cast<size_t>(axis)] != extent)
         return false;
@@ -209,14 +205,14 @@ bool MapOther(const Graph& g, const std::vector<ValueShape>& shapes, const Node&
     if (in != 0 || rx != 2 || axis != (n.attr_int("transA", 0) != 0 ? 1 : 0)) return false;
     m->in_axes[0] = axis;
     m->out_axis = 0;
-    const Shape* c = n.inputs.size() > 2 ? ShapeOf(shapes, n.inputs[2]) : nullptr;
+    const Shape* c = n.inputs.size() > 2 ? KnownShape(shapes, n.inputs[2]) : nullptr;
     if (c != nullptr && c->size() == 2 && (*c)[0] == extent) m->in_axes[2] = 0;
   } else if (IsPerSample(n)) {
     if (in != 0 || axis != 0) return false;
     m->in_axes[0] = 0;
     m->out_axis = 0;
     if (n.op_type == "FusedConv" && n.inputs.size() > 3 && n.inputs[3] != kNoValue) {
-      const Shape* z = ShapeOf(shapes, n.inputs[3]);
+      const Shape* z = KnownShape(shapes, n.inputs[3]);
       if (z == nullptr || z->empty() || (*z)[0] != extent) return false;
       m->in_axes[3] = 0;
     }
@@ -236,8 +232,8 @@ std::optional<SplitMap> MapSplit(const Graph& g, const std::vector<ValueShape>& 
   const bool split_op = n.domain.empty() && n.op_type == "Split";
   for (size_t i = 1; i < n.outputs.size() && !split_op; ++i)
     if (n.outputs[i] != kNoValue) return std::nullopt;
-  const Shape* out = ShapeOf(shapes, n.outputs[0]);
-  const Shape* x = ShapeOf(shapes, n.inputs[static_cast<size_t>(in)]);
+  const Shape* out = KnownShape(shapes, n.outputs[0]);
+  const Shape* x = KnownShape(shapes, n.inputs[static_cast<size_t>(in)]);
   if (out == nullptr || x == nullptr) return std::nullopt;
   const int r = static_cast<int>(out->size()), rx = static_cast<int>(x->size());
   if (axis < 0 || axis >= rx) return std::nullopt;
@@ -261,13 +257,18 @@ std::optional<SplitMap> MapSplit(const Graph& g, const std::vector<ValueShape>& 
   }
   if (m.in_axes[static_cast<size_t>(in)] != axis) return std::nullopt;
   for (ValueId o : n.outputs) {  // Every output is sliced along out_axis.
-    const Shape* s = ShapeOf(shapes, o);
+    const Shape* s = KnownShape(shapes, o);
     if (o == kNoValue) continue;
     if (s == nullptr || static_cast<int>(s->size()) != r || m.out_axis < 0 || m.out_axis >= r ||
         (*s)[static_cast<size_t>(m.out_axis)] != extent)
       return std::nullopt;
   }
   return m;
+}
+
+const Shape* KnownShape(const std::vector<ValueShape>& shapes, ValueId v) {
+  if (v == kNoValue || static_cast<size_t>(v) >= shapes.size() || !shapes[v].known) return nullptr;
+  return &shapes[v].dims;
 }
 
 bool NeedsPieceShape(const Node& n) {

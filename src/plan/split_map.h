@@ -42,6 +42,9 @@ struct SplitMap {
 std::optional<SplitMap> MapSplit(const Graph& g, const std::vector<ValueShape>& shapes,
                                  const Node& n, int in, int axis);
 
+// The shape of `v` in `shapes`, or nullptr when it is not known.
+const Shape* KnownShape(const std::vector<ValueShape>& shapes, ValueId v);
+
 // True for nodes whose piece copies need a per-piece shape input (Reshape,
 // Expand: input 1 names the output dims, so each piece gets its own).
 bool NeedsPieceShape(const Node& n);
