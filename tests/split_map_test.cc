@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -16,6 +17,7 @@ namespace {
 
 using fusion::IntAttr;
 using fusion::IntsAttr;
+using fusion::StringAttr;
 using testing::ShapedGraph;
 using Map = std::pair<int, std::vector<int>>;
 
@@ -102,8 +104,79 @@ TEST(SplitMap, ConvolutionsSplitOnlyAlongTheBatch) {
   const ValueId z = t.Value("z", {3, 8, 8, 6}), y = t.Value("y", {3, 8, 8, 6});
   t.Add("FusedConv", {x, w, b, z}, {y}).domain = "com.parallax";  // Channels-last, residual z.
   EXPECT_EQ(MapLast(t, 0, 0), (Map{0, {0, -1, -1, 0}}));
-  EXPECT_EQ(MapLast(t, 0, 1), kNone);  // Rows would need halos.
+  EXPECT_EQ(MapLast(t, 0, 1), kNone);  // Channels (NCHW: no channels_last attribute).
   EXPECT_EQ(MapLast(t, 3, 0), kNone);  // Only through X.
+}
+
+// The window of `t`'s last node sliced along `axis` of X, or nullopt.
+std::optional<AxisWindow> WindowOf(ShapedGraph& t, int axis) {
+  const Graph& g = t.graph();
+  auto m = MapSplit(g, t.shapes(), g.nodes.back(), 0, axis);
+  return m ? m->window : std::nullopt;
+}
+
+TEST(SplitMap, ConvolutionsSplitAlongRowsAndColumnsWithAWindow) {
+  // Channels-last FusedConv, 3x3 stride 2 pads (1,0,1,1) (begin H, W, end H, W)
+  // on X [1,9,8,4]: Y [1,5,4,6]; rows [a, b) of Y read rows [2a-1, 2b) of X.
+  ShapedGraph t;
+  const ValueId x = t.Value("x", {1, 9, 8, 4}), w = t.Value("w", {6, 4, 3, 3});
+  const ValueId z = t.Value("z", {1, 5, 4, 6}), y = t.Value("y", {1, 5, 4, 6});
+  Node& conv = t.Add("FusedConv", {x, w, kNoValue, z}, {y});
+  conv.domain = "com.parallax";
+  conv.attrs["channels_last"] = IntAttr(1);
+  conv.attrs["strides"] = IntsAttr({2, 2});
+  conv.attrs["pads"] = IntsAttr({1, 0, 1, 1});
+  EXPECT_EQ(MapLast(t, 0, 1), (Map{1, {1, -1, -1, 1}}));  // The residual follows Y's rows.
+  auto rows = WindowOf(t, 1);
+  ASSERT_TRUE(rows.has_value());
+  EXPECT_EQ(rows->stride, 2);
+  EXPECT_EQ(rows->pad, 1);
+  EXPECT_EQ(rows->span, 3);
+  EXPECT_EQ(rows->upsample, 1);
+  EXPECT_EQ(rows->spatial_dim, 0);
+  EXPECT_EQ(rows->spatial_rank, 2);
+  auto cols = WindowOf(t, 2);
+  ASSERT_TRUE(cols.has_value());
+  EXPECT_EQ(cols->pad, 0);
+  EXPECT_EQ(cols->spatial_dim, 1);
+  EXPECT_EQ(MapLast(t, 0, 3), kNone);  // Channels.
+  // Pooling needs explicit pads and no ceil_mode.
+  ShapedGraph p;
+  const ValueId px = p.Value("x", {1, 2, 8, 8}), py = p.Value("y", {1, 2, 8, 8});
+  Node& pool = p.Add("MaxPool", {px}, {py});
+  pool.attrs["kernel_shape"] = IntsAttr({3, 3});
+  pool.attrs["pads"] = IntsAttr({1, 1, 1, 1});
+  auto pw = WindowOf(p, 2);
+  ASSERT_TRUE(pw.has_value());
+  EXPECT_EQ(pw->span, 3);
+  EXPECT_EQ(pw->pad, 1);
+  pool.attrs["ceil_mode"] = IntAttr(1);
+  EXPECT_EQ(MapLast(p, 0, 2), kNone);
+  pool.attrs.erase("ceil_mode");
+  pool.attrs["auto_pad"] = StringAttr("SAME_UPPER");
+  EXPECT_EQ(MapLast(p, 0, 2), kNone);
+}
+
+TEST(SplitMap, NearestResizeUpsamplesByWholeFactors) {
+  ShapedGraph t;
+  const ValueId x = t.Value("x", {1, 4, 5, 3}), y = t.Value("y", {1, 8, 5, 3});
+  Value scales;
+  scales.name = "scales";
+  scales.dtype = DType::kFloat32;
+  scales.constant = Tensor::FromVector(DType::kFloat32, {4}, std::vector<float>{1, 2, 1, 1});
+  const ValueId s = t.graph().AddValue(std::move(scales));
+  Node& resize = t.Add("Resize", {x, kNoValue, s}, {y}, 13);
+  resize.attrs["coordinate_transformation_mode"] = StringAttr("asymmetric");
+  resize.attrs["nearest_mode"] = StringAttr("floor");
+  auto rows = WindowOf(t, 1);
+  ASSERT_TRUE(rows.has_value());
+  EXPECT_EQ(rows->upsample, 2);
+  EXPECT_EQ(rows->spatial_rank, 0);  // No pads to adjust.
+  auto cols = WindowOf(t, 2);
+  ASSERT_TRUE(cols.has_value());
+  EXPECT_EQ(cols->upsample, 1);
+  resize.attrs["mode"] = StringAttr("linear");  // Reads two input cells per output cell.
+  EXPECT_EQ(MapLast(t, 0, 1), kNone);
 }
 
 TEST(SplitMap, BroadcastInputsFollowOnlyWhereTheyHaveTheAxis) {

@@ -6,9 +6,11 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <tuple>
 #include <utility>
 
 #include "plan/fusion_util.h"
+#include "plan/shape_infer.h"
 #include "plan/split_map.h"
 
 namespace parallax {
@@ -16,15 +18,9 @@ namespace {
 
 constexpr const char* kParallaxDomain = "com.parallax";
 constexpr int kMaxIterations = 256;
-
-size_t Bytes(const Graph& g, const std::vector<ValueShape>& shapes, ValueId v) {
-  const Shape* s = KnownShape(shapes, v);
-  if (s == nullptr) return 0;
-  const DType t = g.values[static_cast<size_t>(v)].dtype;
-  if (t == DType::kSequence || t == DType::kOptional || t == DType::kString) return 0;
-  const size_t element = t == DType::kUndefined ? 4 : DTypeSize(t);  // Unknown: assume float.
-  return static_cast<size_t>(NumElements(*s)) * element;
-}
+// Most cells two pieces of a region may compute per cell of a value (1 +
+// the halos windows make them recompute).
+constexpr double kMaxRecompute = 1.25;
 
 struct RegionNode {
   NodeId node = -1;
@@ -109,7 +105,7 @@ void GrowBackwards(const Context& cx, size_t big, Growth* gr) {
         if (u == kNoValue || map.in_axes[i] < 0 || gr->axis_of.count(u) != 0) continue;
         const NodeId q = cx.g.values[static_cast<size_t>(u)].producer;
         if (q < 0 || cx.taken[static_cast<size_t>(q)] || cx.is_output[static_cast<size_t>(u)] ||
-            Bytes(cx.g, cx.shapes, u) < big)
+            ValueBytes(cx.g, cx.shapes, u) < big)
           continue;
         bool inside = true;  // Every output of q is read only inside (and is no graph output).
         for (ValueId o : cx.g.nodes[static_cast<size_t>(q)].outputs)
@@ -181,55 +177,189 @@ std::vector<ValueId> Exits(const Context& cx, const std::vector<RegionNode>& nod
   return exits;
 }
 
-// The region around `seed` (a node output), split along its outermost
-// non-unit axis: grown backwards over large inputs and forwards as far as
-// ops split, then cut after the node (not before the seed's producer) that
-// leaves the fewest bytes to rebuild by Concat. Fails when those are at
-// least half the seed's: the region would save little.
-std::optional<Region> SeedRegion(const Context& cx, ValueId seed) {
+// Cells [lo, hi) of a value along its split axis.
+struct Range {
+  int64_t lo = 0, hi = 0;
+  int64_t size() const { return hi - lo; }
+  bool operator==(const Range&) const = default;
+};
+
+// The cells of an exit (of `extent` along its axis) piece k of `pieces` owns.
+Range Part(int64_t extent, int k, int pieces) {
+  return {extent * k / pieces, extent * (k + 1) / pieces};
+}
+
+int64_t AxisExtent(const std::vector<ValueShape>& shapes, ValueId v, int axis) {
+  const Shape* s = KnownShape(shapes, v);
+  return s == nullptr || axis < 0 || axis >= static_cast<int>(s->size())
+             ? 0
+             : (*s)[static_cast<size_t>(axis)];
+}
+
+// What piece k of a region computes: the cells of each region value it
+// needs (its share of the exits, and what its region readers read), and the
+// cells each region node reads of each sliced input. Windowed nodes read
+// overlapping cells (halos), so pieces recompute a few cells near their
+// borders.
+struct PiecePlan {
+  std::map<ValueId, Range> rows;          // Region values this piece computes.
+  std::vector<std::vector<Range>> reads;  // Per region node, per input (sliced ones).
+  std::vector<bool> runs;                 // Per region node: some of its output is needed.
+};
+
+// Piece k's plan; nullopt when a window reads only padding.
+std::optional<PiecePlan> PlanPiece(const Graph& g, const std::vector<ValueShape>& shapes,
+                                   const Region& c, int k) {
+  PiecePlan p;
+  p.reads.resize(c.nodes.size());
+  p.runs.assign(c.nodes.size(), false);
+  std::set<ValueId> produced;
+  for (const RegionNode& rn : c.nodes)
+    for (ValueId o : g.nodes[static_cast<size_t>(rn.node)].outputs) {
+      produced.insert(o);
+      if (std::find(c.exits.begin(), c.exits.end(), o) != c.exits.end())
+        p.rows[o] = Part(AxisExtent(shapes, o, rn.map.out_axis), k, c.pieces);
+    }
+  auto hull = [&](ValueId v, Range r) {
+    auto [it, fresh] = p.rows.try_emplace(v, r);
+    if (!fresh) it->second = {std::min(it->second.lo, r.lo), std::max(it->second.hi, r.hi)};
+  };
+  for (size_t j = c.nodes.size(); j-- > 0;) {
+    const RegionNode& rn = c.nodes[j];
+    const Node& n = g.nodes[static_cast<size_t>(rn.node)];
+    std::optional<Range> out;
+    for (ValueId o : n.outputs) {
+      auto it = o == kNoValue ? p.rows.end() : p.rows.find(o);
+      if (it != p.rows.end())
+        out = out ? Range{std::min(out->lo, it->second.lo), std::max(out->hi, it->second.hi)}
+                  : it->second;
+    }
+    if (!out) continue;                                  // Nothing of it is needed in this piece.
+    if (rn.map.window && rn.map.window->upsample > 1) {  // Whole groups of cells.
+      const int64_t u = rn.map.window->upsample;
+      out = Range{out->lo / u * u, (out->hi + u - 1) / u * u};
+    }
+    p.runs[j] = true;
+    for (ValueId o : n.outputs)
+      if (o != kNoValue) p.rows[o] = *out;
+    p.reads[j].assign(n.inputs.size(), Range{});
+    for (size_t i = 0; i < n.inputs.size(); ++i) {
+      const ValueId u = n.inputs[i];
+      if (u == kNoValue || rn.map.in_axes[i] < 0) continue;
+      Range need = *out;
+      if (i == 0 && rn.map.window) {
+        const AxisWindow& w = *rn.map.window;
+        const int64_t extent = AxisExtent(shapes, u, rn.map.in_axes[i]);
+        const Range cells = {out->lo / w.upsample, out->hi / w.upsample};
+        need = {std::max<int64_t>(0, cells.lo * w.stride - w.pad),
+                std::min(extent, (cells.hi - 1) * w.stride - w.pad + w.span)};
+        if (need.lo >= need.hi) return std::nullopt;
+      }
+      p.reads[j][i] = need;
+      if (produced.count(u) != 0) hull(u, need);
+    }
+  }
+  return p;
+}
+
+// Plans of every piece of `c`; empty when some piece cannot be planned.
+std::vector<PiecePlan> PlanPieces(const Graph& g, const std::vector<ValueShape>& shapes,
+                                  const Region& c) {
+  std::vector<PiecePlan> plans;
+  for (int k = 0; k < c.pieces; ++k) {
+    auto p = PlanPiece(g, shapes, c, k);
+    if (!p) return {};
+    plans.push_back(std::move(*p));
+  }
+  return plans;
+}
+
+// Cells computed over all pieces of `c` per cell of its values, at most:
+// 1 when pieces never overlap, more where windows make them recompute
+// cells near their borders. Infinity when `c` cannot be planned.
+double Recompute(const Graph& g, const std::vector<ValueShape>& shapes, const Region& c) {
+  const std::vector<PiecePlan> plans = PlanPieces(g, shapes, c);
+  if (plans.empty()) return std::numeric_limits<double>::infinity();
+  std::map<ValueId, int64_t> total;
+  for (const PiecePlan& p : plans)
+    for (const auto& [v, r] : p.rows) total[v] += r.size();
+  double worst = 1;
+  for (const RegionNode& rn : c.nodes)
+    for (ValueId o : g.nodes[static_cast<size_t>(rn.node)].outputs) {
+      const int64_t extent = AxisExtent(shapes, o, rn.map.out_axis);
+      if (o != kNoValue && extent > 0)
+        worst = std::max(worst, static_cast<double>(total[o]) / static_cast<double>(extent));
+    }
+  return worst;
+}
+
+// The region around `seed` (a node output) split along `axis`: grown
+// backwards over large inputs and forwards as far as ops split, then cut
+// after the node (not before the seed's producer) that leaves the fewest
+// bytes to rebuild by Concat, among cuts whose pieces recompute little.
+// Fails when those are over half the seed's: the region would save little.
+std::optional<Region> SeedRegionAlong(const Context& cx, ValueId seed, int axis) {
   const Graph& g = cx.g;
   const NodeId p = g.values[static_cast<size_t>(seed)].producer;
-  const Shape* s = KnownShape(cx.shapes, seed);
-  if (p < 0 || cx.taken[static_cast<size_t>(p)] || s == nullptr) return std::nullopt;
-  int axis = 0;
-  while (axis < static_cast<int>(s->size()) && (*s)[static_cast<size_t>(axis)] <= 1) ++axis;
-  if (axis == static_cast<int>(s->size())) return std::nullopt;
   auto head = FitOutput(cx, p, axis);
   if (!head) return std::nullopt;
-  const size_t big = Bytes(g, cx.shapes, seed) / 2;
+  const size_t big = ValueBytes(g, cx.shapes, seed) / 2;
   Growth gr;
   gr.Add(cx, p, std::move(*head));
   GrowBackwards(cx, big, &gr);
   GrowForwards(cx, &gr);
-  Region region;
-  region.extent = (*s)[static_cast<size_t>(axis)];
-  for (auto& [id, map] : gr.nodes) region.nodes.push_back({id, std::move(map)});
-  // The cut: running exit bytes per prefix, maintained incrementally.
+  std::vector<RegionNode> nodes;
+  for (auto& [id, map] : gr.nodes) nodes.push_back({id, std::move(map)});
+  // Cut candidates: (bytes leaving the region, nodes kept) per prefix,
+  // with the running exit bytes maintained incrementally.
+  std::vector<std::pair<size_t, size_t>> cuts;
   std::map<ValueId, size_t> unread;  // Prefix values: readers not yet in the prefix.
-  size_t exit_bytes = 0, best_bytes = std::numeric_limits<size_t>::max(), best_count = 0;
-  for (size_t i = 0; i < region.nodes.size(); ++i) {
-    const Node& n = g.nodes[static_cast<size_t>(region.nodes[i].node)];
+  size_t exit_bytes = 0;
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    const Node& n = g.nodes[static_cast<size_t>(nodes[i].node)];
     std::set<ValueId> read(n.inputs.begin(), n.inputs.end());
     for (ValueId u : read) {
       auto it = unread.find(u);
       if (it == unread.end() || --it->second > 0 || cx.is_output[static_cast<size_t>(u)]) continue;
-      exit_bytes -= Bytes(g, cx.shapes, u);
+      exit_bytes -= ValueBytes(g, cx.shapes, u);
     }
     for (ValueId w : n.outputs) {
       if (w == kNoValue) continue;
       unread[w] = Readers(g, w).size();
       if (unread[w] > 0 || cx.is_output[static_cast<size_t>(w)])
-        exit_bytes += Bytes(g, cx.shapes, w);
+        exit_bytes += ValueBytes(g, cx.shapes, w);
     }
-    if (region.nodes[i].node >= p && exit_bytes < best_bytes) {
-      best_bytes = exit_bytes;
-      best_count = i + 1;
-    }
+    if (nodes[i].node >= p) cuts.push_back({exit_bytes, i + 1});
   }
-  if (best_bytes >= big) return std::nullopt;
-  region.nodes.resize(best_count);
-  region.exits = Exits(cx, region.nodes);
-  return region;
+  // The first prefix with the fewest exit bytes whose pieces recompute
+  // little (windows: halos).
+  std::stable_sort(cuts.begin(), cuts.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (const auto& [bytes, count] : cuts) {
+    if (bytes > big) break;
+    Region region;
+    region.nodes.assign(nodes.begin(), nodes.begin() + static_cast<std::ptrdiff_t>(count));
+    region.exits = Exits(cx, region.nodes);
+    region.extent = std::numeric_limits<int64_t>::max();
+    for (const RegionNode& rn : region.nodes)
+      for (ValueId o : g.nodes[static_cast<size_t>(rn.node)].outputs)
+        if (std::find(region.exits.begin(), region.exits.end(), o) != region.exits.end())
+          region.extent = std::min(region.extent, AxisExtent(cx.shapes, o, rn.map.out_axis));
+    if (region.extent >= 2 && Recompute(g, cx.shapes, region) <= kMaxRecompute) return region;
+  }
+  return std::nullopt;
+}
+
+// The region around `seed` along its outermost non-unit axis that splits
+// (e.g. the batch, else rows of a channels-last image).
+std::optional<Region> SeedRegion(const Context& cx, ValueId seed) {
+  const NodeId p = cx.g.values[static_cast<size_t>(seed)].producer;
+  const Shape* s = KnownShape(cx.shapes, seed);
+  if (p < 0 || cx.taken[static_cast<size_t>(p)] || s == nullptr) return std::nullopt;
+  for (int axis = 0; axis < static_cast<int>(s->size()); ++axis)
+    if ((*s)[static_cast<size_t>(axis)] > 1)
+      if (auto region = SeedRegionAlong(cx, seed, axis)) return region;
+  return std::nullopt;
 }
 
 struct Rewritten {
@@ -259,26 +389,48 @@ ValueId AddInt64s(Rewritten* rw, const std::string& name, const std::vector<int6
   return id;
 }
 
-// Emits region `ri` piece by piece: Splits of the outside inputs it slices,
-// the region's nodes per piece, a Concat into each exit value.
-void EmitRegion(const Graph& g, const Region& c, int ri, Rewritten* rw) {
+// Emits region `ri` piece by piece: each piece's region nodes on its cells,
+// reading outside inputs through a Split (when the pieces read them in
+// disjoint parts) or per-piece Slices (overlapping windows), region values
+// through Slices where a reader needs fewer cells than the piece computed;
+// then a Concat into each exit value. A windowed node's piece gets the
+// padding of the cells its window reads beyond the input.
+Status EmitRegion(const Graph& g, const Region& c, int ri, Rewritten* rw) {
+  const std::vector<PiecePlan> plans = PlanPieces(g, rw->split.shapes, c);
+  if (plans.empty()) return Internal("memory split: a region no longer plans");
   Graph& out = rw->split.graph;
   const int k_pieces = c.pieces;
-  std::vector<int64_t> sizes;
-  for (int k = 0; k < k_pieces; ++k)
-    sizes.push_back(c.extent / k_pieces + (k < c.extent % k_pieces ? 1 : 0));
   const Node& last = g.nodes[static_cast<size_t>(c.nodes.back().node)];
-  ValueId sizes_value = kNoValue;
-  std::map<std::pair<ValueId, int>, std::vector<ValueId>> slices;
-  auto slice = [&](ValueId u, int axis) -> const std::vector<ValueId>& {
-    auto [it, inserted] = slices.try_emplace({u, axis});
+  // Outside inputs every piece reads in its own part: one Split.
+  std::set<ValueId> produced;
+  for (const RegionNode& rn : c.nodes)
+    for (ValueId o : g.nodes[static_cast<size_t>(rn.node)].outputs) produced.insert(o);
+  std::map<ValueId, int> disjoint;  // Outside input -> axis, or -1 when some read overlaps.
+  for (size_t j = 0; j < c.nodes.size(); ++j)
+    for (size_t i = 0; i < c.nodes[j].map.in_axes.size(); ++i) {
+      const ValueId u = g.nodes[static_cast<size_t>(c.nodes[j].node)].inputs[i];
+      const int axis = c.nodes[j].map.in_axes[i];
+      if (u == kNoValue || axis < 0 || produced.count(u) != 0) continue;
+      const int64_t extent = AxisExtent(rw->split.shapes, u, axis);
+      auto [it, fresh] = disjoint.try_emplace(u, axis);
+      for (int k = 0; k < k_pieces; ++k) {
+        const PiecePlan& p = plans[static_cast<size_t>(k)];
+        if (p.runs[j] && (p.reads[j][i] != Part(extent, k, k_pieces) || it->second != axis))
+          it->second = -1;
+      }
+    }
+  std::map<ValueId, std::vector<ValueId>> splits;
+  auto split_of = [&](ValueId u, int axis) -> const std::vector<ValueId>& {
+    auto [it, inserted] = splits.try_emplace(u);
     if (!inserted) return it->second;
-    if (sizes_value == kNoValue) sizes_value = AddInt64s(rw, last.name + "/split_sizes", sizes);
+    const int64_t extent = AxisExtent(rw->split.shapes, u, axis);
+    std::vector<int64_t> sizes;
+    for (int k = 0; k < k_pieces; ++k) sizes.push_back(Part(extent, k, k_pieces).size());
     Node split;
     split.name = g.values[static_cast<size_t>(u)].name + "/split";
     split.op_type = "Split";
     split.opset = 13;
-    split.inputs = {u, sizes_value};
+    split.inputs = {u, AddInt64s(rw, last.name + "/split_sizes/" + split.name, sizes)};
     split.attrs["axis"] = fusion::IntAttr(axis);
     for (int k = 0; k < k_pieces; ++k) {
       Shape dims = rw->split.shapes[static_cast<size_t>(u)].dims;
@@ -291,38 +443,89 @@ void EmitRegion(const Graph& g, const Region& c, int ri, Rewritten* rw) {
     it->second = out.nodes.back().outputs;
     return it->second;
   };
-  const std::vector<ValueId>& exits = c.exits;
   std::map<ValueId, std::vector<ValueId>> exit_pieces;
   for (int k = 0; k < k_pieces; ++k) {
+    const PiecePlan& plan = plans[static_cast<size_t>(k)];
     const std::string suffix = "/piece" + std::to_string(k);
-    std::map<ValueId, ValueId> piece;  // Region value -> this piece's.
-    for (const RegionNode& rn : c.nodes) {
+    std::map<ValueId, std::pair<ValueId, Range>> piece;  // Region value -> this piece's, cells.
+    std::map<std::tuple<ValueId, int64_t, int64_t>, ValueId> sliced;
+    // Cells [lo, hi) along `axis` of `v` (a value of the rewritten graph).
+    auto slice = [&](ValueId v, int axis, int64_t lo, int64_t hi, int interior) {
+      auto [it, fresh] = sliced.try_emplace({v, lo, hi}, kNoValue);
+      if (!fresh) return it->second;
+      const std::string base = out.values[static_cast<size_t>(v)].name + "/cells" +
+                               std::to_string(lo) + "_" + std::to_string(hi) + suffix;
+      Shape dims = rw->split.shapes[static_cast<size_t>(v)].dims;
+      dims[static_cast<size_t>(axis)] = hi - lo;
+      Node s;
+      s.name = base;
+      s.op_type = "Slice";
+      s.opset = 13;
+      s.inputs = {v, AddInt64s(rw, base + "/starts", {lo}), AddInt64s(rw, base + "/ends", {hi}),
+                  AddInt64s(rw, base + "/axes", {axis})};
+      s.outputs = {AddPieceValue(rw, out.values[static_cast<size_t>(v)], "/cells", dims, interior)};
+      out.values[static_cast<size_t>(s.outputs[0])].name = base + "/out";
+      out.nodes.push_back(std::move(s));
+      rw->split.origin.push_back(-1);
+      it->second = out.nodes.back().outputs[0];
+      return it->second;
+    };
+    for (size_t j = 0; j < c.nodes.size(); ++j) {
+      if (!plan.runs[j]) continue;
+      const RegionNode& rn = c.nodes[j];
       const Node& orig = g.nodes[static_cast<size_t>(rn.node)];
       Node n = orig;
       n.name += suffix;
       for (size_t i = 0; i < n.inputs.size(); ++i) {
         const ValueId u = orig.inputs[i];
-        if (u == kNoValue) continue;
-        if (auto it = piece.find(u); it != piece.end())
-          n.inputs[i] = it->second;
-        else if (rn.map.in_axes[i] >= 0)
-          n.inputs[i] = slice(u, rn.map.in_axes[i])[static_cast<size_t>(k)];
+        const int axis = rn.map.in_axes[i];
+        if (u == kNoValue || axis < 0) continue;
+        const Range need = plan.reads[j][i];
+        if (auto it = piece.find(u); it != piece.end()) {
+          const auto& [pv, have] = it->second;
+          n.inputs[i] =
+              have == need ? pv : slice(pv, axis, need.lo - have.lo, need.hi - have.lo, ri);
+        } else if (disjoint[u] >= 0) {
+          n.inputs[i] = split_of(u, axis)[static_cast<size_t>(k)];
+        } else if (need != Range{0, AxisExtent(rw->split.shapes, u, axis)}) {
+          n.inputs[i] = slice(u, axis, need.lo, need.hi, ri);
+        }
+      }
+      const Range rows = plan.rows.at(orig.outputs[0]);
+      if (rn.map.window && rn.map.window->spatial_rank > 0 &&
+          orig.attr_string("auto_pad", "NOTSET") == "NOTSET") {
+        const AxisWindow& w = *rn.map.window;
+        const Range read = plan.reads[j][0];
+        std::vector<int64_t> pads = orig.attr_ints("pads");
+        pads.resize(static_cast<size_t>(2 * w.spatial_rank), 0);
+        pads[static_cast<size_t>(w.spatial_dim)] = read.lo - (rows.lo * w.stride - w.pad);
+        pads[static_cast<size_t>(w.spatial_dim + w.spatial_rank)] =
+            (rows.hi - 1) * w.stride - w.pad + w.span - read.hi;
+        n.attrs["pads"] = fusion::IntsAttr(pads);
       }
       for (size_t o = 0; o < orig.outputs.size(); ++o) {
         const ValueId y = orig.outputs[o];
         if (y == kNoValue) continue;
         Shape dims = rw->split.shapes[static_cast<size_t>(y)].dims;
-        dims[static_cast<size_t>(rn.map.out_axis)] = sizes[static_cast<size_t>(k)];
+        dims[static_cast<size_t>(rn.map.out_axis)] = rows.size();
         if (NeedsPieceShape(orig)) n.inputs[1] = AddInt64s(rw, orig.name + suffix + "/shape", dims);
-        const bool exit = std::find(exits.begin(), exits.end(), y) != exits.end();
+        const bool exit = std::find(c.exits.begin(), c.exits.end(), y) != c.exits.end();
         const ValueId py =
             AddPieceValue(rw, g.values[static_cast<size_t>(y)], suffix, dims, exit ? -1 : ri);
-        piece[y] = py;
-        if (exit) exit_pieces[y].push_back(py);
+        piece[y] = {py, rows};
         n.outputs[o] = py;
       }
       out.nodes.push_back(std::move(n));
       rw->split.origin.push_back(rn.node);
+      for (ValueId y : orig.outputs) {
+        if (y == kNoValue || std::find(c.exits.begin(), c.exits.end(), y) == c.exits.end())
+          continue;
+        const Range part = Part(AxisExtent(rw->split.shapes, y, rn.map.out_axis), k, k_pieces);
+        const ValueId py = piece[y].first;
+        exit_pieces[y].push_back(
+            part == rows ? py
+                         : slice(py, rn.map.out_axis, part.lo - rows.lo, part.hi - rows.lo, -1));
+      }
     }
   }
   for (const RegionNode& rn : c.nodes) {
@@ -340,6 +543,7 @@ void EmitRegion(const Graph& g, const Region& c, int ri, Rewritten* rw) {
       rw->split.origin.push_back(-1);
     }
   }
+  return Status::Ok();
 }
 
 // The graph with `regions` split, each emitted where its last node was
@@ -376,7 +580,7 @@ Result<Rewritten> Rewrite(const Graph& g, const std::vector<ValueShape>& shapes,
       out.nodes.push_back(g.nodes[i]);
       rw.split.origin.push_back(static_cast<NodeId>(i));
     } else if (regions[static_cast<size_t>(c)].nodes.back().node == static_cast<NodeId>(i)) {
-      EmitRegion(g, regions[static_cast<size_t>(c)], c, &rw);
+      PX_RETURN_IF_ERROR(EmitRegion(g, regions[static_cast<size_t>(c)], c, &rw));
       rw.split.max_pieces = std::max(rw.split.max_pieces, regions[static_cast<size_t>(c)].pieces);
     }
   }
@@ -449,96 +653,23 @@ void Reorder(const std::vector<NodeId>& order, Rewritten* rw) {
 
 }  // namespace
 
-bool ForwardsInput(const Node& n) {
-  return n.domain.empty() && n.outputs.size() == 1 && !n.inputs.empty() &&
-         n.inputs[0] != kNoValue &&
-         (n.op_type == "Reshape" || n.op_type == "Flatten" || n.op_type == "Squeeze" ||
-          n.op_type == "Unsqueeze");
-}
-
-PeakEstimate EstimateSequentialPeak(const Graph& g, const std::vector<ValueShape>& shapes,
-                                    const ReusableInputsFn& reusable) {
-  const size_t nv = g.values.size();
-  const int32_t steps = static_cast<int32_t>(g.nodes.size());
-  std::vector<bool> is_output(nv, false);
-  for (ValueId o : g.outputs) is_output[static_cast<size_t>(o)] = true;
-  std::vector<int32_t> last(nv, -1);
-  std::vector<int32_t> readers(nv, 0);
-  for (int32_t s = 0; s < steps; ++s) {
-    const Node& n = g.nodes[static_cast<size_t>(s)];
-    for (const auto* list : {&n.inputs, &n.implicit_inputs})
-      for (ValueId u : *list)
-        if (u != kNoValue && last[static_cast<size_t>(u)] != s) {
-          last[static_cast<size_t>(u)] = s;
-          ++readers[static_cast<size_t>(u)];
-        }
-  }
-  std::vector<ValueId> root(nv);
-  for (size_t v = 0; v < nv; ++v) root[v] = static_cast<ValueId>(v);
-  auto activation = [&](ValueId u) {
-    return u != kNoValue && g.values[static_cast<size_t>(u)].producer >= 0 &&
-           !is_output[static_cast<size_t>(u)];
-  };
-  for (int32_t s = 0; s < steps; ++s) {
-    const Node& n = g.nodes[static_cast<size_t>(s)];
-    if (n.outputs.empty() || n.outputs[0] == kNoValue ||
-        is_output[static_cast<size_t>(n.outputs[0])])
-      continue;
-    const ValueId y = n.outputs[0];
-    if (ForwardsInput(n) && activation(n.inputs[0])) {
-      root[static_cast<size_t>(y)] = root[static_cast<size_t>(n.inputs[0])];
-    } else if (reusable) {
-      for (int k : reusable(n)) {
-        if (k < 0 || static_cast<size_t>(k) >= n.inputs.size()) continue;
-        const ValueId u = n.inputs[static_cast<size_t>(k)];
-        if (activation(u) && readers[static_cast<size_t>(u)] == 1 &&
-            Bytes(g, shapes, u) == Bytes(g, shapes, y)) {
-          root[static_cast<size_t>(y)] = root[static_cast<size_t>(u)];
-          break;
-        }
-      }
-    }
-  }
-  std::vector<int32_t> first(nv, -1), end(nv, -1);  // Per root.
-  for (size_t v = 0; v < nv; ++v) {
-    const NodeId p = g.values[v].producer;
-    if (p < 0) continue;
-    const size_t r = static_cast<size_t>(root[v]);
-    const int32_t until = is_output[v] ? steps - 1 : std::max(last[v], p);
-    if (first[r] < 0 || p < first[r]) first[r] = p;
-    end[r] = std::max(end[r], until);
-  }
-  std::vector<int64_t> delta(static_cast<size_t>(steps) + 1, 0);
-  for (size_t r = 0; r < nv; ++r) {
-    if (first[r] < 0 || root[r] != static_cast<ValueId>(r)) continue;
-    const int64_t b = static_cast<int64_t>(Bytes(g, shapes, static_cast<ValueId>(r)));
-    delta[static_cast<size_t>(first[r])] += b;
-    delta[static_cast<size_t>(end[r]) + 1] -= b;
-  }
-  PeakEstimate pe;
-  int64_t live = 0;
-  int32_t at = -1;
-  for (int32_t s = 0; s < steps; ++s) {
-    live += delta[static_cast<size_t>(s)];
-    if (live > static_cast<int64_t>(pe.bytes)) {
-      pe.bytes = static_cast<size_t>(live);
-      at = s;
-    }
-  }
-  for (size_t r = 0; at >= 0 && r < nv; ++r)
-    if (first[r] >= 0 && root[r] == static_cast<ValueId>(r) && first[r] <= at && at <= end[r] &&
-        Bytes(g, shapes, static_cast<ValueId>(r)) > 0)
-      pe.live_at_peak.push_back(static_cast<ValueId>(r));
-  return pe;
-}
-
-Result<MemorySplit> SplitForMemory(const Graph& graph, const std::vector<ValueShape>& shapes,
+Result<MemorySplit> SplitForMemory(const Graph& graph, const std::vector<ValueShape>& known,
                                    size_t budget_bytes, const ReusableInputsFn& reusable) {
+  const std::vector<ValueShape> shapes = InferShapes(graph, known);
   Context cx{graph, shapes, std::vector<bool>(graph.values.size(), false),
              std::vector<bool>(graph.nodes.size(), false)};
   for (ValueId o : graph.outputs) cx.is_output[static_cast<size_t>(o)] = true;
   std::vector<Region> regions;
   size_t lowest = std::numeric_limits<size_t>::max();
+  std::optional<MemorySplit> best;  // The lowest-peak split, returned when shapes are missing.
+  bool missing = false;             // Some activation's shape is unknown.
+  for (size_t v = 0; v < graph.values.size(); ++v) {
+    const Value& val = graph.values[v];
+    const DType t = val.dtype;
+    missing =
+        missing || (val.producer >= 0 && KnownShape(shapes, static_cast<ValueId>(v)) == nullptr &&
+                    t != DType::kSequence && t != DType::kOptional && t != DType::kString);
+  }
   for (int iter = 0; iter < kMaxIterations; ++iter) {
     PX_ASSIGN_OR_RETURN(Rewritten rw, Rewrite(graph, shapes, regions));
     PeakEstimate pe = EstimateSequentialPeak(rw.split.graph, rw.split.shapes, reusable);
@@ -556,10 +687,12 @@ Result<MemorySplit> SplitForMemory(const Graph& graph, const std::vector<ValueSh
     }
     rw.split.estimated_peak_bytes = pe.bytes;
     if (pe.bytes <= budget_bytes) return std::move(rw.split);
+    if (pe.bytes < lowest && missing) best = rw.split;
     lowest = std::min(lowest, pe.bytes);
     std::vector<ValueId> live = pe.live_at_peak;
     std::stable_sort(live.begin(), live.end(), [&](ValueId a, ValueId b) {
-      return Bytes(rw.split.graph, rw.split.shapes, a) > Bytes(rw.split.graph, rw.split.shapes, b);
+      return ValueBytes(rw.split.graph, rw.split.shapes, a) >
+             ValueBytes(rw.split.graph, rw.split.shapes, b);
     });
     bool changed = false;
     for (ValueId x : live) {
@@ -567,7 +700,10 @@ Result<MemorySplit> SplitForMemory(const Graph& graph, const std::vector<ValueSh
       if (c >= 0) {  // Inside a piece of a split region: more, smaller pieces.
         Region& region = regions[static_cast<size_t>(c)];
         if (region.pieces >= region.extent) continue;
-        region.pieces = static_cast<int>(std::min<int64_t>(region.extent, region.pieces * 2));
+        Region more = region;
+        more.pieces = static_cast<int>(std::min<int64_t>(region.extent, region.pieces * 2));
+        if (PlanPieces(graph, shapes, more).empty()) continue;
+        region.pieces = more.pieces;
         changed = true;
         break;
       }
@@ -581,6 +717,10 @@ Result<MemorySplit> SplitForMemory(const Graph& graph, const std::vector<ValueSh
       }
     }
     if (!changed) break;
+  }
+  if (best) {
+    best->shapes_missing = true;
+    return std::move(*best);
   }
   return ResourceExhausted("running regions of ops in pieces lowers its estimated peak to " +
                            std::to_string(lowest) + " bytes at best, still over " +

@@ -5,13 +5,16 @@
 //
 // A region is a set of nodes that all split along one axis of the values
 // they pass between them (plan/split_map.h): attention along heads or
-// windows, an MLP along rows, a CNN along its batch. It grows from its seed
+// windows, an MLP along rows, a CNN along its batch, or one image along its
+// rows (convolutions and pooling read a few rows more than they write, so
+// neighbouring pieces recompute those halo rows). It grows from its seed
 // (a large value live at the peak, split along its outermost non-unit axis)
 // backwards over large inputs only region nodes read and forwards over every
 // reader that splits the same way, then is cut where the fewest bytes leave
 // it. A split region runs in K pieces: inputs from outside that vary along
-// the axis are Split, each piece runs copies of the region's nodes on its
-// slices, one piece after another, and a Concat rebuilds each value read
+// the axis are Split (or Sliced per piece where pieces overlap), each piece
+// runs copies of the region's nodes on its slices (windowed nodes with the
+// padding of their band), one piece after another, and a Concat rebuilds each value read
 // after the region (its exits) under its original value id, so the rest of
 // the graph is unchanged. E.g. attention scores [1,6,1500,1500] = Q K^T ->
 // Softmax -> x V run head by head; a 3-image CNN runs image by image.
@@ -41,6 +44,10 @@ using ReusableInputsFn = std::function<std::vector<int>(const Node&)>;
 // may share input 0's bytes (the executor's aliases; KernelContext::ForwardInput).
 bool ForwardsInput(const Node& n);
 
+// Bytes of value `v` at its shape in `shapes`: 0 when unknown or not a
+// tensor (sequences, optionals, strings); an undefined dtype counts as float.
+size_t ValueBytes(const Graph& g, const std::vector<ValueShape>& shapes, ValueId v);
+
 // Live activation bytes of running `graph` node by node in its order: node
 // outputs (graph outputs included, graph inputs and constants excluded) from
 // their producer to their last reader. Outputs of Reshape / Flatten / Squeeze
@@ -64,6 +71,8 @@ struct MemorySplit {
   bool reordered = false;           // Nodes run in demand order (DemandOrder), which
                                     // lowered the peak.
   size_t estimated_peak_bytes = 0;  // EstimateSequentialPeak of `graph`.
+  bool shapes_missing = false;      // Over the budget, but estimated without the
+                                    // shapes of some values (see SplitForMemory).
 };
 
 // Splits as few regions into as few pieces as it takes for the estimated
@@ -73,8 +82,12 @@ struct MemorySplit {
 // (every node right before its first reader needs it, depth-first from the
 // outputs), kept when that lowers the peak: alone it can suffice, e.g. for a
 // decoder that computes every layer's cross-attention keys up front. Fails with ResourceExhausted,
-// naming the lowest peak reached, when no split fits. With nothing to split it returns the graph
-// unchanged.
+// naming the lowest peak reached, when no split fits, except when some
+// activation shapes are unknown (e.g. after a Slice with computed bounds):
+// then it returns the lowest-peak split with shapes_missing set, since the
+// regions it could not grow may grow once a run of that split (stopped by
+// the budget where it must) teaches the missing shapes. With nothing to
+// split it returns the graph unchanged.
 Result<MemorySplit> SplitForMemory(const Graph& graph, const std::vector<ValueShape>& shapes,
                                    size_t budget_bytes, const ReusableInputsFn& reusable = {});
 

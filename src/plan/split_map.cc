@@ -138,6 +138,94 @@ bool MapReduction(const Graph& g, const Node& n, int axis, int rx, SplitMap* m) 
   return true;
 }
 
+// Conv / MaxPool / AveragePool (ONNX NCHW, or com.parallax NHWC where
+// channels_last is set) sliced along spatial `axis` of X: a window.
+bool MapSpatial(const std::vector<ValueShape>& shapes, const Node& n, int in, int axis, int rx,
+                SplitMap* m) {
+  const bool onnx = n.domain.empty();
+  const std::string& op = n.op_type;
+  const bool conv = op == "Conv" || (!onnx && op == "FusedConv");
+  if (in != 0 || rx < 3 || !(conv || op == "MaxPool" || op == "AveragePool")) return false;
+  if (!onnx && n.domain != fusion::kDomain) return false;
+  const bool nhwc = !onnx && n.attr_int("channels_last", 0) != 0;
+  const int first = nhwc ? 1 : 2, sr = rx - 2;
+  const int d = axis - first;
+  if (d < 0 || d >= sr) return false;
+  const std::string auto_pad = n.attr_string("auto_pad", "NOTSET");
+  if ((auto_pad != "NOTSET" && auto_pad != "VALID") || n.attr_int("ceil_mode", 0) != 0)
+    return false;
+  if (op == "MaxPool" && n.outputs.size() > 1 && n.outputs[1] != kNoValue)
+    return false;  // Indices.
+  int64_t k = 0;
+  if (conv) {
+    const Shape* w = n.inputs.size() > 1 ? KnownShape(shapes, n.inputs[1]) : nullptr;
+    if (w == nullptr || static_cast<int>(w->size()) != rx) return false;
+    k = (*w)[static_cast<size_t>(2 + d)];
+  } else {
+    const std::vector<int64_t> ks = n.attr_ints("kernel_shape");
+    if (static_cast<int>(ks.size()) != sr) return false;
+    k = ks[static_cast<size_t>(d)];
+  }
+  auto at = [&](const char* name, int i, int64_t fallback) {
+    const std::vector<int64_t> v = n.attr_ints(name);
+    return static_cast<size_t>(i) < v.size() ? v[static_cast<size_t>(i)] : fallback;
+  };
+  AxisWindow w;
+  w.stride = at("strides", d, 1);
+  w.span = (k - 1) * at("dilations", d, 1) + 1;
+  w.pad = auto_pad == "VALID" ? 0 : at("pads", d, 0);
+  w.spatial_dim = d;
+  w.spatial_rank = sr;
+  const int64_t pad_end = auto_pad == "VALID" ? 0 : at("pads", d + sr, 0);
+  const int64_t extent = (*KnownShape(shapes, n.inputs[0]))[static_cast<size_t>(axis)];
+  const Shape* y = KnownShape(shapes, n.outputs[0]);
+  if (w.stride < 1 || w.span < 1 || y == nullptr || static_cast<int>(y->size()) != rx ||
+      (*y)[static_cast<size_t>(axis)] != (extent + w.pad + pad_end - w.span) / w.stride + 1)
+    return false;
+  m->in_axes[0] = axis;
+  m->out_axis = axis;
+  m->window = w;
+  if (op == "FusedConv" && n.inputs.size() > 3 &&
+      n.inputs[3] != kNoValue) {  // Residual: Y's cells.
+    const Shape* z = KnownShape(shapes, n.inputs[3]);
+    if (z == nullptr || *z != *y) return false;
+    m->in_axes[3] = axis;
+  }
+  return true;
+}
+
+// Nearest Resize by constant scales, an integer factor along `axis`, in a
+// mode that maps output cell o to input cell floor(o / factor).
+bool MapResize(const Graph& g, const std::vector<ValueShape>& shapes, const Node& n, int in,
+               int axis, SplitMap* m) {
+  if (in != 0 || n.opset < 11 || n.inputs.size() < 3 || n.inputs[2] == kNoValue ||
+      (n.inputs.size() > 3 && n.inputs[3] != kNoValue) || !n.attr_ints("axes").empty() ||
+      n.attr_int("antialias", 0) != 0 || n.attr_string("mode", "nearest") != "nearest")
+    return false;
+  const std::string coord = n.attr_string("coordinate_transformation_mode", "half_pixel");
+  const std::string nearest = n.attr_string("nearest_mode", "round_prefer_floor");
+  const bool floor = coord == "asymmetric" && nearest == "floor";
+  const bool centre = (coord == "half_pixel" || coord == "pytorch_half_pixel") &&
+                      (nearest == "round_prefer_floor" || nearest == "round_prefer_ceil");
+  const Value& scales = g.values[static_cast<size_t>(n.inputs[2])];
+  const Shape* x = KnownShape(shapes, n.inputs[0]);
+  const Shape* y = KnownShape(shapes, n.outputs[0]);
+  if (!(floor || centre) || !scales.is_constant() || x == nullptr || y == nullptr ||
+      scales.constant.numel() != static_cast<int64_t>(x->size()) || y->size() != x->size())
+    return false;
+  const double s = ElementAsDouble(scales.constant, axis);
+  const int64_t factor = static_cast<int64_t>(s);
+  if (factor < 1 || static_cast<double>(factor) != s ||
+      (*y)[static_cast<size_t>(axis)] != (*x)[static_cast<size_t>(axis)] * factor)
+    return false;
+  AxisWindow w;
+  w.upsample = factor;
+  m->in_axes[0] = axis;
+  m->out_axis = axis;
+  m->window = w;
+  return true;
+}
+
 // Ops other than elementwise and MatMul; false when `n` does not split.
 bool MapOther(const Graph& g, const std::vector<ValueShape>& shapes, const Node& n, int in,
               int axis, int rx, SplitMap* m) {
@@ -207,8 +295,12 @@ bool MapOther(const Graph& g, const std::vector<ValueShape>& shapes, const Node&
     m->out_axis = 0;
     const Shape* c = n.inputs.size() > 2 ? KnownShape(shapes, n.inputs[2]) : nullptr;
     if (c != nullptr && c->size() == 2 && (*c)[0] == extent) m->in_axes[2] = 0;
+  } else if (onnx && op == "Resize") {
+    if (!MapResize(g, shapes, n, in, axis, m)) return false;
+  } else if (IsPerSample(n) && axis != 0) {
+    return MapSpatial(shapes, n, in, axis, rx, m);
   } else if (IsPerSample(n)) {
-    if (in != 0 || axis != 0) return false;
+    if (in != 0) return false;
     m->in_axes[0] = 0;
     m->out_axis = 0;
     if (n.op_type == "FusedConv" && n.inputs.size() > 3 && n.inputs[3] != kNoValue) {
@@ -256,6 +348,7 @@ std::optional<SplitMap> MapSplit(const Graph& g, const std::vector<ValueShape>& 
     return std::nullopt;
   }
   if (m.in_axes[static_cast<size_t>(in)] != axis) return std::nullopt;
+  if (m.window) return m;        // Output extent checked by MapSpatial.
   for (ValueId o : n.outputs) {  // Every output is sliced along out_axis.
     const Shape* s = KnownShape(shapes, o);
     if (o == kNoValue) continue;

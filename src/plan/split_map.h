@@ -20,12 +20,28 @@
 
 namespace parallax {
 
+// A sliding window along a spatial axis (Conv, pooling): output cells
+// [a, b) read input cells [a * stride - pad, (b - 1) * stride - pad + span),
+// the part of that outside the input being the node's padding. An
+// upsampling node (nearest Resize by an integer factor) computes output
+// cells in aligned groups of `upsample` from one input cell each: [a, b),
+// a and b multiples of `upsample`, read [a / upsample, b / upsample).
+struct AxisWindow {
+  int64_t stride = 1, pad = 0, span = 1;
+  int64_t upsample = 1;
+  int spatial_dim = 0;   // Index of the axis among the node's spatial axes:
+  int spatial_rank = 0;  // its begin pad is pads[spatial_dim], its end pad
+                         // pads[spatial_dim + spatial_rank]; 0: no pads.
+};
+
 // Every output is sliced along out_axis; input i is read sliced along
 // in_axes[i], or whole where in_axes[i] is -1. Sliced inputs have the same
-// extent along their axis as the output along out_axis.
+// extent along their axis as the output along out_axis, except input 0 when
+// `window` is set: a piece of the output reads the window's input cells.
 struct SplitMap {
   int out_axis = -1;
   std::vector<int> in_axes;
+  std::optional<AxisWindow> window;
 };
 
 // How `n` splits when its input `in` is sliced along `axis`; nullopt when it
@@ -38,7 +54,10 @@ struct SplitMap {
 // the gathered axis), Concat, Split and Slice (other than their axes), reductions
 // (other than the reduced axes), and per-sample ops along the batch axis
 // (Conv, pooling, BatchNormalization, InstanceNormalization, and their
-// com.parallax channels-last forms).
+// com.parallax channels-last forms), and Conv / MaxPool / AveragePool (ONNX
+// or com.parallax, explicit pads, no ceil_mode) along a spatial axis with a
+// window, and nearest Resize by an integer factor (constant scales) along
+// any axis.
 std::optional<SplitMap> MapSplit(const Graph& g, const std::vector<ValueShape>& shapes,
                                  const Node& n, int in, int axis);
 

@@ -442,10 +442,11 @@ Status GraphExecutor::Run(const std::vector<Tensor>& inputs, const std::vector<T
   active_offsets_ = nullptr;
   TaskPlan* tasks = default_tasks_.get();  // Concurrent modes; null when sequential-only.
   const MemoryPlan* chosen_plan = nullptr;
+  const Schedule* chosen = nullptr;
   if (active_plan_ != nullptr) {
     // Admission: the most concurrent schedule whose plan fits the budget.
     const std::vector<Schedule>& schedules = active_plan_->schedules;
-    const Schedule* chosen = &schedules.front();
+    chosen = &schedules.front();
     if (budget > 0) {
       const Schedule* leanest = chosen;
       chosen = nullptr;
@@ -458,12 +459,17 @@ Status GraphExecutor::Run(const std::vector<Tensor>& inputs, const std::vector<T
             "graph '" + graph_->name + "' needs " + std::to_string(leanest->plan.arena_bytes) +
             " activation bytes even in its leanest schedule, over the memory budget of " +
             std::to_string(budget) + " bytes";
-        if (!allow_split_) return ResourceExhausted(refusal);
-        slots_.clear();
         active_plan_ = nullptr;
-        return RunSplit(sig, budget, refusal, inputs, captures, outputs);
+        if (!unplanned_fallback_) {
+          if (!allow_split_) return ResourceExhausted(refusal);
+          slots_.clear();
+          return RunSplit(sig, budget, refusal, inputs, captures, outputs);
+        }
       }
     }
+  }
+  if (chosen != nullptr) {
+    const std::vector<Schedule>& schedules = active_plan_->schedules;
     if (chosen->tasks == nullptr) mode = ExecMode::kSequential;
     tasks = chosen->tasks.get();
     chosen_plan = &chosen->plan;

@@ -72,7 +72,7 @@ struct ExecStats {
   ExecMode mode = ExecMode::kSequential;  // The schedule this run used.
   int layer_width = 1;                    // Its most branches of one layer at once (1: sequential).
   int split_regions = 0;  // Regions run in pieces to fit the budget (plan/memory_split.h).
-  int split_pieces = 1;  // Most pieces of one such chain.
+  int split_pieces = 1;   // Most pieces of one such chain.
 };
 
 class GraphExecutor {
@@ -203,8 +203,14 @@ class GraphExecutor {
     size_t target = 0;               // Peak bytes it was split for.
     int regions = 0;
     int max_pieces = 1;
+    size_t estimated_peak = 0;    // Of the split (SplitForMemory).
+    bool shapes_missing = false;  // Split without some shapes: over the target.
   };
   bool allow_split_ = true;  // False in split copies and subgraph bodies.
+  // Split copies: when no plan of a signature fits the budget, run unplanned
+  // (each allocation checked) rather than refuse; a plan's arena may need a
+  // little more than the lowest live bytes its order reaches.
+  bool unplanned_fallback_ = false;
   std::map<std::string, SplitExecutor> split_;
   // Replaces split->exec with a copy split for `target` estimated peak bytes.
   Status BuildSplit(size_t target, SplitExecutor* split) const;

@@ -12,7 +12,9 @@ namespace parallax {
 
 namespace {
 
-// Split copies tried per run: each learns shapes or lowers the target by a fifth.
+// Split copies tried per run: each learns shapes or lowers the target by a
+// sixteenth (the estimate ignores alignment and the schedule's order, so a
+// plan may need a little more than it).
 constexpr int kSplitAttempts = 32;
 // Split copies kept (one per input-shape signature run under a tight budget).
 constexpr size_t kMaxSplitCopies = 16;
@@ -77,6 +79,7 @@ Status GraphExecutor::BuildSplit(size_t target, SplitExecutor* split) const {
   std::unique_ptr<GraphExecutor> exec(new GraphExecutor(
       std::make_shared<const Graph>(std::move(ms.graph)), backend_, intra_op_, options_));
   exec->allow_split_ = false;
+  exec->unplanned_fallback_ = true;
   exec->donors_.resize(ms.origin.size());
   for (size_t i = 0; i < ms.origin.size(); ++i)
     if (ms.origin[i] >= 0) exec->donors_[i] = kernels_[static_cast<size_t>(ms.origin[i])];
@@ -86,6 +89,8 @@ Status GraphExecutor::BuildSplit(size_t target, SplitExecutor* split) const {
   split->target = target;
   split->regions = ms.regions;
   split->max_pieces = ms.max_pieces;
+  split->estimated_peak = ms.estimated_peak_bytes;
+  split->shapes_missing = ms.shapes_missing;
   return Status::Ok();
 }
 
@@ -96,7 +101,8 @@ Status GraphExecutor::BuildSplit(size_t target, SplitExecutor* split) const {
 // shapes known so far: the plan's, else the static ones plus what the
 // failed first run computed; a split copy that fails over the budget teaches
 // the shapes it computed and is rebuilt, or, when it taught nothing (its
-// estimate was too low), rebuilt for a lower estimated peak.
+// estimate was too low), rebuilt for a lower estimated peak. A split made
+// without some shapes (over its target) that teaches none ends the search.
 // Profiling does not cover split runs (their nodes differ from the graph's).
 Status GraphExecutor::RunSplit(const std::string& signature, size_t budget,
                                const std::string& refusal, const std::vector<Tensor>& inputs,
@@ -131,10 +137,14 @@ Status GraphExecutor::RunSplit(const std::string& signature, size_t budget,
     const bool learned =
         !split.exec->stats_.used_plan && LearnShapes(split.exec->observed_shape_, &split.shapes);
     split.exec.reset();
-    if (!learned) target = target / 5 * 4;
+    // Without new shapes a split already over its target cannot improve.
+    if (!learned && split.shapes_missing) break;
+    if (!learned) target = target / 16 * 15;
   }
-  return ResourceExhausted(refusal +
-                           "; its memory-split copy did not fit either: " + last.message());
+  return ResourceExhausted(refusal + "; run in pieces (" + std::to_string(split.regions) +
+                           " region(s), up to " + std::to_string(split.max_pieces) +
+                           " pieces, estimated peak " + std::to_string(split.estimated_peak) +
+                           " bytes) it did not fit either: " + last.message());
 }
 
 }  // namespace parallax

@@ -615,6 +615,9 @@ Status ConvKernel::RunImpl(KernelContext& ctx) {
   key.push_back(has_bias ? 1 : 0);
   key.push_back(ctx.intra_op().threads);
   key.push_back(broadcast_z ? 1 : 0);
+  // Pads too: a memory split's pieces share this kernel with their own pads.
+  key.insert(key.end(), g.win.pad_begin.begin(), g.win.pad_begin.end());
+  key.insert(key.end(), g.pad_end.begin(), g.pad_end.end());
   TiledConv* plan = cache_.Find(key);
   if (plan == nullptr) {
     std::lock_guard<std::mutex> lock(CreationMutex());

@@ -300,6 +300,9 @@ Status PoolKernel::RunImpl(KernelContext& ctx) {
   PrepareThread();
   std::vector<int64_t> key = x.shape();
   key.push_back(ctx.intra_op().threads);
+  // Pads too: a memory split's pieces share this kernel with their own pads.
+  key.insert(key.end(), w.pad_begin.begin(), w.pad_begin.end());
+  key.insert(key.end(), w.pad_end.begin(), w.pad_end.end());
   PoolPlan* plan = cache_.Find(key);
   if (plan == nullptr) {
     std::lock_guard<std::mutex> lock(CreationMutex());
