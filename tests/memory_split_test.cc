@@ -402,6 +402,43 @@ TEST(MemorySplit, ImageRowsRunInBandsWithHalos) {
   EXPECT_LE(total, 16 + static_cast<int64_t>(pieces));  // Recomputes at most a row per border.
 }
 
+TEST(MemorySplit, ConcatAlongTheSplitAxisReadsOnlyThePartsItCovers) {
+  // Like a detector head: ea [1,4,64] and eb [1,4,32] concatenated along the
+  // last axis (anchors), then per-anchor ops. Split along the anchors, a
+  // piece inside ea's run concatenates ea's part alone.
+  ShapedGraph sg;
+  const ValueId a = sg.Value("a", {1, 4, 64}), b = sg.Value("b", {1, 4, 32});
+  const ValueId ea = sg.Value("ea", {1, 4, 64}), eb = sg.Value("eb", {1, 4, 32});
+  const ValueId c = sg.Value("c", {1, 4, 96}), r = sg.Value("r", {1, 4, 96});
+  const ValueId y = sg.Value("y", {1, 1, 96});
+  sg.Add("Exp", {a}, {ea});
+  sg.Add("Exp", {b}, {eb});
+  sg.Add("Concat", {ea, eb}, {c}).attrs["axis"] = IntAttr(2);
+  sg.Add("Relu", {c}, {r});
+  sg.Add("ReduceSum", {r, sg.Ints("axes", {1})}, {y});
+  Graph& g = sg.graph();
+  g.inputs = {a, b};
+  g.outputs = {y};
+  const size_t unsplit = EstimateSequentialPeak(g, sg.shapes()).bytes;
+  auto split = SplitForMemory(g, sg.shapes(), unsplit * 6 / 10);
+  ASSERT_TRUE(split.ok()) << split.status().ToString();
+  EXPECT_GE(split->regions, 1);
+  EXPECT_LE(split->estimated_peak_bytes, unsplit * 6 / 10);
+  const Graph& out = split->graph;
+  int single = 0, copies = 0;
+  for (size_t i = 0; i < out.nodes.size(); ++i) {
+    const Node& n = out.nodes[i];
+    if (n.op_type != "Concat" || split->origin[i] != 2) continue;
+    ++copies;
+    single += n.inputs.size() == 1 ? 1 : 0;
+    int64_t cells = 0;  // The inputs' parts add up to the piece.
+    for (ValueId u : n.inputs) cells += split->shapes[static_cast<size_t>(u)].dims[2];
+    EXPECT_EQ(cells, split->shapes[static_cast<size_t>(n.outputs[0])].dims[2]);
+  }
+  EXPECT_EQ(copies, split->max_pieces);
+  EXPECT_GE(single, 1);
+}
+
 // One image through a small detector-like trunk: Conv -> Relu -> Conv
 // stride 2 -> Relu -> MaxPool 3x3 -> Resize x2 (nearest) -> Conv 1x1 ->
 // GlobalAveragePool -> Flatten -> Gemm -> Softmax.

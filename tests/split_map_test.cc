@@ -63,12 +63,17 @@ TEST(SplitMap, GemmSplitsRowsOfATransposedOrNot) {
   EXPECT_EQ(MapLast(t, 1, 1), kNone);                          // Columns of B: not covered.
 }
 
-TEST(SplitMap, ReshapesKeepAnAxisOnlyWhenItStaysWhole) {
+TEST(SplitMap, ReshapesKeepAnAxisWholeOrMergeItWithTheNext) {
   ShapedGraph t;
   const ValueId x = t.Value("x", {4, 6, 5}), y = t.Value("y", {4, 30});
   t.Add("Reshape", {x, t.Ints("target", {4, 30})}, {y});
   EXPECT_EQ(MapLast(t, 0, 0), (Map{0, {0, -1}}));
-  EXPECT_EQ(MapLast(t, 0, 1), kNone);  // Merged into 30.
+  // Merged with the axis after it into 30: each of its cells becomes a run of 5.
+  EXPECT_EQ(MapLast(t, 0, 1), (Map{1, {1, -1}}));
+  auto merged = MapSplit(t.graph(), t.shapes(), t.graph().nodes.back(), 0, 1);
+  ASSERT_TRUE(merged && merged->window);
+  EXPECT_EQ(merged->window->upsample, 5);
+  EXPECT_EQ(MapLast(t, 0, 2), kNone);  // The inner axis of a merge.
   Node reshape;
   reshape.op_type = "Reshape";
   EXPECT_TRUE(NeedsPieceShape(reshape));  // Each piece gets its own target dims.
@@ -88,13 +93,17 @@ TEST(SplitMap, SplitOpSlicesEveryOutputAwayFromItsAxis) {
   EXPECT_EQ(MapLast(t, 0, 2), kNone);
 }
 
-TEST(SplitMap, ConcatSlicesEveryInputAwayFromItsAxis) {
+TEST(SplitMap, ConcatSlicesEveryInputAlongAnyAxis) {
   ShapedGraph t;
   const ValueId a = t.Value("a", {4, 2, 5}), b = t.Value("b", {4, 3, 5}),
                 y = t.Value("y", {4, 5, 5});
   t.Add("Concat", {a, b}, {y}).attrs["axis"] = IntAttr(1);
   EXPECT_EQ(MapLast(t, 1, 0), (Map{0, {0, 0}}));
-  EXPECT_EQ(MapLast(t, 0, 1), kNone);
+  // Along its own axis each input covers its run of the output.
+  EXPECT_EQ(MapLast(t, 0, 1), (Map{1, {1, 1}}));
+  auto along = MapSplit(t.graph(), t.shapes(), t.graph().nodes.back(), 1, 1);
+  ASSERT_TRUE(along.has_value());
+  EXPECT_EQ(along->offsets, (std::vector<int64_t>{0, 2}));
 }
 
 TEST(SplitMap, ConvolutionsSplitOnlyAlongTheBatch) {

@@ -21,6 +21,9 @@ constexpr int kMaxIterations = 256;
 // Most cells two pieces of a region may compute per cell of a value (1 +
 // the halos windows make them recompute).
 constexpr double kMaxRecompute = 1.25;
+// Values live at the peak below this share of it neither seed a region nor
+// make theirs split into more pieces.
+constexpr size_t kSmallShare = 64;
 
 struct RegionNode {
   NodeId node = -1;
@@ -247,7 +250,12 @@ std::optional<PiecePlan> PlanPiece(const Graph& g, const std::vector<ValueShape>
       const ValueId u = n.inputs[i];
       if (u == kNoValue || rn.map.in_axes[i] < 0) continue;
       Range need = *out;
-      if (i == 0 && rn.map.window) {
+      if (!rn.map.offsets.empty()) {  // Concat along the axis: the input's part, maybe none.
+        const int64_t off = rn.map.offsets[i];
+        need = {std::max(out->lo, off) - off,
+                std::min(out->hi, off + AxisExtent(shapes, u, rn.map.in_axes[i])) - off};
+        if (need.lo >= need.hi) continue;  // Not read by this piece: reads[j][i] stays empty.
+      } else if (i == 0 && rn.map.window) {
         const AxisWindow& w = *rn.map.window;
         const int64_t extent = AxisExtent(shapes, u, rn.map.in_axes[i]);
         const Range cells = {out->lo / w.upsample, out->hi / w.upsample};
@@ -294,19 +302,20 @@ double Recompute(const Graph& g, const std::vector<ValueShape>& shapes, const Re
 }
 
 // The region around `seed` (a node output) split along `axis`: grown
-// backwards over large inputs and forwards as far as ops split, then cut
-// after the node (not before the seed's producer) that leaves the fewest
-// bytes to rebuild by Concat, among cuts whose pieces recompute little.
-// Fails when those are over half the seed's: the region would save little.
-std::optional<Region> SeedRegionAlong(const Context& cx, ValueId seed, int axis) {
+// backwards over inputs of at least 1/share of its bytes and forwards as
+// far as ops split, then cut after the node (not before the seed's
+// producer) that leaves the fewest bytes to rebuild by Concat, among cuts
+// whose pieces recompute little. Fails when those are as many as the
+// seed's: the region would save nothing.
+std::optional<Region> SeedRegionAlong(const Context& cx, ValueId seed, int axis, int share) {
   const Graph& g = cx.g;
   const NodeId p = g.values[static_cast<size_t>(seed)].producer;
   auto head = FitOutput(cx, p, axis);
   if (!head) return std::nullopt;
-  const size_t big = ValueBytes(g, cx.shapes, seed) / 2;
+  const size_t seed_bytes = ValueBytes(g, cx.shapes, seed);
   Growth gr;
   gr.Add(cx, p, std::move(*head));
-  GrowBackwards(cx, big, &gr);
+  GrowBackwards(cx, seed_bytes / static_cast<size_t>(share), &gr);
   GrowForwards(cx, &gr);
   std::vector<RegionNode> nodes;
   for (auto& [id, map] : gr.nodes) nodes.push_back({id, std::move(map)});
@@ -336,7 +345,7 @@ std::optional<Region> SeedRegionAlong(const Context& cx, ValueId seed, int axis)
   std::stable_sort(cuts.begin(), cuts.end(),
                    [](const auto& a, const auto& b) { return a.first < b.first; });
   for (const auto& [bytes, count] : cuts) {
-    if (bytes > big) break;
+    if (bytes >= seed_bytes) break;
     Region region;
     region.nodes.assign(nodes.begin(), nodes.begin() + static_cast<std::ptrdiff_t>(count));
     region.exits = Exits(cx, region.nodes);
@@ -351,14 +360,15 @@ std::optional<Region> SeedRegionAlong(const Context& cx, ValueId seed, int axis)
 }
 
 // The region around `seed` along its outermost non-unit axis that splits
-// (e.g. the batch, else rows of a channels-last image).
-std::optional<Region> SeedRegion(const Context& cx, ValueId seed) {
+// (e.g. the batch, else rows of a channels-last image), grown back over
+// inputs of at least 1/share of the seed's bytes.
+std::optional<Region> SeedRegion(const Context& cx, ValueId seed, int share) {
   const NodeId p = cx.g.values[static_cast<size_t>(seed)].producer;
   const Shape* s = KnownShape(cx.shapes, seed);
   if (p < 0 || cx.taken[static_cast<size_t>(p)] || s == nullptr) return std::nullopt;
   for (int axis = 0; axis < static_cast<int>(s->size()); ++axis)
     if ((*s)[static_cast<size_t>(axis)] > 1)
-      if (auto region = SeedRegionAlong(cx, seed, axis)) return region;
+      if (auto region = SeedRegionAlong(cx, seed, axis, share)) return region;
   return std::nullopt;
 }
 
@@ -481,6 +491,7 @@ Status EmitRegion(const Graph& g, const Region& c, int ri, Rewritten* rw) {
         const int axis = rn.map.in_axes[i];
         if (u == kNoValue || axis < 0) continue;
         const Range need = plan.reads[j][i];
+        if (need.size() == 0) continue;  // A Concat input this piece does not read.
         if (auto it = piece.find(u); it != piece.end()) {
           const auto& [pv, have] = it->second;
           n.inputs[i] =
@@ -490,6 +501,12 @@ Status EmitRegion(const Graph& g, const Region& c, int ri, Rewritten* rw) {
         } else if (need != Range{0, AxisExtent(rw->split.shapes, u, axis)}) {
           n.inputs[i] = slice(u, axis, need.lo, need.hi, ri);
         }
+      }
+      if (!rn.map.offsets.empty()) {  // Only the inputs this piece reads.
+        std::vector<ValueId> read;
+        for (size_t i = 0; i < n.inputs.size(); ++i)
+          if (plan.reads[j][i].size() > 0) read.push_back(n.inputs[i]);
+        n.inputs = std::move(read);
       }
       const Range rows = plan.rows.at(orig.outputs[0]);
       if (rn.map.window && rn.map.window->spatial_rank > 0 &&
@@ -696,6 +713,8 @@ Result<MemorySplit> SplitForMemory(const Graph& graph, const std::vector<ValueSh
     });
     bool changed = false;
     for (ValueId x : live) {
+      // Values this small cannot be what keeps the peak over the budget.
+      if (ValueBytes(rw.split.graph, rw.split.shapes, x) < pe.bytes / kSmallShare) break;
       const int c = rw.interior_region[static_cast<size_t>(x)];
       if (c >= 0) {  // Inside a piece of a split region: more, smaller pieces.
         Region& region = regions[static_cast<size_t>(c)];
@@ -708,7 +727,23 @@ Result<MemorySplit> SplitForMemory(const Graph& graph, const std::vector<ValueSh
         break;
       }
       if (static_cast<size_t>(x) >= graph.values.size()) continue;  // A Split's or piece's output.
-      auto region = SeedRegion(cx, x);
+      // Grown back over inputs of half the seed's bytes, or of a quarter
+      // (e.g. a detection head's conv chains) when that lowers the peak more.
+      std::optional<Region> region;
+      size_t region_peak = 0;
+      for (int share : {2, 4}) {
+        auto r = SeedRegion(cx, x, share);
+        if (!r) continue;
+        std::vector<Region> trial = regions;
+        trial.push_back(*r);
+        auto t = Rewrite(graph, shapes, trial);
+        if (!t.ok()) continue;
+        const size_t peak = EstimateSequentialPeak(t->split.graph, t->split.shapes, reusable).bytes;
+        if (!region || peak < region_peak) {
+          region = std::move(r);
+          region_peak = peak;
+        }
+      }
       if (region) {
         for (const RegionNode& rn : region->nodes) cx.taken[static_cast<size_t>(rn.node)] = true;
         regions.push_back(std::move(*region));

@@ -114,6 +114,21 @@ int ReshapeAxis(const Shape& x, const Shape& out, int axis) {
   return -1;
 }
 
+// The output axis of a reshape-like node that merges input axis `axis`
+// with the axes after it (outermost first, e.g. [N,C,H,W] -> [N,C,H*W]
+// along H), or -1.
+int MergedAxis(const Shape& x, const Shape& out, int axis) {
+  const int64_t before = Product(x, 0, axis);
+  for (int b = 0; b < static_cast<int>(out.size()); ++b) {
+    if (Product(out, 0, b) != before) continue;
+    int64_t run = x[static_cast<size_t>(axis)];
+    for (int j = axis + 1; j < static_cast<int>(x.size()) && run < out[static_cast<size_t>(b)]; ++j)
+      run *= x[static_cast<size_t>(j)];
+    return run == out[static_cast<size_t>(b)] && run > x[static_cast<size_t>(axis)] ? b : -1;
+  }
+  return -1;
+}
+
 // Reductions and ArgMax / ArgMin away from their reduced axes.
 bool MapReduction(const Graph& g, const Node& n, int axis, int rx, SplitMap* m) {
   std::vector<int64_t> axes;
@@ -250,9 +265,18 @@ bool MapOther(const Graph& g, const std::vector<ValueShape>& shapes, const Node&
     m->in_axes[0] = axis;
   } else if (onnx && (op == "Reshape" || op == "Flatten" || op == "Squeeze" || op == "Unsqueeze")) {
     if (in != 0) return false;
-    m->out_axis =
-        ReshapeAxis(*KnownShape(shapes, n.inputs[0]), *KnownShape(shapes, n.outputs[0]), axis);
+    const Shape& x = *KnownShape(shapes, n.inputs[0]);
+    const Shape& y = *KnownShape(shapes, n.outputs[0]);
+    m->out_axis = ReshapeAxis(x, y, axis);
     m->in_axes[0] = axis;
+    if (m->out_axis < 0 && (op == "Reshape" || op == "Flatten")) {
+      const int merged = MergedAxis(x, y, axis);
+      if (merged < 0) return false;
+      AxisWindow w;  // Each input cell along `axis` becomes a run of output cells.
+      w.upsample = y[static_cast<size_t>(merged)] / x[static_cast<size_t>(axis)];
+      m->out_axis = merged;
+      m->window = w;
+    }
   } else if (onnx && op == "Expand") {  // Broadcasts to input 1's dims; pieces get their own.
     if (in != 0) return false;
     m->out_axis = axis + (static_cast<int>(KnownShape(shapes, n.outputs[0])->size()) - rx);
@@ -267,13 +291,17 @@ bool MapOther(const Graph& g, const std::vector<ValueShape>& shapes, const Node&
   } else if (onnx && op == "Concat") {
     int64_t ca = n.attr_int("axis", 0);
     if (ca < 0) ca += rx;
-    if (ca == axis) return false;
+    int64_t offset = 0;  // Along its own axis: each input covers its run of the output.
     for (size_t i = 0; i < n.inputs.size(); ++i) {
       const Shape* s = KnownShape(shapes, n.inputs[i]);
       if (s == nullptr || static_cast<int>(s->size()) != rx ||
-          (*s)[static_cast<size_t>(axis)] != extent)
+          (ca != axis && (*s)[static_cast<size_t>(axis)] != extent))
         return false;
       m->in_axes[i] = axis;
+      if (ca == axis) {
+        m->offsets.push_back(offset);
+        offset += (*s)[static_cast<size_t>(axis)];
+      }
     }
     m->out_axis = axis;
   } else if (onnx && op == "Split") {
@@ -348,8 +376,8 @@ std::optional<SplitMap> MapSplit(const Graph& g, const std::vector<ValueShape>& 
     return std::nullopt;
   }
   if (m.in_axes[static_cast<size_t>(in)] != axis) return std::nullopt;
-  if (m.window) return m;        // Output extent checked by MapSpatial.
-  for (ValueId o : n.outputs) {  // Every output is sliced along out_axis.
+  if (m.window || !m.offsets.empty()) return m;  // Output extents differ from the input's.
+  for (ValueId o : n.outputs) {                  // Every output is sliced along out_axis.
     const Shape* s = KnownShape(shapes, o);
     if (o == kNoValue) continue;
     if (s == nullptr || static_cast<int>(s->size()) != r || m.out_axis < 0 || m.out_axis >= r ||

@@ -37,11 +37,14 @@ struct AxisWindow {
 // Every output is sliced along out_axis; input i is read sliced along
 // in_axes[i], or whole where in_axes[i] is -1. Sliced inputs have the same
 // extent along their axis as the output along out_axis, except input 0 when
-// `window` is set: a piece of the output reads the window's input cells.
+// `window` is set (a piece of the output reads the window's input cells),
+// and the inputs of a Concat along the split axis: input i covers output
+// cells [offsets[i], offsets[i] + its extent).
 struct SplitMap {
   int out_axis = -1;
   std::vector<int> in_axes;
   std::optional<AxisWindow> window;
+  std::vector<int64_t> offsets;
 };
 
 // How `n` splits when its input `in` is sliced along `axis`; nullopt when it
@@ -50,8 +53,10 @@ struct SplitMap {
 // Covered: elementwise ops (numpy broadcasting), MatMul / ScaledMatMul /
 // FusedMatMul (batch, M and N axes), Gemm (rows), Softmax / LogSoftmax /
 // LayerNormalization (other than the normalised axes), Transpose, Reshape /
-// Flatten / Squeeze / Unsqueeze (an axis they keep whole), Expand, Gather (other than
-// the gathered axis), Concat, Split and Slice (other than their axes), reductions
+// Flatten / Squeeze / Unsqueeze (an axis they keep whole; Reshape / Flatten
+// also one they merge with the axes after it, as a window), Expand, Gather
+// (other than the gathered axis), Concat (along any axis), Split and Slice
+// (other than their axes), reductions
 // (other than the reduced axes), and per-sample ops along the batch axis
 // (Conv, pooling, BatchNormalization, InstanceNormalization, and their
 // com.parallax channels-last forms), and Conv / MaxPool / AveragePool (ONNX
