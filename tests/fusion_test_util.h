@@ -42,6 +42,13 @@ inline void AttrInts(onnx::NodeProto* n, const std::string& name, std::vector<in
   for (int64_t x : v) a->add_ints(x);
 }
 
+inline void AttrS(onnx::NodeProto* n, const std::string& name, const std::string& v) {
+  auto* a = n->add_attribute();
+  a->set_name(name);
+  a->set_type(onnx::AttributeProto::STRING);
+  a->set_s(v);
+}
+
 // Deterministic values in [lo, hi).
 inline std::vector<float> Values(int64_t n, uint32_t seed, float lo = -1.f, float hi = 1.f) {
   std::mt19937 rng(seed);

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "fusion_test_util.h"
 #include "model_builder.h"
 #include "parallax/parallax.h"
 #include "plan/fusion_util.h"
@@ -19,9 +20,13 @@ namespace {
 
 using fusion::IntAttr;
 using fusion::IntsAttr;
+using testing::AttrInts;
+using testing::AttrS;
 using testing::ExpectNear;
+using testing::ExpectSplitRuns;
 using testing::FreeRun;
 using testing::Random;
+using testing::RandomInit;
 using testing::ShapedGraph;
 
 TEST(MemorySplit, ImageRowsRunInBandsWithHalos) {
@@ -124,46 +129,25 @@ std::string ImageCnnModel() {
   testing::ModelBuilder b(13);
   b.Input("x", onnx::TensorProto::FLOAT, {1, 3, 64, 64})
       .Output("y", onnx::TensorProto::FLOAT, {1, 4});
-  std::mt19937 rng(5);
-  std::uniform_real_distribution<float> u(-0.5f, 0.5f);
-  auto init = [&](const std::string& name, std::vector<int64_t> dims) {
-    int64_t n = 1;
-    for (int64_t d : dims) n *= d;
-    std::vector<float> v(static_cast<size_t>(n));
-    for (float& e : v) e = u(rng);
-    b.FloatInit(name, dims, v);
-  };
-  auto ints = [](onnx::NodeProto* n, const std::string& name, std::vector<int64_t> v) {
-    auto* a = n->add_attribute();
-    a->set_name(name);
-    a->set_type(onnx::AttributeProto::INTS);
-    for (int64_t e : v) a->add_ints(e);
-  };
-  auto str = [](onnx::NodeProto* n, const std::string& name, const std::string& v) {
-    auto* a = n->add_attribute();
-    a->set_name(name);
-    a->set_type(onnx::AttributeProto::STRING);
-    a->set_s(v);
-  };
-  init("w1", {8, 3, 3, 3});
-  init("w2", {16, 8, 3, 3});
-  init("w3", {4, 16, 1, 1});
-  init("wf", {4, 4});
-  init("bf", {4});
+  RandomInit(b, "w1", {8, 3, 3, 3}, 51, -0.5f, 0.5f);
+  RandomInit(b, "w2", {16, 8, 3, 3}, 52, -0.5f, 0.5f);
+  RandomInit(b, "w3", {4, 16, 1, 1}, 53, -0.5f, 0.5f);
+  RandomInit(b, "wf", {4, 4}, 54, -0.5f, 0.5f);
+  RandomInit(b, "bf", {4}, 55, -0.5f, 0.5f);
   b.FloatInit("scales", {4}, {1, 1, 2, 2});
-  ints(b.Node("Conv", {"x", "w1"}, {"c1"}), "pads", {1, 1, 1, 1});
+  AttrInts(b.Node("Conv", {"x", "w1"}, {"c1"}), "pads", {1, 1, 1, 1});
   b.Node("Relu", {"c1"}, {"r1"});
   auto* down = b.Node("Conv", {"r1", "w2"}, {"c2"});
-  ints(down, "pads", {1, 1, 1, 1});
-  ints(down, "strides", {2, 2});
+  AttrInts(down, "pads", {1, 1, 1, 1});
+  AttrInts(down, "strides", {2, 2});
   b.Node("Relu", {"c2"}, {"r2"});
   auto* pool = b.Node("MaxPool", {"r2"}, {"p"});
-  ints(pool, "kernel_shape", {3, 3});
-  ints(pool, "pads", {1, 1, 1, 1});
+  AttrInts(pool, "kernel_shape", {3, 3});
+  AttrInts(pool, "pads", {1, 1, 1, 1});
   auto* up = b.Node("Resize", {"p", "", "scales"}, {"u"});
-  str(up, "mode", "nearest");
-  str(up, "coordinate_transformation_mode", "asymmetric");
-  str(up, "nearest_mode", "floor");
+  AttrS(up, "mode", "nearest");
+  AttrS(up, "coordinate_transformation_mode", "asymmetric");
+  AttrS(up, "nearest_mode", "floor");
   b.Node("Conv", {"u", "w3"}, {"c3"});
   b.Node("GlobalAveragePool", {"c3"}, {"g"});
   b.Node("Flatten", {"g"}, {"f"});
@@ -187,23 +171,8 @@ TEST(MemorySplit, OneImageRunsInRowBandsUnderSixtyPercent) {
     o.memory_budget_bytes = static_cast<int64_t>(budget);
     auto s = Session::Create(*m, o);
     ASSERT_TRUE(s.ok());
-    for (int rep = 0; rep < 3; ++rep) {
-      auto got = s->Run(inputs);
-      ASSERT_TRUE(got.ok()) << got.status().ToString();
-      const RunStats st = s->last_stats();
-      EXPECT_GE(st.split_regions, 1) << rep;
-      EXPECT_GE(st.split_pieces, 2) << rep;
-      EXPECT_LE(st.measured_activation_bytes, budget) << rep;
-      ExpectNear((*got)[0], want[0], 1e-5);
-    }
+    ExpectSplitRuns(*s, inputs, want[0], budget, 1e-5, 3);
   }
-}
-
-void IntsAttribute(onnx::NodeProto* n, const std::string& name, std::vector<int64_t> v) {
-  auto* a = n->add_attribute();
-  a->set_name(name);
-  a->set_type(onnx::AttributeProto::INTS);
-  for (int64_t e : v) a->add_ints(e);
 }
 
 // A random single-image chain of Conv (kernel 1/3/5, stride 1/2, any pads
@@ -236,17 +205,17 @@ std::string RandomImageChain(uint32_t seed) {
       for (float& e : wv) e = u(rng);
       b.FloatInit(wn, {oc, c, k, k}, wv);
       auto* n = b.Node("Conv", {cur, wn}, {out});
-      IntsAttribute(n, "pads", {top, reach / 2, bottom, reach - reach / 2});
-      IntsAttribute(n, "strides", {stride, 1});
-      IntsAttribute(n, "dilations", {dil, dil});
+      AttrInts(n, "pads", {top, reach / 2, bottom, reach - reach / 2});
+      AttrInts(n, "strides", {stride, 1});
+      AttrInts(n, "dilations", {dil, dil});
       h = (h + reach - ((k - 1) * dil + 1)) / stride + 1;
       c = oc;
     } else if (kind == 2) {  // Pooling.
       auto* n = b.Node(pick(2) == 0 ? "MaxPool" : "AveragePool", {cur}, {out});
-      IntsAttribute(n, "kernel_shape", {3, 3});
-      IntsAttribute(n, "pads", {1, 1, 1, 1});
+      AttrInts(n, "kernel_shape", {3, 3});
+      AttrInts(n, "pads", {1, 1, 1, 1});
       const int64_t stride = h > 24 ? 2 : 1;
-      IntsAttribute(n, "strides", {stride, stride});
+      AttrInts(n, "strides", {stride, stride});
       h = (h - 1) / stride + 1;
       w = (w - 1) / stride + 1;
     } else if (kind == 3 && h < 64) {  // Nearest upsampling along rows.

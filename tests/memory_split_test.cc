@@ -21,7 +21,7 @@ namespace {
 
 using fusion::IntAttr;
 using fusion::IntsAttr;
-using testing::ExpectNear;
+using testing::ExpectSplitRuns;
 using testing::FreeRun;
 using testing::Random;
 using testing::ShapedGraph;
@@ -386,15 +386,7 @@ TEST(MemorySplit, BatchCnnRunsImageByImageUnderSixtyPercent) {
   o.memory_budget_bytes = static_cast<int64_t>(budget);
   auto s = Session::Create(*m, o);
   ASSERT_TRUE(s.ok());
-  for (int rep = 0; rep < 3; ++rep) {
-    auto got = s->Run(inputs);
-    ASSERT_TRUE(got.ok()) << got.status().ToString();
-    const RunStats st = s->last_stats();
-    EXPECT_EQ(st.split_regions, 1) << rep;
-    EXPECT_GE(st.split_pieces, 2) << rep;
-    EXPECT_LE(st.measured_activation_bytes, budget) << rep;
-    ExpectNear((*got)[0], want[0], 1e-6);
-  }
+  ExpectSplitRuns(*s, inputs, want[0], budget, 1e-6, 3, 1, 1);
 }
 
 // With its symbolic input dims fixed at load (LoadOptions::free_dims) the
@@ -417,11 +409,7 @@ TEST(MemorySplit, FreeDimsLetTheFirstRunSplit) {
      // teaching more, until one fits.
     auto s = Session::Create(*plain, o);
     ASSERT_TRUE(s.ok());
-    auto got = s->Run(inputs);
-    ASSERT_TRUE(got.ok()) << got.status().ToString();
-    EXPECT_GE(s->last_stats().split_regions, 1);
-    EXPECT_LE(s->last_stats().measured_activation_bytes, budget);
-    ExpectNear((*got)[0], want[0], 1e-6);
+    ExpectSplitRuns(*s, inputs, want[0], budget, 1e-6);
   }
   LoadOptions lo;
   lo.free_dims = {{"N", 3}, {"H", 32}, {"W", 32}};
@@ -430,11 +418,7 @@ TEST(MemorySplit, FreeDimsLetTheFirstRunSplit) {
   EXPECT_EQ(fixed->inputs()[0].ShapeString(), "[3,3,32,32]");
   auto s = Session::Create(*fixed, o);
   ASSERT_TRUE(s.ok());
-  auto got = s->Run(inputs);
-  ASSERT_TRUE(got.ok()) << got.status().ToString();
-  EXPECT_GE(s->last_stats().split_regions, 1);
-  EXPECT_LE(s->last_stats().measured_activation_bytes, budget);
-  ExpectNear((*got)[0], want[0], 1e-6);
+  ExpectSplitRuns(*s, inputs, want[0], budget, 1e-6);
   // Inputs of another size, unknown symbols and sizes below 1 are refused.
   auto wrong = s->Run({{"x", Random({2, 3, 32, 32}, 1)}});
   ASSERT_FALSE(wrong.ok());

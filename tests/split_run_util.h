@@ -41,6 +41,24 @@ inline void ExpectNear(const Tensor& got, const Tensor& want, double tolerance) 
     EXPECT_NEAR(got.data<float>()[i], want.data<float>()[i], tolerance) << i;
 }
 
+// Runs `s` `reps` times on `inputs`: each run must run split (between
+// `min_regions` and `max_regions` regions, at least 2 pieces), stay within
+// `budget` and give `want` (output 0) to `tolerance`.
+inline void ExpectSplitRuns(Session& s, const Session::NamedTensors& inputs, const Tensor& want,
+                            size_t budget, double tolerance, int reps = 1, int min_regions = 1,
+                            int max_regions = 1 << 30) {
+  for (int rep = 0; rep < reps; ++rep) {
+    auto got = s.Run(inputs);
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    const RunStats st = s.last_stats();
+    EXPECT_GE(st.split_regions, min_regions) << rep;
+    EXPECT_LE(st.split_regions, max_regions) << rep;
+    EXPECT_GE(st.split_pieces, 2) << rep;
+    EXPECT_LE(st.measured_activation_bytes, budget) << rep;
+    ExpectNear((*got)[0], want, tolerance);
+  }
+}
+
 }  // namespace parallax::testing
 
 #endif  // PARALLAX_TESTS_SPLIT_RUN_UTIL_H_
