@@ -443,6 +443,7 @@ Status GraphExecutor::Run(const std::vector<Tensor>& inputs, const std::vector<T
   TaskPlan* tasks = default_tasks_.get();  // Concurrent modes; null when sequential-only.
   const MemoryPlan* chosen_plan = nullptr;
   const Schedule* chosen = nullptr;
+  bool planned_over_budget = false;  // A plan exists, but none fits: run unplanned.
   if (active_plan_ != nullptr) {
     // Admission: the most concurrent schedule whose plan fits the budget.
     const std::vector<Schedule>& schedules = active_plan_->schedules;
@@ -460,6 +461,7 @@ Status GraphExecutor::Run(const std::vector<Tensor>& inputs, const std::vector<T
             " activation bytes even in its leanest schedule, over the memory budget of " +
             std::to_string(budget) + " bytes";
         active_plan_ = nullptr;
+        planned_over_budget = true;
         if (!unplanned_fallback_) {
           if (!allow_split_) return ResourceExhausted(refusal);
           slots_.clear();
@@ -534,7 +536,7 @@ Status GraphExecutor::Run(const std::vector<Tensor>& inputs, const std::vector<T
     for (size_t i = 0; i < run_ms_.size(); ++i) profile_ms_[i] += run_ms_[i];
     ++profiled_runs_;
   }
-  if (active_plan_ == nullptr || needs_replan_) BuildPlan(sig);
+  if ((active_plan_ == nullptr && !planned_over_budget) || needs_replan_) BuildPlan(sig);
   active_plan_ = nullptr;
   return Status::Ok();
 }
