@@ -63,7 +63,7 @@ void ExpectClose(const Tensor& got, const Tensor& want, const std::string& what)
       ++bad;
     }
   }
-  std::printf("%s: %lld elements, max abs error vs ONNX Runtime %.3g\n", what.c_str(),
+  std::printf("%s: %lld elements, max abs error %.3g\n", what.c_str(),
               static_cast<long long>(want.numel()), worst);
   EXPECT_EQ(bad, 0) << what << ": " << bad << " of " << want.numel()
                     << " elements differ; first at " << first_bad << ", max abs error " << worst;
@@ -133,8 +133,8 @@ void CompareWithOrt(const std::string& model_file, const std::vector<InputSpec>&
           Result<Tensor> want = ReadNpy((dir / "ort" / (name + ".npy")).string());
           ASSERT_TRUE(want.ok()) << want.status().ToString();
           ExpectClose((*out)[i], *want,
-                      model_file + " output '" + m->outputs()[i].name + "' threads " +
-                          std::to_string(threads) + " run " + std::to_string(run));
+                      model_file + " vs ONNX Runtime, output '" + m->outputs()[i].name +
+                          "' threads " + std::to_string(threads) + " run " + std::to_string(run));
         }
         if (run == 1) {
           EXPECT_GT(s->last_stats().planned_activation_bytes, 0u)
