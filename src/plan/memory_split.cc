@@ -359,6 +359,11 @@ std::optional<Region> SeedRegionAlong(const Context& cx, ValueId seed, int axis,
   return std::nullopt;
 }
 
+bool SameNodes(const Region& a, const Region& b) {
+  return std::equal(a.nodes.begin(), a.nodes.end(), b.nodes.begin(), b.nodes.end(),
+                    [](const RegionNode& x, const RegionNode& y) { return x.node == y.node; });
+}
+
 // The region around `seed` along its outermost non-unit axis that splits
 // (e.g. the batch, else rows of a channels-last image), grown back over
 // inputs of at least 1/share of the seed's bytes.
@@ -729,16 +734,22 @@ Result<MemorySplit> SplitForMemory(const Graph& graph, const std::vector<ValueSh
       if (static_cast<size_t>(x) >= graph.values.size()) continue;  // A Split's or piece's output.
       // Grown back over inputs of half the seed's bytes, or of a quarter
       // (e.g. a detection head's conv chains) when that lowers the peak more.
+      std::vector<Region> candidates;
+      for (int share : {2, 4})
+        if (auto r = SeedRegion(cx, x, share);
+            r && (candidates.empty() || !SameNodes(candidates[0], *r)))
+          candidates.push_back(std::move(*r));
       std::optional<Region> region;
       size_t region_peak = 0;
-      for (int share : {2, 4}) {
-        auto r = SeedRegion(cx, x, share);
-        if (!r) continue;
-        std::vector<Region> trial = regions;
-        trial.push_back(*r);
-        auto t = Rewrite(graph, shapes, trial);
-        if (!t.ok()) continue;
-        const size_t peak = EstimateSequentialPeak(t->split.graph, t->split.shapes, reusable).bytes;
+      for (Region& r : candidates) {  // Estimated only when the two differ.
+        size_t peak = 0;
+        if (candidates.size() > 1) {
+          std::vector<Region> trial = regions;
+          trial.push_back(r);
+          auto t = Rewrite(graph, shapes, trial);
+          if (!t.ok()) continue;
+          peak = EstimateSequentialPeak(t->split.graph, t->split.shapes, reusable).bytes;
+        }
         if (!region || peak < region_peak) {
           region = std::move(r);
           region_peak = peak;

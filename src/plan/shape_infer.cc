@@ -2,28 +2,16 @@
 
 #include <algorithm>
 #include <optional>
-#include <set>
 #include <string>
 
 #include "ops/shape_util.h"
 #include "plan/fusion_util.h"
+#include "plan/split_map.h"
 
 namespace parallax {
 namespace {
 
 using Dims = std::optional<Shape>;
-
-bool IsElementwise(const Node& n) {
-  static const std::set<std::string> kOps = {
-      "Add",       "Sub",        "Mul",       "Div",  "Pow",   "Max",      "Min",
-      "Where",     "Relu",       "LeakyRelu", "Elu",  "Selu",  "Sigmoid",  "HardSigmoid",
-      "HardSwish", "Tanh",       "Erf",       "Exp",  "Log",   "Neg",      "Abs",
-      "Sqrt",      "Reciprocal", "Softplus",  "Gelu", "Cast",  "Clip",     "Floor",
-      "Ceil",      "Round",      "Sin",       "Cos",  "Mish",  "Not",      "Equal",
-      "Less",      "Greater",    "And",       "Or",   "PRelu", "Identity", "Sign",
-      "Softmax",   "LogSoftmax"};
-  return n.domain.empty() && kOps.count(n.op_type) != 0;
-}
 
 // Constant int64/int32 input `i` of `n`, or nullopt.
 std::optional<std::vector<int64_t>> ConstInts(const Graph& g, const Node& n, size_t i) {
@@ -37,37 +25,24 @@ std::optional<std::vector<int64_t>> ConstInts(const Graph& g, const Node& n, siz
 
 // Conv and pooling: [N, C, spatial...] (or [N, spatial..., C] when
 // channels_last) windows over the spatial axes.
-Dims Windowed(const Graph& g, const Node& n, const Shape& x,
-              const std::vector<ValueShape>& shapes) {
-  const bool conv = n.op_type == "Conv" || n.op_type == "FusedConv";
+Dims Windowed(const Node& n, const Shape& x, const std::vector<ValueShape>& shapes) {
   const bool nhwc = !n.domain.empty() && n.attr_int("channels_last", 0) != 0;
   const int sr = static_cast<int>(x.size()) - 2;
-  const std::string auto_pad = n.attr_string("auto_pad", "NOTSET");
-  if (sr < 1 || (auto_pad != "NOTSET" && auto_pad != "VALID") || n.attr_int("ceil_mode", 0) != 0)
-    return std::nullopt;
-  std::vector<int64_t> kernel = n.attr_ints("kernel_shape");
+  if (sr < 1) return std::nullopt;
   int64_t channels = x[nhwc ? x.size() - 1 : 1];
-  if (conv) {
-    if (n.inputs.size() < 2 || n.inputs[1] == kNoValue) return std::nullopt;
-    const ValueShape& w = shapes[static_cast<size_t>(n.inputs[1])];
-    if (!w.known || w.dims.size() != x.size()) return std::nullopt;
-    kernel.assign(w.dims.begin() + 2, w.dims.end());
-    channels = w.dims[0];
+  if (n.op_type == "Conv" || n.op_type == "FusedConv") {
+    const Shape* w = n.inputs.size() > 1 ? KnownShape(shapes, n.inputs[1]) : nullptr;
+    if (w == nullptr || w->empty()) return std::nullopt;
+    channels = (*w)[0];
   }
-  if (static_cast<int>(kernel.size()) != sr) return std::nullopt;
-  auto at = [&](const char* name, int i, int64_t fallback) {
-    const std::vector<int64_t> v = n.attr_ints(name);
-    return static_cast<size_t>(i) < v.size() ? v[static_cast<size_t>(i)] : fallback;
-  };
   Shape y = {x[0]};
   if (!nhwc) y.push_back(channels);
   for (int d = 0; d < sr; ++d) {
+    int64_t pad_end = 0;
+    const std::optional<AxisWindow> w = SpatialWindow(shapes, n, d, sr, &pad_end);
     const int64_t in = x[static_cast<size_t>(nhwc ? 1 + d : 2 + d)];
-    const int64_t span = (kernel[static_cast<size_t>(d)] - 1) * at("dilations", d, 1) + 1;
-    const int64_t pads = auto_pad == "VALID" ? 0 : at("pads", d, 0) + at("pads", d + sr, 0);
-    const int64_t stride = at("strides", d, 1);
-    if (stride < 1 || in + pads < span) return std::nullopt;
-    y.push_back((in + pads - span) / stride + 1);
+    if (!w || in + w->pad + pad_end < w->span) return std::nullopt;
+    y.push_back((in + w->pad + pad_end - w->span) / w->stride + 1);
   }
   if (nhwc) y.push_back(channels);
   return y;
@@ -153,7 +128,8 @@ std::vector<Dims> Infer(const Graph& g, const Node& n, const std::vector<ValueSh
                         const Shape& x) {
   const std::string& op = n.op_type;
   const bool onnx = n.domain.empty(), ours = n.domain == fusion::kDomain;
-  if (IsElementwise(n)) {
+  if (IsElementwise(n) ||
+      (n.domain.empty() && (n.op_type == "Softmax" || n.op_type == "LogSoftmax"))) {
     Shape y = x;
     for (size_t i = 1; i < n.inputs.size(); ++i) {
       if (n.inputs[i] == kNoValue || op == "Clip") continue;
@@ -167,7 +143,7 @@ std::vector<Dims> Infer(const Graph& g, const Node& n, const std::vector<ValueSh
   }
   if ((onnx && (op == "Conv" || op == "MaxPool" || op == "AveragePool")) ||
       (ours && (op == "Conv" || op == "FusedConv" || op == "MaxPool" || op == "AveragePool")))
-    return {Windowed(g, n, x, shapes)};
+    return {Windowed(n, x, shapes)};
   if (!onnx) return {};
   const int64_t rank = static_cast<int64_t>(x.size());
   int64_t axis = n.attr_int("axis", 0);

@@ -10,16 +10,6 @@
 namespace parallax {
 namespace {
 
-bool IsElementwise(const Node& n) {
-  static const std::set<std::string> kOps = {
-      "Add",       "Sub",  "Mul",   "Div",     "Pow",         "Max",       "Min",  "Where", "Relu",
-      "LeakyRelu", "Elu",  "Selu",  "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "Erf",   "Exp",
-      "Log",       "Neg",  "Abs",   "Sqrt",    "Reciprocal",  "Softplus",  "Gelu", "Cast",  "Clip",
-      "Floor",     "Ceil", "Round", "Sin",     "Cos",         "Mish",      "Not",  "Equal", "Less",
-      "Greater",   "And",  "Or",    "PRelu",   "Identity",    "Sign"};
-  return n.domain.empty() && kOps.count(n.op_type) != 0;
-}
-
 bool IsReduction(const Node& n) {
   static const std::set<std::string> kOps = {
       "ReduceMean", "ReduceMax", "ReduceMin",    "ReduceSum",       "ReduceProd",
@@ -157,50 +147,22 @@ bool MapReduction(const Graph& g, const Node& n, int axis, int rx, SplitMap* m) 
 // channels_last is set) sliced along spatial `axis` of X: a window.
 bool MapSpatial(const std::vector<ValueShape>& shapes, const Node& n, int in, int axis, int rx,
                 SplitMap* m) {
-  const bool onnx = n.domain.empty();
-  const std::string& op = n.op_type;
-  const bool conv = op == "Conv" || (!onnx && op == "FusedConv");
-  if (in != 0 || rx < 3 || !(conv || op == "MaxPool" || op == "AveragePool")) return false;
-  if (!onnx && n.domain != fusion::kDomain) return false;
-  const bool nhwc = !onnx && n.attr_int("channels_last", 0) != 0;
-  const int first = nhwc ? 1 : 2, sr = rx - 2;
-  const int d = axis - first;
-  if (d < 0 || d >= sr) return false;
-  const std::string auto_pad = n.attr_string("auto_pad", "NOTSET");
-  if ((auto_pad != "NOTSET" && auto_pad != "VALID") || n.attr_int("ceil_mode", 0) != 0)
-    return false;
-  if (op == "MaxPool" && n.outputs.size() > 1 && n.outputs[1] != kNoValue)
+  const bool nhwc = !n.domain.empty() && n.attr_int("channels_last", 0) != 0;
+  const int d = axis - (nhwc ? 1 : 2);
+  if (in != 0 || rx < 3 || d < 0 || d >= rx - 2) return false;
+  if (n.op_type == "MaxPool" && n.outputs.size() > 1 && n.outputs[1] != kNoValue)
     return false;  // Indices.
-  int64_t k = 0;
-  if (conv) {
-    const Shape* w = n.inputs.size() > 1 ? KnownShape(shapes, n.inputs[1]) : nullptr;
-    if (w == nullptr || static_cast<int>(w->size()) != rx) return false;
-    k = (*w)[static_cast<size_t>(2 + d)];
-  } else {
-    const std::vector<int64_t> ks = n.attr_ints("kernel_shape");
-    if (static_cast<int>(ks.size()) != sr) return false;
-    k = ks[static_cast<size_t>(d)];
-  }
-  auto at = [&](const char* name, int i, int64_t fallback) {
-    const std::vector<int64_t> v = n.attr_ints(name);
-    return static_cast<size_t>(i) < v.size() ? v[static_cast<size_t>(i)] : fallback;
-  };
-  AxisWindow w;
-  w.stride = at("strides", d, 1);
-  w.span = (k - 1) * at("dilations", d, 1) + 1;
-  w.pad = auto_pad == "VALID" ? 0 : at("pads", d, 0);
-  w.spatial_dim = d;
-  w.spatial_rank = sr;
-  const int64_t pad_end = auto_pad == "VALID" ? 0 : at("pads", d + sr, 0);
+  int64_t pad_end = 0;
+  const std::optional<AxisWindow> w = SpatialWindow(shapes, n, d, rx - 2, &pad_end);
   const int64_t extent = (*KnownShape(shapes, n.inputs[0]))[static_cast<size_t>(axis)];
   const Shape* y = KnownShape(shapes, n.outputs[0]);
-  if (w.stride < 1 || w.span < 1 || y == nullptr || static_cast<int>(y->size()) != rx ||
-      (*y)[static_cast<size_t>(axis)] != (extent + w.pad + pad_end - w.span) / w.stride + 1)
+  if (!w || y == nullptr || static_cast<int>(y->size()) != rx ||
+      (*y)[static_cast<size_t>(axis)] != (extent + w->pad + pad_end - w->span) / w->stride + 1)
     return false;
   m->in_axes[0] = axis;
   m->out_axis = axis;
   m->window = w;
-  if (op == "FusedConv" && n.inputs.size() > 3 &&
+  if (n.op_type == "FusedConv" && n.inputs.size() > 3 &&
       n.inputs[3] != kNoValue) {  // Residual: Y's cells.
     const Shape* z = KnownShape(shapes, n.inputs[3]);
     if (z == nullptr || *z != *y) return false;
@@ -385,6 +347,52 @@ std::optional<SplitMap> MapSplit(const Graph& g, const std::vector<ValueShape>& 
       return std::nullopt;
   }
   return m;
+}
+
+bool IsElementwise(const Node& n) {
+  static const std::set<std::string> kOps = {
+      "Add",       "Sub",  "Mul",   "Div",     "Pow",         "Max",       "Min",  "Where", "Relu",
+      "LeakyRelu", "Elu",  "Selu",  "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "Erf",   "Exp",
+      "Log",       "Neg",  "Abs",   "Sqrt",    "Reciprocal",  "Softplus",  "Gelu", "Cast",  "Clip",
+      "Floor",     "Ceil", "Round", "Sin",     "Cos",         "Mish",      "Not",  "Equal", "Less",
+      "Greater",   "And",  "Or",    "PRelu",   "Identity",    "Sign"};
+  return n.domain.empty() && kOps.count(n.op_type) != 0;
+}
+
+std::optional<AxisWindow> SpatialWindow(const std::vector<ValueShape>& shapes, const Node& n, int d,
+                                        int sr, int64_t* pad_end) {
+  const bool onnx = n.domain.empty();
+  const std::string& op = n.op_type;
+  const bool conv = op == "Conv" || (!onnx && op == "FusedConv");
+  if ((!onnx && n.domain != fusion::kDomain) || !(conv || op == "MaxPool" || op == "AveragePool") ||
+      d < 0 || d >= sr)
+    return std::nullopt;
+  const std::string auto_pad = n.attr_string("auto_pad", "NOTSET");
+  if ((auto_pad != "NOTSET" && auto_pad != "VALID") || n.attr_int("ceil_mode", 0) != 0)
+    return std::nullopt;
+  int64_t k = 0;
+  if (conv) {
+    const Shape* w = n.inputs.size() > 1 ? KnownShape(shapes, n.inputs[1]) : nullptr;
+    if (w == nullptr || static_cast<int>(w->size()) != sr + 2) return std::nullopt;
+    k = (*w)[static_cast<size_t>(2 + d)];
+  } else {
+    const std::vector<int64_t> ks = n.attr_ints("kernel_shape");
+    if (static_cast<int>(ks.size()) != sr) return std::nullopt;
+    k = ks[static_cast<size_t>(d)];
+  }
+  auto at = [&](const char* name, int i, int64_t fallback) {
+    const std::vector<int64_t> v = n.attr_ints(name);
+    return static_cast<size_t>(i) < v.size() ? v[static_cast<size_t>(i)] : fallback;
+  };
+  AxisWindow w;
+  w.stride = at("strides", d, 1);
+  w.span = (k - 1) * at("dilations", d, 1) + 1;
+  w.pad = auto_pad == "VALID" ? 0 : at("pads", d, 0);
+  w.spatial_dim = d;
+  w.spatial_rank = sr;
+  *pad_end = auto_pad == "VALID" ? 0 : at("pads", d + sr, 0);
+  if (w.stride < 1 || w.span < 1) return std::nullopt;
+  return w;
 }
 
 const Shape* KnownShape(const std::vector<ValueShape>& shapes, ValueId v) {

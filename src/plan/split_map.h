@@ -66,6 +66,18 @@ struct SplitMap {
 std::optional<SplitMap> MapSplit(const Graph& g, const std::vector<ValueShape>& shapes,
                                  const Node& n, int in, int axis);
 
+// Ops that compute each output cell from the same cell of their inputs
+// (numpy broadcasting): Add, Relu, Cast, Where, ...
+bool IsElementwise(const Node& n);
+
+// The window of Conv / MaxPool / AveragePool `n` (ONNX, or com.parallax
+// Conv / FusedConv / MaxPool / AveragePool) along its spatial dim `d` of
+// `sr`, with its end pad in `pad_end`; nullopt unless its pads are explicit
+// or VALID and ceil_mode is off. A conv's kernel comes from W's shape in
+// `shapes`.
+std::optional<AxisWindow> SpatialWindow(const std::vector<ValueShape>& shapes, const Node& n, int d,
+                                        int sr, int64_t* pad_end);
+
 // The shape of `v` in `shapes`, or nullptr when it is not known.
 const Shape* KnownShape(const std::vector<ValueShape>& shapes, ValueId v);
 
