@@ -73,5 +73,75 @@ TEST(ShapeInfer, ChannelsLastConvAndComputedBoundsStayUnknownWhereTheyMust) {
   EXPECT_EQ(InferShapes(g, shapes)[static_cast<size_t>(e)].dims, (Shape{1, 10, 12, 3}));
 }
 
+// A transformer's attention prologue as exporters write it: the head split's
+// target shape computed from Shape -> Gather -> Unsqueeze -> Concat, the
+// embedding Gather, MatMuls, a reduction, Expand of a computed shape and a
+// Range over a computed bound.
+TEST(ShapeInfer, EvaluatesShapeArithmeticAndTransformerOps) {
+  ShapedGraph t;
+  const ValueId ids = t.Value("ids", {1, 32}), table = t.Value("table", {100, 768});
+  const ValueId emb = t.Value("emb", {1, 32, 768}), wq = t.Value("wq", {768, 768});
+  const ValueId q = t.Value("q", {1, 32, 768}), sh = t.Value("sh", {3});
+  const ValueId seq = t.Value("seq", {}), useq = t.Value("useq", {1});
+  const ValueId target = t.Value("target", {4}), q4 = t.Value("q4", {1, 32, 12, 64});
+  const ValueId qt = t.Value("qt", {1, 12, 32, 64}), kt = t.Value("kt", {1, 12, 64, 32});
+  const ValueId scores = t.Value("scores", {1, 12, 32, 32}), mean = t.Value("mean", {1, 12, 1, 32});
+  const ValueId grid = t.Value("grid", {2}), ex = t.Value("ex", {1, 12, 32, 32});
+  const ValueId pos = t.Value("pos", {32}), flat = t.Value("flat", {12, 1024});
+  const ValueId sq = t.Value("sq", {12, 32}), gemm = t.Value("gemm", {12, 5});
+  const ValueId wg = t.Value("wg", {5, 32});
+  t.Add("Gather", {table, ids}, {emb});
+  t.Add("MatMul", {emb, wq}, {q});
+  t.Add("Shape", {q}, {sh});
+  t.Add("Gather", {sh, t.Scalar("one", 1)}, {seq}).attrs["axis"] = IntAttr(0);
+  t.Add("Unsqueeze", {seq, t.Ints("axes0", {0})}, {useq});
+  t.Add("Concat", {t.Ints("b", {1}), useq, t.Ints("h", {12}), t.Ints("d", {-1})}, {target})
+      .attrs["axis"] = IntAttr(0);
+  t.Add("Reshape", {q, target}, {q4});
+  t.Add("Transpose", {q4}, {qt}).attrs["perm"] = IntsAttr({0, 2, 1, 3});
+  t.Add("Transpose", {q4}, {kt}).attrs["perm"] = IntsAttr({0, 2, 3, 1});
+  t.Add("MatMul", {qt, kt}, {scores});
+  t.Add("ReduceMean", {scores}, {mean}, 13).attrs["axes"] = IntsAttr({2});
+  t.Add("Concat", {useq, useq}, {grid}).attrs["axis"] = IntAttr(0);
+  t.Add("Expand", {mean, grid}, {ex});
+  t.Add("Range", {t.Scalar("zero", 0), seq, t.Scalar("step", 1)}, {pos});
+  t.Add("Flatten", {ex}, {flat}).attrs["axis"] = IntAttr(2);
+  t.Add("Squeeze", {mean, t.Ints("axes2", {0, 2})}, {sq});
+  t.Add("Gemm", {sq, wg}, {gemm}).attrs["transB"] = IntAttr(1);
+  Graph& g = t.graph();
+  std::vector<ValueShape> shapes = t.shapes();
+  const std::vector<ValueId> inferred = {emb, q,      sh,   seq,  useq, target, q4, qt,
+                                         kt,  scores, mean, grid, ex,   pos,    sq, gemm};
+  for (ValueId v : inferred) Forget(&shapes, v);
+  Forget(&shapes, flat);
+  const std::vector<ValueShape> got = InferShapes(g, shapes);
+  for (ValueId v : inferred) {
+    ASSERT_TRUE(got[static_cast<size_t>(v)].known) << g.values[static_cast<size_t>(v)].name;
+    EXPECT_EQ(got[static_cast<size_t>(v)].dims, t.shapes()[static_cast<size_t>(v)].dims)
+        << g.values[static_cast<size_t>(v)].name;
+  }
+  // Flatten at axis 2 of [1,12,32,32] is [12, 1024].
+  EXPECT_EQ(got[static_cast<size_t>(flat)].dims, (Shape{12, 1024}));
+}
+
+TEST(ShapeInfer, ShapeArithmeticOnUnknownShapesStaysUnknown) {
+  ShapedGraph t;
+  const ValueId x = t.Value("x", {1, 8}), sh = t.Value("sh", {2}), y = t.Value("y", {8});
+  t.Add("Shape", {x}, {sh});
+  t.Add("Reshape", {x, sh}, {y});  // Reshape to its own shape: [1, 8].
+  Graph& g = t.graph();
+  std::vector<ValueShape> shapes = t.shapes();
+  Forget(&shapes, x);
+  Forget(&shapes, sh);
+  Forget(&shapes, y);
+  std::vector<ValueShape> got = InferShapes(g, shapes);
+  EXPECT_FALSE(got[static_cast<size_t>(sh)].known);
+  EXPECT_FALSE(got[static_cast<size_t>(y)].known);
+  shapes[static_cast<size_t>(x)] = ValueShape{true, {1, 8}};
+  got = InferShapes(g, shapes);
+  ASSERT_TRUE(got[static_cast<size_t>(y)].known);
+  EXPECT_EQ(got[static_cast<size_t>(y)].dims, (Shape{1, 8}));
+}
+
 }  // namespace
 }  // namespace parallax

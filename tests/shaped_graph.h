@@ -29,6 +29,10 @@ class ShapedGraph {
     shapes_.push_back(ValueShape{true, {n}});
     return g_.AddConstant(name, Tensor::FromVector(DType::kInt64, {n}, v));
   }
+  ValueId Scalar(const std::string& name, int64_t v) {
+    shapes_.push_back(ValueShape{true, {}});
+    return g_.AddConstant(name, Tensor::FromVector(DType::kInt64, {}, std::vector<int64_t>{v}));
+  }
   Node& Add(const std::string& op, std::vector<ValueId> ins, std::vector<ValueId> outs,
             int opset = 13) {
     Node n;

@@ -10,13 +10,6 @@
 namespace parallax {
 namespace {
 
-bool IsReduction(const Node& n) {
-  static const std::set<std::string> kOps = {
-      "ReduceMean", "ReduceMax", "ReduceMin",    "ReduceSum",       "ReduceProd",
-      "ReduceL1",   "ReduceL2",  "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare"};
-  return n.domain.empty() && kOps.count(n.op_type) != 0;
-}
-
 // Ops that compute each sample of the batch (axis 0) from the same sample of
 // input 0 (and of a FusedConv's residual, input 3) and whole parameters.
 bool IsPerSample(const Node& n) {
@@ -347,6 +340,13 @@ std::optional<SplitMap> MapSplit(const Graph& g, const std::vector<ValueShape>& 
       return std::nullopt;
   }
   return m;
+}
+
+bool IsReduction(const Node& n) {
+  static const std::set<std::string> kOps = {
+      "ReduceMean", "ReduceMax", "ReduceMin",    "ReduceSum",       "ReduceProd",
+      "ReduceL1",   "ReduceL2",  "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare"};
+  return n.domain.empty() && kOps.count(n.op_type) != 0;
 }
 
 bool IsElementwise(const Node& n) {

@@ -70,6 +70,9 @@ std::optional<SplitMap> MapSplit(const Graph& g, const std::vector<ValueShape>& 
 // (numpy broadcasting): Add, Relu, Cast, Where, ...
 bool IsElementwise(const Node& n);
 
+// ONNX ReduceMean, ReduceSum, ReduceMax, ... (every Reduce* op).
+bool IsReduction(const Node& n);
+
 // The window of Conv / MaxPool / AveragePool `n` (ONNX, or com.parallax
 // Conv / FusedConv / MaxPool / AveragePool) along its spatial dim `d` of
 // `sr`, with its end pad in `pad_end`; nullopt unless its pads are explicit

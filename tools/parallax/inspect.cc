@@ -11,6 +11,7 @@
 #include "parallax/parallax.h"
 #include "plan/branches.h"
 #include "plan/flops.h"
+#include "plan/shape_infer.h"
 #include "runtime/model_data.h"
 
 namespace parallax::cli {
@@ -38,10 +39,10 @@ void PrintValues(const char* title, const Graph& g, const std::vector<ValueId>& 
 }
 
 // Prints the branch analysis (paper Table 7 columns) of `g` with FLOPs from
-// static shapes, and writes its BranchDot to `dot_path` when not empty.
+// static shapes (plan/shape_infer.h), and writes its BranchDot to `dot_path` when not empty.
 // Returns 1 on failure.
 int PrintBranches(const Graph& g, const char* which, const std::string& dot_path) {
-  const std::vector<ValueShape> shapes = StaticValueShapes(g);
+  const std::vector<ValueShape> shapes = InferShapes(g, StaticValueShapes(g));
   const std::vector<double> flops = EstimateGraphFlops(g, shapes);
   int64_t unknown = 0;
   double total = 0;
