@@ -202,5 +202,98 @@ TEST(FusionPatterns, FusesInsideIfBranches) {
   }
 }
 
+// Attention over token-major projections [B, T, H, D], as exporters write it:
+// Q -> Transpose -> Mul(scale), K -> Transpose(0,2,3,1), V -> Transpose.
+// `t` tokens; with t = 64 the products are large enough to tile.
+ModelBuilder AttentionModel(int64_t t) {
+  ModelBuilder b(13);
+  b.Input("q", kFloat, {2, t, 4, 16}).Input("k", kFloat, {2, t, 4, 16});
+  b.Input("v", kFloat, {2, t, 4, 16}).Output("y", kFloat, {2, 4, t, 16});
+  b.FloatInit("s", {}, {0.25f});
+  AttrInts(b.Node("Transpose", {"q"}, {"qt"}), "perm", {0, 2, 1, 3});
+  b.Node("Mul", {"qt", "s"}, {"qs"});
+  AttrInts(b.Node("Transpose", {"k"}, {"kt"}), "perm", {0, 2, 3, 1});
+  b.Node("MatMul", {"qs", "kt"}, {"scores"});
+  b.Node("Softmax", {"scores"}, {"p"});
+  AttrInts(b.Node("Transpose", {"v"}, {"vt"}), "perm", {0, 2, 1, 3});
+  b.Node("MatMul", {"p", "vt"}, {"y"});
+  return b;
+}
+
+Session::NamedTensors AttentionInputs(int64_t t) {
+  return {{"q", RandomTensor({2, t, 4, 16}, 1)},
+          {"k", RandomTensor({2, t, 4, 16}, 2)},
+          {"v", RandomTensor({2, t, 4, 16}, 3)}};
+}
+
+TEST(FusionPatterns, MatMulReadsTransposedOperandsInPlace) {
+  for (int64_t t : {5, 64}) {
+    SCOPED_TRACE(t);
+    const std::string path = AttentionModel(t).Write("fuse_matmul_transpose_" + std::to_string(t));
+    auto m = LoadAndCompare(path, AttentionInputs(t));
+    ASSERT_TRUE(m);
+    EXPECT_EQ(Fired(*m, "MatMulTranspose"), 2);
+    EXPECT_EQ(OpCounts(*m), (Ops{{"Softmax", 1}, {"com.parallax::ScaledMatMul", 2}}));
+    for (const Node& n : m->data().graph->nodes) {
+      if (n.op_type != "ScaledMatMul") continue;
+      if (n.attr_ints("perm_a").empty()) {  // P x V^T.
+        EXPECT_EQ(n.attr_ints("perm_b"), (std::vector<int64_t>{0, 2, 1, 3}));
+        EXPECT_FLOAT_EQ(n.attr_float("alpha", 0.f), 1.f);
+      } else {  // Q K^T with the scale folded in.
+        EXPECT_EQ(n.attr_ints("perm_a"), (std::vector<int64_t>{0, 2, 1, 3}));
+        EXPECT_EQ(n.attr_ints("perm_b"), (std::vector<int64_t>{0, 2, 3, 1}));
+        EXPECT_FLOAT_EQ(n.attr_float("alpha", 0.f), 0.25f);
+      }
+    }
+    // Tiled over the batch on several threads: the same as one thread.
+    for (int threads : {2, 3}) {
+      SessionOptions o;
+      o.threads = threads;
+      Result<Session> s = Session::Create(*m, o);
+      ASSERT_TRUE(s.ok()) << s.status().ToString();
+      Result<std::vector<Tensor>> got = s->Run(AttentionInputs(t));
+      ASSERT_TRUE(got.ok()) << got.status().ToString();
+      const std::vector<Tensor> want = testing::RunModel(*m, AttentionInputs(t));
+      ASSERT_EQ(want.size(), 1u);
+      for (int64_t i = 0; i < want[0].numel(); ++i)
+        ASSERT_NEAR((*got)[0].data<float>()[i], want[0].data<float>()[i], 1e-5f) << i;
+    }
+  }
+}
+
+// A transposed operand whose batch dims broadcast against the other's (a
+// shared [D, T] key for every head) runs on a transposed copy; a Transpose
+// with a second reader stays.
+TEST(FusionPatterns, MatMulTransposeBroadcastAndSharedTransposes) {
+  ModelBuilder b(13);
+  b.Input("q", kFloat, {2, 3, 5, 8}).Input("k", kFloat, {5, 8});
+  b.Output("y", kFloat, {2, 3, 5, 5}).Output("z", kFloat, {2, 3, 8, 5}).Output("w", kFloat, {8, 5});
+  AttrInts(b.Node("Transpose", {"k"}, {"kt"}), "perm", {1, 0});
+  b.Node("MatMul", {"q", "kt"}, {"y"});
+  AttrInts(b.Node("Transpose", {"q"}, {"qt"}), "perm", {0, 1, 3, 2});
+  b.Node("MatMul", {"qt", "q"}, {"qq"});
+  b.Node("Neg", {"qt"}, {"nq"});  // qt has a second reader: not fused.
+  b.Node("MatMul", {"nq", "q"}, {"z2"});
+  b.Node("Add", {"qq", "z2"}, {"z3"});
+  AttrInts(b.Node("Transpose", {"z3"}, {"z4"}), "perm", {0, 1, 2, 3});
+  b.Node("Identity", {"z4"}, {"z"});
+  b.Node("Identity", {"kt"}, {"w0"});
+  b.Node("Neg", {"w0"}, {"w"});
+  auto m = LoadAndCompare(b.Write("fuse_matmul_transpose_broadcast"),
+                          {{"q", RandomTensor({2, 3, 5, 8}, 1)}, {"k", RandomTensor({5, 8}, 2)}});
+  ASSERT_TRUE(m);
+  EXPECT_EQ(Fired(*m, "MatMulTranspose"), 0);  // kt and qt both have other readers.
+  ModelBuilder c(13);
+  c.Input("q", kFloat, {2, 3, 5, 8}).Input("k", kFloat, {5, 8});
+  c.Output("y", kFloat, {2, 3, 5, 5});
+  AttrInts(c.Node("Transpose", {"k"}, {"kt"}), "perm", {1, 0});
+  c.Node("MatMul", {"q", "kt"}, {"y"});
+  m = LoadAndCompare(c.Write("fuse_matmul_transpose_broadcast2"),
+                     {{"q", RandomTensor({2, 3, 5, 8}, 1)}, {"k", RandomTensor({5, 8}, 2)}});
+  ASSERT_TRUE(m);
+  EXPECT_EQ(Fired(*m, "MatMulTranspose"), 1);
+  EXPECT_EQ(OpCounts(*m), (Ops{{"com.parallax::ScaledMatMul", 1}}));
+}
+
 }  // namespace
 }  // namespace parallax

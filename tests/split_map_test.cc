@@ -63,6 +63,25 @@ TEST(SplitMap, GemmSplitsRowsOfATransposedOrNot) {
   EXPECT_EQ(MapLast(t, 1, 1), kNone);                          // Columns of B: not covered.
 }
 
+// Q K^T read from token-major [B, T, H, D] projections through perm_a /
+// perm_b: heads (source axis 2) map to the output's batch axis 1 in both
+// operands, Q's tokens to the output's rows, K's tokens to its columns.
+TEST(SplitMap, TransposedMatMulOperandsSplitAlongTheirOwnAxes) {
+  ShapedGraph t;
+  const ValueId q = t.Value("q", {1, 6, 4, 8}), k = t.Value("k", {1, 6, 4, 8}),
+                y = t.Value("y", {1, 4, 6, 6});
+  Node& mm = t.Add("ScaledMatMul", {q, k}, {y});
+  mm.domain = "com.parallax";
+  mm.attrs["perm_a"] = IntsAttr({0, 2, 1, 3});
+  mm.attrs["perm_b"] = IntsAttr({0, 2, 3, 1});
+  EXPECT_EQ(MapLast(t, 0, 2), (Map{1, {2, 2}}));  // Heads.
+  EXPECT_EQ(MapLast(t, 1, 2), (Map{1, {2, 2}}));
+  EXPECT_EQ(MapLast(t, 0, 1), (Map{2, {1, -1}}));  // Rows of Q; K read whole.
+  EXPECT_EQ(MapLast(t, 1, 1), (Map{3, {-1, 1}}));  // Columns (K's tokens).
+  EXPECT_EQ(MapLast(t, 0, 3), kNone);              // D is reduced.
+  EXPECT_EQ(MapLast(t, 1, 3), kNone);
+}
+
 TEST(SplitMap, ReshapesKeepAnAxisWholeOrMergeItWithTheNext) {
   ShapedGraph t;
   const ValueId x = t.Value("x", {4, 6, 5}), y = t.Value("y", {4, 30});

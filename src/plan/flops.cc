@@ -64,13 +64,17 @@ double ConvTransposeFlops(const Node& n, const Shapes& shapes) {
   return out != nullptr ? Elems(*out) : 1;
 }
 
-// MatMul-like: 2 * output elements * K, K = A's last dim.
+// MatMul-like: 2 * output elements * K, K = A's last dim (of A read
+// through perm_a when set).
 double MatMulFlops(const Node& n, size_t a_index, const Shapes& shapes) {
   const Shape* out = Out(n, 0, shapes);
   if (out == nullptr) return 1;
   const Shape* a = In(n, a_index, shapes);
   if (a == nullptr || a->empty()) return Elems(*out);
-  return 2 * Elems(*out) * static_cast<double>(a->back());
+  const std::vector<int64_t> perm = n.attr_ints("perm_a");
+  const int64_t last = perm.size() == a->size() ? perm.back() : static_cast<int64_t>(a->size()) - 1;
+  if (last < 0 || last >= static_cast<int64_t>(a->size())) return Elems(*out);
+  return 2 * Elems(*out) * static_cast<double>((*a)[static_cast<size_t>(last)]);
 }
 
 double GemmFlops(const Node& n, const Shapes& shapes) {

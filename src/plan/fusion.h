@@ -65,6 +65,12 @@ int64_t FuseMatMulAdd(Graph& g);
 // MatMul of float32 tensors (B need not be constant) whose sole reader is a
 // Mul by a one-element float32 constant (or a Div by one) -> ScaledMatMul.
 int64_t FuseMatMulScale(Graph& g);
+// MatMul / ScaledMatMul of float32 tensors whose A or B is a Transpose
+// (optionally followed by a Mul by a one-element constant) read by nothing
+// else -> ScaledMatMul reading the Transpose's input through perm_a /
+// perm_b (the Mul folded into alpha): attention's Q and K^T stay in the
+// projections' token-major layout, no copies.
+int64_t FuseMatMulTranspose(Graph& g);
 // Conv / FusedConv / FusedMatMul without an activation, followed by Relu,
 // LeakyRelu, Clip (constant bounds), HardSigmoid, HardSwish, Sigmoid,
 // x * Sigmoid(x) (or x * Sigmoid(a * x)), Tanh or Gelu -> the fused op with

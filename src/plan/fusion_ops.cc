@@ -208,6 +208,78 @@ int64_t MatMulScaleOnce(Graph& g) {
   return ed.Commit();
 }
 
+// The Transpose (or one-element-constant Mul, then Transpose) node feeding
+// input `i` of MatMul-like `mm` and read by nothing else, for
+// MatMulTransposeOnce; -1 when there is none.
+struct FedTranspose {
+  NodeId transpose = -1, mul = -1;
+  float scale = 1.f;
+};
+FedTranspose TransposeFeeding(const Graph& g, const GraphEditor& ed, const Node& mm, size_t i) {
+  FedTranspose f;
+  auto sole = [&](ValueId v, const char* op) -> NodeId {
+    const Value& val = g.values[static_cast<size_t>(v)];
+    if (val.producer < 0 || val.consumers.size() != 1 || IsGraphOutput(g, v) ||
+        ed.removed(val.producer))
+      return -1;
+    return Is(g.nodes[static_cast<size_t>(val.producer)], op) ? val.producer : -1;
+  };
+  ValueId v = mm.inputs[i];
+  if (NodeId m = sole(v, "Mul"); m >= 0) {  // A scalar Mul between: folded into alpha.
+    const Node& mul = g.nodes[static_cast<size_t>(m)];
+    for (size_t j = 0; j < 2 && f.mul < 0; ++j) {
+      auto ab = ScalarAffine(g, mul, mul.inputs[j]);
+      if (ab && ab->second == 0.0 && IsFloat32(g, mul.inputs[j])) {
+        f.mul = m;
+        f.scale = static_cast<float>(ab->first);
+        v = mul.inputs[j];
+      }
+    }
+    if (f.mul < 0) return FedTranspose{};
+  }
+  f.transpose = sole(v, "Transpose");
+  if (f.transpose < 0) return FedTranspose{};
+  const Node& t = g.nodes[static_cast<size_t>(f.transpose)];
+  if (t.attr_ints("perm").empty() || !IsFloat32(g, t.inputs[0])) return FedTranspose{};
+  return f;
+}
+
+// MatMul / ScaledMatMul (float32) reading a Transpose (possibly through a
+// scalar Mul) that nothing else reads -> ScaledMatMul reading the
+// Transpose's input with perm_a / perm_b (and the Mul's factor in alpha),
+// e.g. attention Q K^T without copying Q and K into head-major order.
+int64_t MatMulTransposeOnce(Graph& g) {
+  GraphEditor ed(g);
+  for (size_t id = 0; id < g.nodes.size(); ++id) {
+    const Node& mm = g.nodes[id];
+    const bool scaled = mm.domain == kDomain && mm.op_type == "ScaledMatMul";
+    if (ed.removed(static_cast<NodeId>(id)) || !(Is(mm, "MatMul") || scaled) ||
+        mm.inputs.size() != 2 || mm.outputs.size() != 1 || !IsFloat32(g, mm.inputs[0]) ||
+        !IsFloat32(g, mm.inputs[1]) || !IsFloat32(g, mm.outputs[0]) ||
+        !mm.attr_ints("perm_a").empty() || !mm.attr_ints("perm_b").empty())
+      continue;
+    const FedTranspose fed[2] = {TransposeFeeding(g, ed, mm, 0), TransposeFeeding(g, ed, mm, 1)};
+    if (fed[0].transpose < 0 && fed[1].transpose < 0) continue;
+    Node fused = MakeNode(mm, kDomain, "ScaledMatMul", 1, mm.inputs, mm.outputs);
+    fused.name = mm.name;
+    float alpha = scaled ? mm.attr_float("alpha", 1.f) : 1.f;
+    std::vector<NodeId> pattern;
+    for (size_t i = 0; i < 2; ++i) {
+      if (fed[i].transpose < 0) continue;
+      const Node& t = g.nodes[static_cast<size_t>(fed[i].transpose)];
+      fused.inputs[i] = t.inputs[0];
+      fused.attrs[i == 0 ? "perm_a" : "perm_b"] = IntsAttr(t.attr_ints("perm"));
+      alpha *= fed[i].scale;
+      pattern.push_back(fed[i].transpose);
+      if (fed[i].mul >= 0) pattern.push_back(fed[i].mul);
+    }
+    fused.attrs["alpha"] = FloatAttr(alpha);
+    pattern.push_back(static_cast<NodeId>(id));
+    ed.Replace(pattern, std::move(fused));
+  }
+  return ed.Commit();
+}
+
 struct Activation {
   std::string name;
   std::vector<float> params;
@@ -317,6 +389,7 @@ int64_t ActivationOnce(Graph& g) {
 int64_t FuseResidualAdd(Graph& g) { return fusion::ForEachGraph(g, ResidualAddOnce); }
 int64_t FuseMatMulAdd(Graph& g) { return fusion::ForEachGraph(g, MatMulAddOnce); }
 int64_t FuseMatMulScale(Graph& g) { return fusion::ForEachGraph(g, MatMulScaleOnce); }
+int64_t FuseMatMulTranspose(Graph& g) { return fusion::ForEachGraph(g, MatMulTransposeOnce); }
 int64_t FuseActivation(Graph& g) { return fusion::ForEachGraph(g, ActivationOnce); }
 int64_t FuseActivationAdd(Graph& g) { return fusion::ForEachGraph(g, LateResidualAddOnce); }
 

@@ -132,6 +132,18 @@ Dims ResizeShape(const Known& k, const Node& n, const Shape& x) {
   return y;
 }
 
+// `x` transposed by `perm` (ScaledMatMul's perm_a / perm_b; empty: as is).
+Dims Permute(const Shape& x, const std::vector<int64_t>& perm) {
+  if (perm.empty()) return x;
+  if (perm.size() != x.size()) return std::nullopt;
+  Shape y;
+  for (int64_t p : perm) {
+    if (p < 0 || p >= static_cast<int64_t>(x.size())) return std::nullopt;
+    y.push_back(x[static_cast<size_t>(p)]);
+  }
+  return y;
+}
+
 // MatMul (numpy semantics: 1-D operands promoted, batch dims broadcast).
 Dims MatMulShape(const Shape& a, const Shape* b) {
   if (b == nullptr || a.empty() || b->empty()) return std::nullopt;
@@ -275,8 +287,12 @@ std::vector<Dims> Infer(const Known& k, const Node& n, const Shape& x) {
   if ((onnx && (op == "Conv" || op == "MaxPool" || op == "AveragePool")) ||
       (ours && (op == "Conv" || op == "FusedConv" || op == "MaxPool" || op == "AveragePool")))
     return {Windowed(n, x, shapes)};
-  if ((onnx && op == "MatMul") || (ours && (op == "FusedMatMul" || op == "ScaledMatMul")))
-    return {MatMulShape(x, n.inputs.size() > 1 ? KnownShape(shapes, n.inputs[1]) : nullptr)};
+  if ((onnx && op == "MatMul") || (ours && (op == "FusedMatMul" || op == "ScaledMatMul"))) {
+    const Shape* b = n.inputs.size() > 1 ? KnownShape(shapes, n.inputs[1]) : nullptr;
+    Dims pa = Permute(x, n.attr_ints("perm_a")),
+         pb = b ? Permute(*b, n.attr_ints("perm_b")) : std::nullopt;
+    return {pa && pb ? MatMulShape(*pa, &*pb) : std::nullopt};
+  }
   if (!onnx) return {};
   const int64_t rank = static_cast<int64_t>(x.size());
   int64_t axis = n.attr_int("axis", 0);

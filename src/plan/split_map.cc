@@ -64,26 +64,46 @@ bool MapBroadcast(const Node& n, const std::vector<ValueShape>& shapes, int o, i
 
 // MatMul-family (A [..., M, K] x B [..., K, N]) with input `in` sliced along
 // `axis`: a batch axis (B or A follows where it has that axis), M of A or N
-// of B. The reduced K axis does not split.
+// of B. The reduced K axis does not split. A ScaledMatMul reading an operand
+// through perm_a / perm_b splits along the operand's axes as permuted.
 bool MapMatMul(const Node& n, const std::vector<ValueShape>& shapes, int in, int axis, int r,
                SplitMap* m) {
-  const Shape* a = KnownShape(shapes, n.inputs[0]);
-  const Shape* b = n.inputs.size() > 1 ? KnownShape(shapes, n.inputs[1]) : nullptr;
-  if (a == nullptr || b == nullptr || a->size() < 2 || b->size() < 2 || in > 1) return false;
+  const Shape* sa = KnownShape(shapes, n.inputs[0]);
+  const Shape* sb = n.inputs.size() > 1 ? KnownShape(shapes, n.inputs[1]) : nullptr;
+  if (sa == nullptr || sb == nullptr || in > 1) return false;
+  const std::vector<int64_t> perms[2] = {n.attr_ints("perm_a"), n.attr_ints("perm_b")};
+  Shape logical[2] = {*sa, *sb};
+  for (int i = 0; i < 2; ++i) {
+    if (perms[i].empty()) continue;
+    if (perms[i].size() != logical[i].size()) return false;
+    Shape p;
+    for (int64_t d : perms[i]) p.push_back(logical[i][static_cast<size_t>(d)]);
+    logical[i] = p;
+  }
+  if (!perms[in].empty())  // The source axis's place among the operand's logical axes.
+    axis =
+        static_cast<int>(std::find(perms[in].begin(), perms[in].end(), axis) - perms[in].begin());
+  const Shape* a = &logical[0];
+  const Shape* b = &logical[1];
+  if (a->size() < 2 || b->size() < 2) return false;
   const int ra = static_cast<int>(a->size()), rb = static_cast<int>(b->size());
   const int rx = in == 0 ? ra : rb;
   const Shape* other = in == 0 ? b : a;
   const int ro = in == 0 ? rb : ra;
   if (axis == rx - 1 - in) return false;  // K.
   m->in_axes[static_cast<size_t>(in)] = axis;
-  if (axis == rx - 2 + in) {  // M of A or N of B: the other operand is read whole.
+  if (axis != rx - 2 + in) {  // Batch (M of A or N of B: the other operand is read whole).
+    m->out_axis = axis + (r - rx);
+    const int oi = m->out_axis - (r - ro);
+    if (oi >= 0 && oi < ro - 2 && (*other)[static_cast<size_t>(oi)] != 1)
+      m->in_axes[static_cast<size_t>(1 - in)] = oi;
+  } else {
     m->out_axis = r - 2 + in;
-    return true;
   }
-  m->out_axis = axis + (r - rx);  // Batch.
-  const int oi = m->out_axis - (r - ro);
-  if (oi >= 0 && oi < ro - 2 && (*other)[static_cast<size_t>(oi)] != 1)
-    m->in_axes[static_cast<size_t>(1 - in)] = oi;
+  for (int i = 0; i < 2; ++i)  // Back to the operands' own axes.
+    if (!perms[i].empty() && m->in_axes[static_cast<size_t>(i)] >= 0)
+      m->in_axes[static_cast<size_t>(i)] =
+          static_cast<int>(perms[i][static_cast<size_t>(m->in_axes[static_cast<size_t>(i)])]);
   return true;
 }
 

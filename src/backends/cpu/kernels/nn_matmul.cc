@@ -9,11 +9,13 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
 #include "backends/cpu/kernels/dnnl_util.h"
 #include "backends/cpu/kernels/nn_util.h"
+#include "backends/cpu/kernels/shape_ops_util.h"
 #include "backends/cpu/kernels/vec_math.h"
 #include "ops/dispatch.h"
 #include "ops/kernel.h"
@@ -208,25 +210,145 @@ class ConstBKernel : public Kernel {
   PackedB packed_b_;  // Constant B's packed slices, shared by all plans.
 };
 
+// An operand read as Transpose(x, perm): its logical dims and the element
+// strides of x along them.
+struct PermutedOperand {
+  Shape dims;
+  std::vector<int64_t> strides;
+};
+PermutedOperand Permuted(const Shape& x, const std::vector<int64_t>& perm) {
+  const std::vector<int64_t> st = Strides(x);
+  if (perm.empty()) return {x, st};
+  PermutedOperand p;
+  for (int64_t d : perm) {
+    p.dims.push_back(x[static_cast<size_t>(d)]);
+    p.strides.push_back(st[static_cast<size_t>(d)]);
+  }
+  return p;
+}
+
+// Plans y = alpha * a x b for strided a and b of equal rank and batch dims
+// (batch dims of extent 1 dropped), as up to `tiles` slices along the
+// outermost batch dim (or rows of A without one). Y is dense.
+TiledMatMul MakeStridedMatMul(PermutedOperand a, PermutedOperand b, int tiles, float alpha) {
+  PermutedOperand ka, kb;
+  for (size_t d = 0; d < a.dims.size(); ++d) {
+    if (d + 2 < a.dims.size() && a.dims[d] == 1) continue;
+    ka.dims.push_back(a.dims[d]);
+    ka.strides.push_back(a.strides[d]);
+    kb.dims.push_back(b.dims[d]);
+    kb.strides.push_back(b.strides[d]);
+  }
+  const size_t r = ka.dims.size();
+  Shape ydims(ka.dims.begin(), ka.dims.end() - 1);
+  ydims.push_back(kb.dims.back());
+  const std::vector<int64_t> ys = Strides(ydims);
+  const double flops =
+      2.0 * static_cast<double>(NumElements(ydims)) * static_cast<double>(ka.dims.back());
+  const size_t axis = r > 2 ? 0 : r - 2;  // Batch, else rows of A.
+  const int64_t parts = flops < 2e6 ? 1 : std::min<int64_t>(tiles, ka.dims[axis]);
+  TiledMatMul out;
+  for (int64_t t = 0; t < parts; ++t) {
+    const int64_t i0 = ka.dims[axis] * t / parts, i1 = ka.dims[axis] * (t + 1) / parts;
+    Shape da = ka.dims, db = kb.dims, dy = ydims;
+    da[axis] = dy[axis] = i1 - i0;
+    if (axis == 0 && r > 2) db[0] = i1 - i0;
+    const int64_t b_off = axis == 0 && r > 2 ? i0 * kb.strides[0] : 0;
+    out.push_back(
+        MatMulTile{MakeMatMulPlan(StridedDesc(da, ka.strides), StridedDesc(db, kb.strides),
+                                  StridedDesc(dy, ys), memory::desc(), alpha, nullptr),
+                   i0 * ka.strides[axis], b_off, i0 * ys[axis]});
+  }
+  return out;
+}
+
 // MatMul, and com.parallax ScaledMatMul: alpha * MatMul (oneDNN output
-// scale; alpha 1 for MatMul).
+// scale; alpha 1 for MatMul), reading A as Transpose(A, perm_a) and B as
+// Transpose(B, perm_b) when those are set (float32 only).
 class MatMulKernel final : public ConstBKernel<MatMulKernel, TiledMatMul> {
  public:
   Status Init(const KernelInit& init) {
     alpha_ = init.node.attr_float("alpha", 1.f);
+    perm_a_ = init.node.attr_ints("perm_a");
+    perm_b_ = init.node.attr_ints("perm_b");
+    if (!perm_b_.empty()) const_b_ = Tensor();  // Read through perm_b instead.
     return Status::Ok();
   }
   Status RunImpl(KernelContext& ctx);
 
  private:
+  Status RunPermuted(KernelContext& ctx);
+  Status RunOn(KernelContext& ctx, const Tensor& ain, const Tensor& bin);
   float alpha_ = 1.f;
+  std::vector<int64_t> perm_a_, perm_b_;
 };
 
 Status MatMulKernel::RunImpl(KernelContext& ctx) {
   PrepareThread();
   if (!ctx.has_input(0) || !ctx.has_input(1)) return ctx.Error("A and B are required");
+  if (!perm_a_.empty() || !perm_b_.empty()) return RunPermuted(ctx);
+  return RunOn(ctx, ctx.input(0), ctx.input(1));
+}
+
+// Strided through oneDNN when A and B have equal batch dims; otherwise (batch
+// broadcasting) on transposed copies.
+Status MatMulKernel::RunPermuted(KernelContext& ctx) {
   const Tensor& ain = ctx.input(0);
   const Tensor& bin = ctx.input(1);
+  if (ain.dtype() != DType::kFloat32 || bin.dtype() != DType::kFloat32)
+    return ctx.Error("perm_a / perm_b need float32 A and B");
+  for (const auto& [perm, x] : {std::pair{&perm_a_, &ain}, std::pair{&perm_b_, &bin}}) {
+    if (perm->empty()) continue;
+    std::vector<int64_t> sorted = *perm;
+    std::sort(sorted.begin(), sorted.end());
+    for (size_t d = 0; d < sorted.size(); ++d)
+      if (sorted[d] != static_cast<int64_t>(d) || sorted.size() != x->shape().size())
+        return ctx.Error("perm " + ShapeToString(*perm) + " is not a permutation of the axes of " +
+                         ShapeToString(x->shape()));
+  }
+  const PermutedOperand a = Permuted(ain.shape(), perm_a_), b = Permuted(bin.shape(), perm_b_);
+  const size_t r = a.dims.size();
+  const bool strided = r >= 2 && b.dims.size() == r &&
+                       std::equal(a.dims.begin(), a.dims.end() - 2, b.dims.begin()) &&
+                       a.dims[r - 1] == b.dims[r - 2];
+  if (!strided) {  // Broadcast batch dims or a shape error: plain MatMul on copies.
+    Tensor ta = ain, tb = bin;
+    for (auto [x, perm, t] : {std::tuple{&ain, &perm_a_, &ta}, std::tuple{&bin, &perm_b_, &tb}}) {
+      if (perm->empty()) continue;
+      *t = Tensor::Uninitialized(DType::kFloat32, Permuted(x->shape(), *perm).dims);
+      TransposeCopy(x->data<float>(), t->data<float>(), sizeof(float), x->shape(),
+                    std::vector<int>(perm->begin(), perm->end()), ctx.intra_op());
+    }
+    return RunOn(ctx, ta, tb);
+  }
+  Shape ydims(a.dims.begin(), a.dims.end() - 1);
+  ydims.push_back(b.dims.back());
+  PX_ASSIGN_OR_RETURN(Tensor * out, ctx.Output(0, DType::kFloat32, ydims));
+  if (out->numel() == 0) return Status::Ok();
+  if (a.dims.back() == 0) {
+    std::fill_n(out->data<float>(), out->numel(), 0.f);
+    return Status::Ok();
+  }
+  std::vector<int64_t> key = ain.shape();
+  key.push_back(-2);
+  key.insert(key.end(), bin.shape().begin(), bin.shape().end());
+  key.push_back(ctx.intra_op().threads);
+  TiledMatMul* plan = cache_.Find(key);
+  if (plan == nullptr) {
+    std::lock_guard<std::mutex> lock(CreationMutex());
+    plan = cache_.Insert(key, MakeStridedMatMul(a, b, ctx.intra_op().threads, alpha_));
+  }
+  const float* pa = ain.data<float>();
+  const float* pb = bin.data<float>();
+  float* py = out->data<float>();
+  return RunTiles(ctx.node(), ctx.intra_op(), static_cast<int64_t>(plan->size()), [&](int64_t i) {
+    MatMulTile& t = (*plan)[static_cast<size_t>(i)];
+    RunMatMulPlan(t.plan, pa + t.a_off, pb + t.b_off, nullptr, py + t.y_off);
+    return Status::Ok();
+  });
+}
+
+Status MatMulKernel::RunOn(KernelContext& ctx, const Tensor& ain, const Tensor& bin) {
   DType dtype = ain.dtype();
   if (bin.dtype() != dtype)
     return ctx.Error("A and B types differ: " + std::string(DTypeName(dtype)) + " vs " +
