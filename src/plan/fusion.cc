@@ -34,19 +34,13 @@ std::map<std::string, int64_t> FuseAll(Graph& g) {
   // in the order they apply: bias, residual, activation, late residual,
   // final affine.
   const std::pair<const char*, int64_t (*)(Graph&)> kPasses[] = {
-      {"ConvBatchNorm", FuseConvBatchNorm},
-      {"ConvAffine", FuseConvAffine},
-      {"HardSwish", FuseHardSwishPattern},
-      {"Gelu", FuseGeluPattern},
-      {"LayerNorm", FuseLayerNormPattern},
-      {"Softmax", FuseSoftmaxPattern},
-      {"MatMulAdd", FuseMatMulAdd},
-      {"MatMulScale", FuseMatMulScale},
-      {"MatMulTranspose", FuseMatMulTranspose},
-      {"ResidualAdd", FuseResidualAdd},
-      {"Activation", FuseActivation},
-      {"ActivationAdd", FuseActivationAdd},
-      {"OutputAffine", FuseOutputAffine},
+      {"ConvBatchNorm", FuseConvBatchNorm}, {"ConvAffine", FuseConvAffine},
+      {"HardSwish", FuseHardSwishPattern},  {"Gelu", FuseGeluPattern},
+      {"LayerNorm", FuseLayerNormPattern},  {"Softmax", FuseSoftmaxPattern},
+      {"MatMulAdd", FuseMatMulAdd},         {"MatMulScale", FuseMatMulScale},
+      {"QkvUnpack", FuseQkvUnpack},         {"MatMulTranspose", FuseMatMulTranspose},
+      {"ResidualAdd", FuseResidualAdd},     {"Activation", FuseActivation},
+      {"ActivationAdd", FuseActivationAdd}, {"OutputAffine", FuseOutputAffine},
   };
   std::map<std::string, int64_t> counts;
   for (const auto& [name, pass] : kPasses)

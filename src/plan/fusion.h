@@ -62,6 +62,15 @@ int64_t FuseResidualAdd(Graph& g);
 // MatMul (constant 2-D float32 B) followed by Add of a constant bias over the
 // last axis -> FusedMatMul.
 int64_t FuseMatMulAdd(Graph& g);
+// A packed query/key/value projection, FusedMatMul (constant W [K, 3C],
+// bias, nothing else fused) -> Reshape [..., 3, H, D] -> Transpose putting
+// the 3 first -> Split into 3 -> Squeeze (timm / open_clip's
+// `qkv.reshape(B, N, 3, H, D).permute(2, 0, 3, 1, 4).unbind(0)`) -> three
+// FusedMatMuls on W's column thirds, each reshaped to [..., H, D] and
+// transposed: Q, K and V without the packed [..., 3C] tensor and its
+// transposed copy (MatMulTranspose then folds the transposes into the
+// attention MatMuls).
+int64_t FuseQkvUnpack(Graph& g);
 // MatMul of float32 tensors (B need not be constant) whose sole reader is a
 // Mul by a one-element float32 constant (or a Div by one) -> ScaledMatMul.
 int64_t FuseMatMulScale(Graph& g);

@@ -214,6 +214,9 @@ int64_t MatMulScaleOnce(Graph& g) {
 struct FedTranspose {
   NodeId transpose = -1, mul = -1;
   float scale = 1.f;
+  std::vector<int64_t> perm;  // Composed over `inner`.
+  ValueId source = kNoValue;  // What the (innermost) Transpose reads.
+  std::vector<NodeId> inner;  // Transposes feeding `transpose`, outermost first.
 };
 FedTranspose TransposeFeeding(const Graph& g, const GraphEditor& ed, const Node& mm, size_t i) {
   FedTranspose f;
@@ -240,14 +243,27 @@ FedTranspose TransposeFeeding(const Graph& g, const GraphEditor& ed, const Node&
   f.transpose = sole(v, "Transpose");
   if (f.transpose < 0) return FedTranspose{};
   const Node& t = g.nodes[static_cast<size_t>(f.transpose)];
-  if (t.attr_ints("perm").empty() || !IsFloat32(g, t.inputs[0])) return FedTranspose{};
+  f.perm = t.attr_ints("perm");
+  f.source = t.inputs[0];
+  if (f.perm.empty() || !IsFloat32(g, f.source)) return FedTranspose{};
+  // A chain of Transposes each read only by the next composes into one.
+  for (NodeId inner; (inner = sole(f.source, "Transpose")) >= 0;) {
+    const Node& ti = g.nodes[static_cast<size_t>(inner)];
+    const std::vector<int64_t> p1 = ti.attr_ints("perm");
+    if (p1.size() != f.perm.size()) break;
+    std::vector<int64_t> composed;
+    for (int64_t k : f.perm) composed.push_back(p1[static_cast<size_t>(k)]);
+    f.perm = std::move(composed);
+    f.source = ti.inputs[0];
+    f.inner.push_back(inner);
+  }
   return f;
 }
 
 // MatMul / ScaledMatMul (float32) reading a Transpose (possibly through a
-// scalar Mul) that nothing else reads -> ScaledMatMul reading the
-// Transpose's input with perm_a / perm_b (and the Mul's factor in alpha),
-// e.g. attention Q K^T without copying Q and K into head-major order.
+// scalar Mul, possibly of Transposes) that nothing else reads -> ScaledMatMul
+// reading the innermost Transpose's input with perm_a / perm_b (composed) (and the Mul's factor in
+// alpha), e.g. attention Q K^T without copying Q and K into head-major order.
 int64_t MatMulTransposeOnce(Graph& g) {
   GraphEditor ed(g);
   for (size_t id = 0; id < g.nodes.size(); ++id) {
@@ -266,11 +282,11 @@ int64_t MatMulTransposeOnce(Graph& g) {
     std::vector<NodeId> pattern;
     for (size_t i = 0; i < 2; ++i) {
       if (fed[i].transpose < 0) continue;
-      const Node& t = g.nodes[static_cast<size_t>(fed[i].transpose)];
-      fused.inputs[i] = t.inputs[0];
-      fused.attrs[i == 0 ? "perm_a" : "perm_b"] = IntsAttr(t.attr_ints("perm"));
+      fused.inputs[i] = fed[i].source;
+      fused.attrs[i == 0 ? "perm_a" : "perm_b"] = IntsAttr(fed[i].perm);
       alpha *= fed[i].scale;
       pattern.push_back(fed[i].transpose);
+      pattern.insert(pattern.end(), fed[i].inner.begin(), fed[i].inner.end());
       if (fed[i].mul >= 0) pattern.push_back(fed[i].mul);
     }
     fused.attrs["alpha"] = FloatAttr(alpha);
