@@ -436,5 +436,78 @@ TEST(MemorySplit, FreeDimsLetTheFirstRunSplit) {
       << zero.status().message();
 }
 
+// Self-attention as exporters write it: Q, K, V projected from x by
+// constant weights, split into heads by Reshape and Transpose, scaled
+// scores, Softmax, heads merged back, plus x. Fused, its projections read
+// the weights whole and its attention MatMuls read Q, K and V in place.
+std::string ProjectedAttentionModel() {
+  testing::ModelBuilder b(13);
+  b.Input("x", onnx::TensorProto::FLOAT, {1, 32, 64})
+      .Output("y", onnx::TensorProto::FLOAT, {1, 32, 64});
+  std::mt19937 rng(4);
+  std::uniform_real_distribution<float> u(-0.3f, 0.3f);
+  auto init = [&](const std::string& name, std::vector<int64_t> dims) {
+    int64_t n = 1;
+    for (int64_t d : dims) n *= d;
+    std::vector<float> v(static_cast<size_t>(n));
+    for (float& f : v) f = u(rng);
+    b.FloatInit(name, dims, v);
+  };
+  auto ints = [&](const std::string& name, std::vector<int64_t> v) {
+    auto* t = b.proto().mutable_graph()->add_initializer();
+    t->set_name(name);
+    t->set_data_type(onnx::TensorProto::INT64);
+    t->add_dims(static_cast<int64_t>(v.size()));
+    for (int64_t x : v) t->add_int64_data(x);
+  };
+  auto perm = [](onnx::NodeProto* n, std::vector<int64_t> p) {
+    auto* a = n->add_attribute();
+    a->set_name("perm");
+    a->set_type(onnx::AttributeProto::INTS);
+    for (int64_t x : p) a->add_ints(x);
+  };
+  ints("heads", {1, 32, 4, 16});
+  ints("merged", {1, 32, 64});
+  b.FloatInit("scale", {}, {0.25f});
+  for (const char* p : {"q", "k", "v"}) {
+    const std::string s = p;
+    init("w" + s, {64, 64});
+    init("b" + s, {64});
+    b.Node("MatMul", {"x", "w" + s}, {s + "m"});
+    b.Node("Add", {s + "m", "b" + s}, {s + "p"});
+    b.Node("Reshape", {s + "p", "heads"}, {s + "4"});
+  }
+  perm(b.Node("Transpose", {"q4"}, {"qt"}), {0, 2, 1, 3});
+  perm(b.Node("Transpose", {"k4"}, {"kt"}), {0, 2, 3, 1});
+  perm(b.Node("Transpose", {"v4"}, {"vt"}), {0, 2, 1, 3});
+  b.Node("MatMul", {"qt", "kt"}, {"scores"});
+  b.Node("Mul", {"scores", "scale"}, {"scaled"});
+  b.Node("Softmax", {"scaled"}, {"probs"});
+  b.Node("MatMul", {"probs", "vt"}, {"ctx"});
+  perm(b.Node("Transpose", {"ctx"}, {"ctxt"}), {0, 2, 1, 3});
+  b.Node("Reshape", {"ctxt", "merged"}, {"attn"});
+  b.Node("Add", {"attn", "x"}, {"y"});
+  return b.Write("projected_attention_split");
+}
+
+// Q, K and V are each as large as the output: no split of what follows the
+// projections fits 60% of the plan. Head by head, each piece projects its
+// own Q, K and V from its columns of the weights.
+TEST(MemorySplit, AttentionProjectsHeadByHeadFromWeightColumns) {
+  auto m = Model::Load(ProjectedAttentionModel());
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  const Session::NamedTensors inputs = {{"x", Random({1, 32, 64}, 5)}};
+  std::vector<Tensor> want;
+  RunStats fs;
+  ASSERT_NO_FATAL_FAILURE(FreeRun(*m, inputs, &want, &fs));
+  const size_t budget = fs.planned_activation_bytes * 6 / 10;
+  ASSERT_LT(budget, fs.sequential_plan_bytes);
+  SessionOptions o;
+  o.memory_budget_bytes = static_cast<int64_t>(budget);
+  auto s = Session::Create(*m, o);
+  ASSERT_TRUE(s.ok());
+  ExpectSplitRuns(*s, inputs, want[0], budget, 1e-4, 3);
+}
+
 }  // namespace
 }  // namespace parallax

@@ -298,5 +298,31 @@ TEST(RealModels, YoloV8nRunsInPiecesUnderSixtyPercentBudget) {
       {{"images", MakeInput({"images", DType::kFloat32, {1, 3, 640, 640}, 0, 1}, rng)}});
 }
 
+// `n` token ids in [1, vocab).
+Tensor Tokens(int64_t n, int64_t vocab, std::mt19937& rng) {
+  Tensor t = Tensor::Empty(DType::kInt64, {1, n});
+  std::uniform_int_distribution<int64_t> u(1, vocab - 1);
+  for (int64_t i = 0; i < n; ++i) t.data<int64_t>()[i] = u(rng);
+  return t;
+}
+
+// Its peaks are attention (whole Q, K, V beside the residual stream) and the
+// MLP: attention head by head, each head projecting its own Q, K and V from
+// its columns of the weights, and the MLP in bands of tokens.
+TEST(RealModels, ClipTextRunsInPiecesUnderSixtyPercentBudget) {
+  std::mt19937 rng(9);
+  RunsUnderSixtyPercentBudget(CacheDir() + "/zoo/clip_text.onnx",
+                              {{"input_ids", Tokens(32, 49408, rng)}}, {{"batch", 1}, {"seq", 32}});
+}
+
+TEST(RealModels, DistilbertRunsInPiecesUnderSixtyPercentBudget) {
+  std::mt19937 rng(10);
+  Tensor mask = Tensor::Empty(DType::kInt64, {1, 32});
+  for (int64_t i = 0; i < 32; ++i) mask.data<int64_t>()[i] = 1;
+  RunsUnderSixtyPercentBudget(CacheDir() + "/zoo/distilbert_sst2.onnx",
+                              {{"input_ids", Tokens(32, 30522, rng)}, {"attention_mask", mask}},
+                              {{"batch", 1}, {"seq", 32}});
+}
+
 }  // namespace
 }  // namespace parallax

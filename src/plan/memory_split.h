@@ -8,11 +8,12 @@
 // windows, an MLP along rows, a CNN along its batch, or one image along its
 // rows (convolutions and pooling read a few rows more than they write, so
 // neighbouring pieces recompute those halo rows). It grows from its seed
-// (a large value live at the peak, split along its outermost non-unit axis)
-// backwards over large inputs only region nodes read and forwards over every
-// reader that splits the same way, then is cut where the fewest bytes leave
-// it. A split region runs in K pieces: inputs from outside that vary along
-// the axis are Split (or Sliced per piece where pieces overlap), each piece
+// (a large value live at the peak, split along one of its axes) backwards
+// over large inputs only region nodes read and forwards over every reader
+// that splits the same way, alternately until neither adds a node, then is
+// cut where the fewest bytes leave it. A split region runs in K pieces:
+// inputs from outside that vary along the axis are Split (or Sliced per
+// piece where pieces overlap; constant weights are sliced once), each piece
 // runs copies of the region's nodes on its slices (windowed nodes with the
 // padding of their band), one piece after another, and a Concat rebuilds each value read
 // after the region (its exits) under its original value id, so the rest of
@@ -57,6 +58,7 @@ size_t ValueBytes(const Graph& g, const std::vector<ValueShape>& shapes, ValueId
 struct PeakEstimate {
   size_t bytes = 0;
   std::vector<ValueId> live_at_peak;  // Values holding bytes at the peak step.
+  std::vector<size_t> step_bytes;     // Live bytes while each node runs.
 };
 PeakEstimate EstimateSequentialPeak(const Graph& graph, const std::vector<ValueShape>& shapes,
                                     const ReusableInputsFn& reusable = {});
@@ -77,11 +79,18 @@ struct MemorySplit {
 
 // Splits as few regions into as few pieces as it takes for the estimated
 // peak to be at most `budget_bytes`: repeatedly the largest value live at the
-// peak either seeds a new region (2 pieces) or, inside a split region,
-// doubles its pieces. Each candidate graph is also tried in demand order
+// peak either seeds a new region or, inside a split region, doubles its
+// pieces. A seed offers regions along each of its axes; where there is a
+// choice they are estimated (in 2, 4 or 8 pieces) and the one with the
+// lowest peak, then the fewest bytes over the budget summed over the
+// nodes, is taken. A region whose exits are as large as its seed (e.g.
+// attention head by head from the Q, K, V projections, whose pieces read
+// their columns of the weights, to the merged context) is taken only when
+// that score improves. Each candidate graph is also tried in demand order
 // (every node right before its first reader needs it, depth-first from the
 // outputs), kept when that lowers the peak: alone it can suffice, e.g. for a
-// decoder that computes every layer's cross-attention keys up front. Fails with ResourceExhausted,
+// decoder that computes every layer's cross-attention keys up front. Fails
+// with ResourceExhausted,
 // naming the lowest peak reached, when no split fits, except when some
 // activation shapes are unknown (e.g. after a Slice with computed bounds):
 // then it returns the lowest-peak split with shapes_missing set, since the

@@ -85,8 +85,10 @@ PeakEstimate EstimateSequentialPeak(const Graph& g, const std::vector<ValueShape
   PeakEstimate pe;
   int64_t live = 0;
   int32_t at = -1;
+  pe.step_bytes.reserve(static_cast<size_t>(steps));
   for (int32_t s = 0; s < steps; ++s) {
     live += delta[static_cast<size_t>(s)];
+    pe.step_bytes.push_back(static_cast<size_t>(live));
     if (live > static_cast<int64_t>(pe.bytes)) {
       pe.bytes = static_cast<size_t>(live);
       at = s;

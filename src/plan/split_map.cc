@@ -132,6 +132,24 @@ int MergedAxis(const Shape& x, const Shape& out, int axis) {
   return -1;
 }
 
+// The output axis of a Reshape that splits input axis `axis` into it and
+// the axes after it (outermost first, e.g. [T, H*D] -> [T, H, D] along
+// H*D gives H), or -1.
+int SplitAxis(const Shape& x, const Shape& out, int axis) {
+  const int64_t before = Product(x, 0, axis);
+  for (int b = 0; b + 1 < static_cast<int>(out.size()); ++b) {
+    if (Product(out, 0, b) != before) continue;
+    int64_t run = out[static_cast<size_t>(b)];
+    for (int j = b + 1; j < static_cast<int>(out.size()) && run < x[static_cast<size_t>(axis)]; ++j)
+      run *= out[static_cast<size_t>(j)];
+    return run == x[static_cast<size_t>(axis)] && out[static_cast<size_t>(b)] > 1 &&
+                   out[static_cast<size_t>(b)] < x[static_cast<size_t>(axis)]
+               ? b
+               : -1;
+  }
+  return -1;
+}
+
 // Reductions and ArgMax / ArgMin away from their reduced axes.
 bool MapReduction(const Graph& g, const Node& n, int axis, int rx, SplitMap* m) {
   std::vector<int64_t> axes;
@@ -246,10 +264,15 @@ bool MapOther(const Graph& g, const std::vector<ValueShape>& shapes, const Node&
     m->in_axes[0] = axis;
     if (m->out_axis < 0 && (op == "Reshape" || op == "Flatten")) {
       const int merged = MergedAxis(x, y, axis);
-      if (merged < 0) return false;
-      AxisWindow w;  // Each input cell along `axis` becomes a run of output cells.
-      w.upsample = y[static_cast<size_t>(merged)] / x[static_cast<size_t>(axis)];
-      m->out_axis = merged;
+      const int split = op == "Reshape" ? SplitAxis(x, y, axis) : -1;
+      if (merged < 0 && split < 0) return false;
+      AxisWindow w;
+      if (merged >= 0) {  // Each input cell along `axis` becomes a run of output cells.
+        w.upsample = y[static_cast<size_t>(merged)] / x[static_cast<size_t>(axis)];
+      } else {  // Each output cell (e.g. a head) reads a run of input cells.
+        w.stride = w.span = x[static_cast<size_t>(axis)] / y[static_cast<size_t>(split)];
+      }
+      m->out_axis = merged >= 0 ? merged : split;
       m->window = w;
     }
   } else if (onnx && op == "Expand") {  // Broadcasts to input 1's dims; pieces get their own.
@@ -343,8 +366,16 @@ std::optional<SplitMap> MapSplit(const Graph& g, const std::vector<ValueShape>& 
   } else if ((n.domain.empty() && op == "MatMul") ||
              (n.domain == fusion::kDomain && (op == "ScaledMatMul" || op == "FusedMatMul"))) {
     if (!MapMatMul(n, shapes, in, axis, r, &m)) return std::nullopt;
-    if (op == "FusedMatMul") {  // Bias along N stays whole; a residual broadcasts.
-      if (in != 0 || m.out_axis == r - 1) return std::nullopt;
+    if (op == "FusedMatMul" && m.out_axis == r - 1) {  // Along N: the bias's and a
+      if (in != 1) return std::nullopt;                // residual's last axis too.
+      for (size_t i = 2; i < n.inputs.size(); ++i) {
+        const Shape* s = KnownShape(shapes, n.inputs[i]);
+        if (n.inputs[i] == kNoValue) continue;
+        if (s == nullptr || s->empty() || s->back() != extent) return std::nullopt;
+        m.in_axes[i] = static_cast<int>(s->size()) - 1;
+      }
+    } else if (op == "FusedMatMul") {  // Bias along N stays whole; a residual broadcasts.
+      if (in != 0) return std::nullopt;
       if (!MapBroadcast(n, shapes, m.out_axis, r, extent, 2, &m)) return std::nullopt;
     }
   } else if (!MapOther(g, shapes, n, in, axis, rx, &m)) {
