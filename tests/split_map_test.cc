@@ -82,6 +82,28 @@ TEST(SplitMap, TransposedMatMulOperandsSplitAlongTheirOwnAxes) {
   EXPECT_EQ(MapLast(t, 1, 3), kNone);
 }
 
+// A projection along N reads its columns of the constant weights and bias
+// (and of a residual); Reshape [T, H*D] -> [T, H, D] maps heads to runs of
+// D columns (a window of stride and span D).
+TEST(SplitMap, ProjectionsSplitAlongNAndReshapesIntoHeads) {
+  ShapedGraph t;
+  const ValueId x = t.Value("x", {1, 6, 8}), w = t.Value("w", {8, 12}), b = t.Value("b", {12}),
+                y = t.Value("y", {1, 6, 12});
+  t.Add("FusedMatMul", {x, w, b}, {y}).domain = "com.parallax";
+  EXPECT_EQ(MapLast(t, 1, 1), (Map{2, {-1, 1, 0}}));   // Columns of W and the bias.
+  EXPECT_EQ(MapLast(t, 0, 1), (Map{1, {1, -1, -1}}));  // Rows: weights whole.
+  const ValueId h = t.Value("h", {1, 6, 3, 4});
+  t.Add("Reshape", {y, t.Ints("heads", {1, 6, 3, 4})}, {h});
+  const Graph& g = t.graph();
+  auto m = MapSplit(g, t.shapes(), g.nodes.back(), 0, 2);
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->out_axis, 2);
+  ASSERT_TRUE(m->window);
+  EXPECT_EQ(m->window->stride, 4);
+  EXPECT_EQ(m->window->span, 4);
+  EXPECT_EQ(MapLast(t, 0, 1), (Map{1, {1, -1}}));  // Tokens stay whole.
+}
+
 TEST(SplitMap, ReshapesKeepAnAxisWholeOrMergeItWithTheNext) {
   ShapedGraph t;
   const ValueId x = t.Value("x", {4, 6, 5}), y = t.Value("y", {4, 30});

@@ -51,10 +51,14 @@ struct SplitMap {
 // does not split that way or shapes are unknown. Only Split may have
 // several outputs.
 // Covered: elementwise ops (numpy broadcasting), MatMul / ScaledMatMul /
-// FusedMatMul (batch, M and N axes), Gemm (rows), Softmax / LogSoftmax /
+// FusedMatMul (batch, M and N axes; along N a FusedMatMul's bias and
+// residual are sliced too; operands read through perm_a / perm_b along
+// their own axes), Gemm (rows), Softmax / LogSoftmax /
 // LayerNormalization (other than the normalised axes), Transpose, Reshape /
 // Flatten / Squeeze / Unsqueeze (an axis they keep whole; Reshape / Flatten
-// also one they merge with the axes after it, as a window), Expand, Gather
+// also one they merge with the axes after it, as a window; Reshape also one
+// it splits into it and the axes after it, e.g. [T, H*D] -> [T, H, D] along
+// the heads, each head reading a window of D cells), Expand, Gather
 // (other than the gathered axis), Concat (along any axis), Split and Slice
 // (other than their axes), reductions
 // (other than the reduced axes), and per-sample ops along the batch axis
