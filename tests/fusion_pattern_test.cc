@@ -351,5 +351,33 @@ TEST(FusionPatterns, PackedQkvProjectionUnpacksIntoThree) {
                                {"com.parallax::ScaledMatMul", 2}}));
 }
 
+// A packed projection reshaped to leading dims other than its input's
+// ([2,5,48] -> [10,1,3,2,8]) stays packed: the unpacked reshapes would keep
+// the input's.
+TEST(FusionPatterns, PackedQkvWithOtherLeadingDimsStaysPacked) {
+  ModelBuilder b(13);
+  b.Input("x", kFloat, {2, 5, 16}).Output("y", kFloat, {10, 2, 1, 8});
+  RandomInit(b, "w", {16, 48}, 1);
+  RandomInit(b, "bias", {48}, 2);
+  IntInit(b, "target", {5}, {10, 1, 3, 2, 8});
+  IntInit(b, "ax0", {1}, {0});
+  IntInit(b, "ones", {3}, {1, 1, 1});
+  b.Node("MatMul", {"x", "w"}, {"mm"});
+  b.Node("Add", {"mm", "bias"}, {"qkv"});
+  b.Node("Reshape", {"qkv", "target"}, {"qkv5"});
+  AttrInts(b.Node("Transpose", {"qkv5"}, {"qkvt"}), "perm", {2, 0, 3, 1, 4});
+  b.Node("Split", {"qkvt", "ones"}, {"s0", "s1", "s2"});
+  b.Node("Squeeze", {"s0", "ax0"}, {"q"});
+  b.Node("Squeeze", {"s1", "ax0"}, {"k"});
+  b.Node("Squeeze", {"s2", "ax0"}, {"v"});
+  AttrInts(b.Node("Transpose", {"k"}, {"kt"}), "perm", {0, 1, 3, 2});
+  b.Node("MatMul", {"q", "kt"}, {"scores"});
+  b.Node("Softmax", {"scores"}, {"p"});
+  b.Node("MatMul", {"p", "v"}, {"y"});
+  auto m = LoadAndCompare(b.Write("fuse_qkv_other_dims"), {{"x", RandomTensor({2, 5, 16}, 3)}});
+  ASSERT_TRUE(m);
+  EXPECT_EQ(Fired(*m, "QkvUnpack"), 0);
+}
+
 }  // namespace
 }  // namespace parallax

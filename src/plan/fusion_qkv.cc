@@ -51,6 +51,55 @@ std::optional<std::vector<int64_t>> TargetTail(const Graph& g, const Node& resha
   return std::vector<int64_t>(t->end() - static_cast<std::ptrdiff_t>(count), t->end());
 }
 
+// True when position `i` of a Reshape target, given by int value `v` (one
+// element), keeps dim i of `a`: a constant 0 (copy the dim) or a's known
+// size there, or Unsqueeze(Gather(Shape(a or y), i)) as exporters write it.
+bool KeepsDim(const Graph& g, ValueId v, size_t i, ValueId a, ValueId y) {
+  const Value& val = g.values[static_cast<size_t>(v)];
+  const Value& av = g.values[static_cast<size_t>(a)];
+  if (val.is_constant()) {
+    Result<std::vector<int64_t>> c = ReadInt64s(val.constant);
+    return c.ok() && c->size() == 1 &&
+           ((*c)[0] == 0 ||
+            (i < av.dims.size() && av.dims[i].known() && av.dims[i].size == (*c)[0]));
+  }
+  const NodeId un = val.producer;
+  if (un < 0 || !Is(g.nodes[static_cast<size_t>(un)], "Unsqueeze")) return false;
+  const NodeId ga =
+      g.values[static_cast<size_t>(g.nodes[static_cast<size_t>(un)].inputs[0])].producer;
+  if (ga < 0 || !Is(g.nodes[static_cast<size_t>(ga)], "Gather")) return false;
+  const Node& gather = g.nodes[static_cast<size_t>(ga)];
+  const std::optional<std::vector<int64_t>> idx = Ints(g, gather, 1);
+  const NodeId sh = g.values[static_cast<size_t>(gather.inputs[0])].producer;
+  if (!idx || idx->size() != 1 || (*idx)[0] != static_cast<int64_t>(i) || sh < 0 ||
+      !Is(g.nodes[static_cast<size_t>(sh)], "Shape") || gather.attr_int("axis", 0) != 0)
+    return false;
+  const Node& shape = g.nodes[static_cast<size_t>(sh)];
+  const ValueId z = shape.inputs[0];
+  return (z == a || z == y) && shape.attr_int("start", 0) == 0;
+}
+
+// True when the first `lead` entries of the Reshape's target keep the
+// leading dims of the projection input `a` (and output `y`): then the
+// unpacked reshapes may copy them (target 0).
+bool KeepsLeadingDims(const Graph& g, const Node& reshape, size_t lead, ValueId a, ValueId y) {
+  if (std::optional<std::vector<int64_t>> t = Ints(g, reshape, 1)) {
+    for (size_t i = 0; i < lead; ++i) {
+      const Value& av = g.values[static_cast<size_t>(a)];
+      const int64_t d = (*t)[i];
+      if (!(d == 0 || (i < av.dims.size() && av.dims[i].known() && av.dims[i].size == d)))
+        return false;
+    }
+    return true;
+  }
+  const NodeId p = g.values[static_cast<size_t>(reshape.inputs[1])].producer;
+  if (p < 0 || !Is(g.nodes[static_cast<size_t>(p)], "Concat")) return false;
+  const Node& cat = g.nodes[static_cast<size_t>(p)];
+  for (size_t i = 0; i < lead; ++i)  // One element per input up to `lead`.
+    if (i >= cat.inputs.size() || !KeepsDim(g, cat.inputs[i], i, a, y)) return false;
+  return true;
+}
+
 // True when `v` is read only by a MatMul / ScaledMatMul, directly or through
 // Transposes each read only by the next: unpacked, such a Q, K or V is read
 // in place (MatMulTranspose). Elsewhere (e.g. Swin V2 normalising Q and K
@@ -103,6 +152,10 @@ std::optional<Packed> Match(const Graph& g, NodeId id) {
   const std::vector<int64_t> perm = g.nodes[static_cast<size_t>(tr)].attr_ints("perm");
   const int64_t r = static_cast<int64_t>(perm.size());  // Rank of [..., 3, H, D].
   if (r < 4 || perm[0] != r - 3) return std::nullopt;
+  // The unpacked reshapes copy A's leading dims (target 0): the packed
+  // one's must be those.
+  if (!KeepsLeadingDims(g, reshape, static_cast<size_t>(r - 3), mm.inputs[0], mm.outputs[0]))
+    return std::nullopt;
   for (size_t j = 1; j < perm.size(); ++j)  // Drop the 3 axis: Q's perm of [..., H, D].
     p.perm.push_back(perm[j] < r - 3 ? perm[j] : perm[j] - 1);
   const NodeId sp = SoleReader(g, g.nodes[static_cast<size_t>(tr)].outputs[0], "Split");
