@@ -306,31 +306,18 @@ void IntInit(ModelBuilder& b, const std::string& name, std::vector<int64_t> dims
   for (int64_t v : values) t->add_int64_data(v);
 }
 
-// timm / open_clip attention: qkv = x W + b, reshaped [B, T, 3, H, D] with
-// the batch and token dims taken from Shape(x) (as exporters write it),
-// permuted (2, 0, 3, 1, 4), unbound into Q, K, V; K^T by a second Transpose.
-TEST(FusionPatterns, PackedQkvProjectionUnpacksIntoThree) {
-  ModelBuilder b(13);
-  b.Input("x", kFloat, {2, 5, 16}).Output("y", kFloat, {2, 2, 5, 8});
+// timm / open_clip attention on x [2, 5, 16]: qkv = x W + b, reshaped by
+// the int64 value `target` to [..., 3, H, D], permuted (2, 0, 3, 1, 4),
+// unbound into Q, K, V; K^T by a second Transpose; y = Softmax(s Q K^T) V.
+void PackedAttention(ModelBuilder& b, const std::string& target) {
   RandomInit(b, "w", {16, 48}, 1);
   RandomInit(b, "bias", {48}, 2);
   b.FloatInit("s", {}, {0.35f});
-  IntInit(b, "i0", {}, {0});
-  IntInit(b, "i1", {}, {1});
   IntInit(b, "ax0", {1}, {0});
-  IntInit(b, "three", {1}, {3});
-  IntInit(b, "heads", {1}, {2});
-  IntInit(b, "dim", {1}, {8});
   IntInit(b, "ones", {3}, {1, 1, 1});
   b.Node("MatMul", {"x", "w"}, {"mm"});
   b.Node("Add", {"bias", "mm"}, {"qkv"});
-  b.Node("Shape", {"x"}, {"shape"});
-  b.Node("Gather", {"shape", "i0"}, {"bsz"});
-  b.Node("Gather", {"shape", "i1"}, {"tok"});
-  b.Node("Unsqueeze", {"bsz", "ax0"}, {"bsz1"});
-  b.Node("Unsqueeze", {"tok", "ax0"}, {"tok1"});
-  AttrI(b.Node("Concat", {"bsz1", "tok1", "three", "heads", "dim"}, {"target"}), "axis", 0);
-  b.Node("Reshape", {"qkv", "target"}, {"qkv5"});
+  b.Node("Reshape", {"qkv", target}, {"qkv5"});
   AttrInts(b.Node("Transpose", {"qkv5"}, {"qkvt"}), "perm", {2, 0, 3, 1, 4});
   b.Node("Split", {"qkvt", "ones"}, {"s0", "s1", "s2"});
   b.Node("Squeeze", {"s0", "ax0"}, {"q"});
@@ -341,6 +328,25 @@ TEST(FusionPatterns, PackedQkvProjectionUnpacksIntoThree) {
   b.Node("Mul", {"scores", "s"}, {"scaled"});
   b.Node("Softmax", {"scaled"}, {"p"});
   b.Node("MatMul", {"p", "v"}, {"y"});
+}
+
+// The batch and token dims of the reshape taken from Shape(x), as exporters
+// write it.
+TEST(FusionPatterns, PackedQkvProjectionUnpacksIntoThree) {
+  ModelBuilder b(13);
+  b.Input("x", kFloat, {2, 5, 16}).Output("y", kFloat, {2, 2, 5, 8});
+  IntInit(b, "i0", {}, {0});
+  IntInit(b, "i1", {}, {1});
+  IntInit(b, "three", {1}, {3});
+  IntInit(b, "heads", {1}, {2});
+  IntInit(b, "dim", {1}, {8});
+  b.Node("Shape", {"x"}, {"shape"});
+  b.Node("Gather", {"shape", "i0"}, {"bsz"});
+  b.Node("Gather", {"shape", "i1"}, {"tok"});
+  b.Node("Unsqueeze", {"bsz", "ax0"}, {"bsz1"});
+  b.Node("Unsqueeze", {"tok", "ax0"}, {"tok1"});
+  AttrI(b.Node("Concat", {"bsz1", "tok1", "three", "heads", "dim"}, {"target"}), "axis", 0);
+  PackedAttention(b, "target");
   auto m = LoadAndCompare(b.Write("fuse_qkv_unpack"), {{"x", RandomTensor({2, 5, 16}, 3)}});
   ASSERT_TRUE(m);
   EXPECT_EQ(Fired(*m, "QkvUnpack"), 1);
@@ -357,23 +363,8 @@ TEST(FusionPatterns, PackedQkvProjectionUnpacksIntoThree) {
 TEST(FusionPatterns, PackedQkvWithOtherLeadingDimsStaysPacked) {
   ModelBuilder b(13);
   b.Input("x", kFloat, {2, 5, 16}).Output("y", kFloat, {10, 2, 1, 8});
-  RandomInit(b, "w", {16, 48}, 1);
-  RandomInit(b, "bias", {48}, 2);
   IntInit(b, "target", {5}, {10, 1, 3, 2, 8});
-  IntInit(b, "ax0", {1}, {0});
-  IntInit(b, "ones", {3}, {1, 1, 1});
-  b.Node("MatMul", {"x", "w"}, {"mm"});
-  b.Node("Add", {"mm", "bias"}, {"qkv"});
-  b.Node("Reshape", {"qkv", "target"}, {"qkv5"});
-  AttrInts(b.Node("Transpose", {"qkv5"}, {"qkvt"}), "perm", {2, 0, 3, 1, 4});
-  b.Node("Split", {"qkvt", "ones"}, {"s0", "s1", "s2"});
-  b.Node("Squeeze", {"s0", "ax0"}, {"q"});
-  b.Node("Squeeze", {"s1", "ax0"}, {"k"});
-  b.Node("Squeeze", {"s2", "ax0"}, {"v"});
-  AttrInts(b.Node("Transpose", {"k"}, {"kt"}), "perm", {0, 1, 3, 2});
-  b.Node("MatMul", {"q", "kt"}, {"scores"});
-  b.Node("Softmax", {"scores"}, {"p"});
-  b.Node("MatMul", {"p", "v"}, {"y"});
+  PackedAttention(b, "target");
   auto m = LoadAndCompare(b.Write("fuse_qkv_other_dims"), {{"x", RandomTensor({2, 5, 16}, 3)}});
   ASSERT_TRUE(m);
   EXPECT_EQ(Fired(*m, "QkvUnpack"), 0);
