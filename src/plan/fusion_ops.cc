@@ -262,8 +262,9 @@ FedTranspose TransposeFeeding(const Graph& g, const GraphEditor& ed, const Node&
 
 // MatMul / ScaledMatMul (float32) reading a Transpose (possibly through a
 // scalar Mul, possibly of Transposes) that nothing else reads -> ScaledMatMul
-// reading the innermost Transpose's input with perm_a / perm_b (composed) (and the Mul's factor in
-// alpha), e.g. attention Q K^T without copying Q and K into head-major order.
+// reading the innermost Transpose's input with the composed perm_a / perm_b
+// and the Mul's factor in alpha, e.g. attention Q K^T without copying Q and
+// K into head-major order.
 int64_t MatMulTransposeOnce(Graph& g) {
   GraphEditor ed(g);
   for (size_t id = 0; id < g.nodes.size(); ++id) {

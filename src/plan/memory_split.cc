@@ -10,7 +10,6 @@
 #include <tuple>
 #include <utility>
 
-#include "plan/fusion_util.h"
 #include "plan/memory_split_internal.h"
 #include "plan/shape_infer.h"
 #include "plan/split_map.h"
@@ -20,7 +19,6 @@ namespace {
 
 using namespace split_detail;  // NOLINT: the split's own internals.
 
-constexpr const char* kParallaxDomain = "com.parallax";
 constexpr int kMaxIterations = 256;
 // Most cells two pieces of a region may compute per cell of a value (1 +
 // the halos windows make them recompute).
@@ -36,22 +34,15 @@ struct Context {
   std::vector<bool> taken;      // Per node: in a region.
 };
 
-// True for MatMul-family nodes, whose constant B a split may slice along N
-// (each piece then reads its own columns of the weights, e.g. a head's).
-bool SlicesConstantB(const Node& n) {
-  return (n.domain.empty() && n.op_type == "MatMul") ||
-         (n.domain == kParallaxDomain &&
-          (n.op_type == "FusedMatMul" || n.op_type == "ScaledMatMul"));
-}
-
 // A split of node `n` whose output is sliced along `out_axis`, reading some
-// non-constant input sliced (or a MatMul's constant B along N).
+// non-constant input sliced (or a MatMul's constant B along N: each piece
+// then reads its own columns of the weights, e.g. a head's).
 std::optional<SplitMap> FitOutput(const Context& cx, NodeId n, int out_axis) {
   const Node& node = cx.g.nodes[static_cast<size_t>(n)];
   for (size_t i = 0; i < node.inputs.size(); ++i) {
     const ValueId u = node.inputs[i];
     if (u == kNoValue ||
-        (cx.g.values[static_cast<size_t>(u)].is_constant() && !(i == 1 && SlicesConstantB(node))))
+        (cx.g.values[static_cast<size_t>(u)].is_constant() && !(i == 1 && IsMatMulFamily(node))))
       continue;
     const Shape* s = KnownShape(cx.shapes, u);
     for (int ax = 0; s != nullptr && ax < static_cast<int>(s->size()); ++ax) {

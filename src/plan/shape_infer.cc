@@ -287,7 +287,7 @@ std::vector<Dims> Infer(const Known& k, const Node& n, const Shape& x) {
   if ((onnx && (op == "Conv" || op == "MaxPool" || op == "AveragePool")) ||
       (ours && (op == "Conv" || op == "FusedConv" || op == "MaxPool" || op == "AveragePool")))
     return {Windowed(n, x, shapes)};
-  if ((onnx && op == "MatMul") || (ours && (op == "FusedMatMul" || op == "ScaledMatMul"))) {
+  if (IsMatMulFamily(n)) {
     const Shape* b = n.inputs.size() > 1 ? KnownShape(shapes, n.inputs[1]) : nullptr;
     Dims pa = Permute(x, n.attr_ints("perm_a")),
          pb = b ? Permute(*b, n.attr_ints("perm_b")) : std::nullopt;

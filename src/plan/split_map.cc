@@ -363,8 +363,7 @@ std::optional<SplitMap> MapSplit(const Graph& g, const std::vector<ValueShape>& 
     m.out_axis = axis + (r - rx);
     if (m.out_axis < 0 || !MapBroadcast(n, shapes, m.out_axis, r, extent, 0, &m))
       return std::nullopt;
-  } else if ((n.domain.empty() && op == "MatMul") ||
-             (n.domain == fusion::kDomain && (op == "ScaledMatMul" || op == "FusedMatMul"))) {
+  } else if (IsMatMulFamily(n)) {
     if (!MapMatMul(n, shapes, in, axis, r, &m)) return std::nullopt;
     if (op == "FusedMatMul" && m.out_axis == r - 1) {  // Along N: the bias's and a
       if (in != 1) return std::nullopt;                // residual's last axis too.
@@ -391,6 +390,12 @@ std::optional<SplitMap> MapSplit(const Graph& g, const std::vector<ValueShape>& 
       return std::nullopt;
   }
   return m;
+}
+
+bool IsMatMulFamily(const Node& n) {
+  return (n.domain.empty() && n.op_type == "MatMul") ||
+         (n.domain == fusion::kDomain &&
+          (n.op_type == "FusedMatMul" || n.op_type == "ScaledMatMul"));
 }
 
 bool IsReduction(const Node& n) {

@@ -74,6 +74,10 @@ std::optional<SplitMap> MapSplit(const Graph& g, const std::vector<ValueShape>& 
 // (numpy broadcasting): Add, Relu, Cast, Where, ...
 bool IsElementwise(const Node& n);
 
+// ONNX MatMul and com.parallax FusedMatMul / ScaledMatMul: A [..., M, K] x
+// B [..., K, N], whatever else they fuse.
+bool IsMatMulFamily(const Node& n);
+
 // ONNX ReduceMean, ReduceSum, ReduceMax, ... (every Reduce* op).
 bool IsReduction(const Node& n);
 
