@@ -105,6 +105,12 @@ std::vector<KernelCase> NnCases() {
                              {1, 6, 1500, 64}, false));
   // distilbert_sst2 (opset 17) at sequence length 32: q/k/v/out projections.
   cases.push_back(MatMulCase("MatMul/distilbert_qkv_32x768x768", {1, 32, 768}, {768, 768}, true));
+  // Its MLP at 32 tokens: expansion and projection (K > N: intra-op tiles split
+  // rows, not columns).
+  cases.push_back(
+      MatMulCase("MatMul/distilbert_ffn_up_32x768x3072", {1, 32, 768}, {768, 3072}, true));
+  cases.push_back(
+      MatMulCase("MatMul/distilbert_ffn_down_32x3072x768", {1, 32, 3072}, {3072, 768}, true));
   // clip_text (32 tokens): the MLP expansion, its hottest node.
   cases.push_back(MatMulCase("MatMul/clip_fc_32x512x2048", {1, 32, 512}, {512, 2048}, true));
   // whisper_tiny_decoder: one token through the MLP (M = 1).
