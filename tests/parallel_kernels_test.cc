@@ -1,6 +1,6 @@
 // The vectorised, intra-op parallel long-tail kernels (activations,
-// broadcast arithmetic, Softmax, LayerNormalization, Transpose, Where, Clip,
-// Expand) against straightforward scalar references, and bit-identical
+// broadcast arithmetic, Softmax, LayerNormalization, Transpose, Concat, Where,
+// Clip, Expand) against straightforward scalar references, and bit-identical
 // results whether they run on 1, 2 or 3 threads.
 #include <gtest/gtest.h>
 
@@ -382,6 +382,40 @@ TEST(ParallelKernels, TransposeCommonPerms) {
     CheckTranspose<float>(DType::kFloat32, shape, perm);
     CheckTranspose<int64_t>(DType::kInt64, shape, perm);
     CheckTranspose<uint8_t>(DType::kUInt8, shape, perm);
+  }
+}
+
+TEST(ParallelKernels, ConcatRowsFromEveryInput) {
+  // A channels-last concat (last axis, short segments, many rows: several
+  // tasks), a middle axis, and an empty input.
+  struct Case {
+    std::vector<Shape> shapes;
+    int64_t axis;
+  };
+  const std::vector<Case> cases = {{{{1, 80, 160, 16}, {1, 80, 160, 16}, {1, 80, 160, 32}}, 3},
+                                   {{{6, 5, 300}, {6, 1, 300}, {6, 0, 300}}, 1},
+                                   {{{3, 7}, {2, 7}}, 0}};
+  uint32_t seed = 1;
+  for (const Case& c : cases) {
+    std::vector<Tensor> ins;
+    for (const Shape& s : c.shapes) ins.push_back(F32(s, seed++));
+    Tensor out = RunDeterministic({"Concat", ins, {{"axis", IntAttr(c.axis)}}, 13});
+    const size_t a = static_cast<size_t>(c.axis);
+    int64_t outer = 1, inner = 1, total = 0;
+    for (size_t d = 0; d < a; ++d) outer *= c.shapes[0][d];
+    for (size_t d = a + 1; d < c.shapes[0].size(); ++d) inner *= c.shapes[0][d];
+    for (const Shape& s : c.shapes) total += s[a];
+    ASSERT_EQ(out.numel(), outer * total * inner);
+    int64_t col = 0;
+    for (size_t i = 0; i < ins.size(); ++i) {
+      const int64_t span = c.shapes[i][a] * inner;
+      for (int64_t o = 0; o < outer; ++o)
+        for (int64_t k = 0; k < span; ++k)
+          ASSERT_EQ(out.data<float>()[o * total * inner + col + k],
+                    ins[i].data<float>()[o * span + k])
+              << "input " << i << " row " << o;
+      col += span;
+    }
   }
 }
 
