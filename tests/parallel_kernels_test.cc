@@ -1,7 +1,7 @@
 // The vectorised, intra-op parallel long-tail kernels (activations,
-// broadcast arithmetic, Softmax, LayerNormalization, Transpose, Concat, Where,
-// Clip, Expand) against straightforward scalar references, and bit-identical
-// results whether they run on 1, 2 or 3 threads.
+// broadcast arithmetic, Softmax, LayerNormalization, BatchNormalization,
+// Transpose, Concat, nearest Resize, Where, Clip, Expand) against straightforward scalar
+// references, and bit-identical results whether they run on 1, 2 or 3 threads.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -44,6 +44,8 @@ Tensor Run(const Call& call, int threads) {
     RegisterElementwiseOps(*r);
     RegisterReductionOps(*r);
     RegisterShapeOps(*r);
+    RegisterImageOps(*r);
+    RegisterNnOps(*r);
     return r;
   }();
   static ThreadPool pool(3);
@@ -416,6 +418,59 @@ TEST(ParallelKernels, ConcatRowsFromEveryInput) {
               << "input " << i << " row " << o;
       col += span;
     }
+  }
+}
+
+TEST(ParallelKernels, NearestResizeChannelsLast) {
+  // A channels-last FPN upsample (x2 and x4 over H and W, rows of C values)
+  // and a channels-first one (last axis resized).
+  struct Case {
+    Shape in;
+    std::vector<float> scales;
+  };
+  const std::vector<Case> cases = {{{1, 40, 40, 96}, {1, 2, 2, 1}},
+                                   {{1, 20, 20, 24}, {1, 4, 4, 1}},
+                                   {{1, 24, 40, 40}, {1, 1, 2, 2}}};
+  uint32_t seed = 1;
+  for (const Case& c : cases) {
+    Tensor x = F32(c.in, seed++);
+    Tensor roi = Tensor::FromVector(DType::kFloat32, {0}, std::vector<float>{});
+    Tensor scales = Tensor::FromVector(DType::kFloat32, {4}, c.scales);
+    Tensor y = RunDeterministic({"Resize",
+                                 {x, roi, scales},
+                                 {{"mode", StrAttr("nearest")},
+                                  {"coordinate_transformation_mode", StrAttr("asymmetric")},
+                                  {"nearest_mode", StrAttr("floor")}},
+                                 13});
+    Shape out(4);
+    for (size_t d = 0; d < 4; ++d) out[d] = c.in[d] * static_cast<int64_t>(c.scales[d]);
+    ASSERT_EQ(y.shape(), out);
+    const std::vector<int64_t> is = Strides(c.in), os = Strides(out);
+    for (int64_t i = 0; i < y.numel(); ++i) {
+      int64_t src = 0;
+      for (size_t d = 0; d < 4; ++d)
+        src += (i / os[d] % out[d]) / static_cast<int64_t>(c.scales[d]) * is[d];
+      ASSERT_EQ(y.data<float>()[i], x.data<float>()[src]) << "element " << i;
+    }
+  }
+}
+
+TEST(ParallelKernels, BatchNormalizationInference) {
+  const Shape s = {2, 24, 80, 80};
+  Tensor x = F32(s, 1);
+  Tensor scale = F32({24}, 2), bias = F32({24}, 3), mean = F32({24}, 4);
+  Tensor var = F32({24}, 5, 0.5f, 2.0f);
+  Tensor y = RunDeterministic(
+      {"BatchNormalization", {x, scale, bias, mean, var}, {{"epsilon", FloatAttr(1e-5f)}}, 15});
+  ASSERT_EQ(y.shape(), s);
+  for (int64_t i = 0; i < y.numel(); ++i) {
+    const int64_t c = i / (80 * 80) % 24;
+    const double inv = 1.0 / std::sqrt(static_cast<double>(var.data<float>()[c]) + 1e-5);
+    const float a = static_cast<float>(scale.data<float>()[c] * inv);
+    const float b =
+        static_cast<float>(bias.data<float>()[c] - static_cast<double>(mean.data<float>()[c]) *
+                                                       scale.data<float>()[c] * inv);
+    ASSERT_EQ(y.data<float>()[i], a * x.data<float>()[i] + b) << "element " << i;
   }
 }
 

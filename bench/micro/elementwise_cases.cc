@@ -46,6 +46,22 @@ std::vector<KernelCase> ElementwiseCases() {
   ln.attrs["axis"] = IntAttr(-1);
   ln.attrs["epsilon"] = FloatAttr(1e-5f);
   cases.push_back(std::move(ln));
+  // ppocr_v4_det p2o.GlobalAveragePool.10 (an SE block's squeeze), channels
+  // last after the layout pass: the mean over H and W of [1, 160, 160, 96].
+  KernelCase pool = Elementwise("ReduceMean/ppocr_v4_det_se_pool_nhwc_160x160x96", "ReduceMean",
+                                {{{1, 160, 160, 96}}});
+  pool.attrs["axes"] = testing::IntsAttr({1, 2});
+  pool.attrs["keepdims"] = IntAttr(1);
+  cases.push_back(std::move(pool));
+  // ppocr_v4_det p2o.BatchNormalization.2 (after a residual Add, so no conv
+  // to fold it into): 24 channels of 160 x 160.
+  cases.push_back(Elementwise("BatchNormalization/ppocr_v4_det_bn2_24x160x160",
+                              "BatchNormalization",
+                              {{{1, 24, 160, 160}},
+                               {{24}, true, 0.5f, 1.5f},
+                               {{24}, true},
+                               {{24}, true},
+                               {{24}, true, 0.5f, 1.5f}}));
   return cases;
 }
 

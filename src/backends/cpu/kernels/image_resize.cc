@@ -330,9 +330,12 @@ int64_t ReplicationFactor(const AxisPlan& pw) {
   return rep;
 }
 
+// Output rows (runs of the last axis) split over the intra-op threads; a
+// task starts its row counter from its first row, so any split copies the
+// same bytes.
 template <typename T>
-void NearestResize(const T* in, T* out, const Shape& in_shape, const Shape& out_shape,
-                   const std::vector<AxisPlan>& plans, T ev) {
+void NearestResize(const IntraOp& par, const T* in, T* out, const Shape& in_shape,
+                   const Shape& out_shape, const std::vector<AxisPlan>& plans, T ev) {
   const int rank = static_cast<int>(in_shape.size());
   if (rank == 0) {
     out[0] = in[0];
@@ -344,33 +347,42 @@ void NearestResize(const T* in, T* out, const Shape& in_shape, const Shape& out_
   const int64_t out_w = out_shape[static_cast<size_t>(last)];
   const int64_t rep = ReplicationFactor(pw);
   const int64_t rows = NumElements(out_shape) / out_w;
-  std::vector<int64_t> oi(static_cast<size_t>(last), 0);
-  int64_t prev_src = -2;
-  for (int64_t r = 0; r < rows; ++r) {
-    int64_t src = 0;
-    for (int d = 0; d < last; ++d) {
-      const int64_t ix =
-          plans[static_cast<size_t>(d)].index[static_cast<size_t>(oi[static_cast<size_t>(d)])];
-      if (ix < 0) {
-        src = -1;
-        break;
+  constexpr int64_t kMinTaskBytes = 64 * 1024;
+  const int64_t min_rows =
+      std::max<int64_t>(1, kMinTaskBytes / std::max<int64_t>(1, out_w * int64_t{sizeof(T)}));
+  par.ParallelRanges(rows, min_rows, [&](int64_t r0, int64_t r1) {
+    std::vector<int64_t> oi(static_cast<size_t>(last), 0);
+    for (int64_t d = last - 1, rest = r0; d >= 0; --d) {
+      oi[static_cast<size_t>(d)] = rest % out_shape[static_cast<size_t>(d)];
+      rest /= out_shape[static_cast<size_t>(d)];
+    }
+    int64_t prev_src = -2;
+    for (int64_t r = r0; r < r1; ++r) {
+      int64_t src = 0;
+      for (int d = 0; d < last; ++d) {
+        const int64_t ix =
+            plans[static_cast<size_t>(d)].index[static_cast<size_t>(oi[static_cast<size_t>(d)])];
+        if (ix < 0) {
+          src = -1;
+          break;
+        }
+        src += ix * strides[static_cast<size_t>(d)];
       }
-      src += ix * strides[static_cast<size_t>(d)];
+      T* dst = out + r * out_w;
+      if (src == prev_src) {
+        std::copy_n(dst - out_w, out_w, dst);
+      } else if (src < 0) {
+        std::fill_n(dst, out_w, ev);
+      } else {
+        GatherRow(in + src, dst, pw, rep, ev);
+      }
+      prev_src = src;
+      for (int d = last - 1; d >= 0; --d) {
+        if (++oi[static_cast<size_t>(d)] < out_shape[static_cast<size_t>(d)]) break;
+        oi[static_cast<size_t>(d)] = 0;
+      }
     }
-    T* dst = out + r * out_w;
-    if (src == prev_src) {
-      std::copy_n(dst - out_w, out_w, dst);
-    } else if (src < 0) {
-      std::fill_n(dst, out_w, ev);
-    } else {
-      GatherRow(in + src, dst, pw, rep, ev);
-    }
-    prev_src = src;
-    for (int d = last - 1; d >= 0; --d) {
-      if (++oi[static_cast<size_t>(d)] < out_shape[static_cast<size_t>(d)]) break;
-      oi[static_cast<size_t>(d)] = 0;
-    }
-  }
+  });
 }
 
 // One separable pass: [outer, in_n, inner] -> [outer, p.out, inner].
@@ -535,7 +547,7 @@ class ResizeKernel : public Kernel {
     const double ev = a_.extrapolation;
     return DispatchAll(x.dtype(), [&]<typename T>() -> Status {
       if (a_.mode == Mode::kNearest) {
-        NearestResize(x.data<T>(), out->data<T>(), x.shape(), g.out_shape, plans,
+        NearestResize(ctx.intra_op(), x.data<T>(), out->data<T>(), x.shape(), g.out_shape, plans,
                       FromCompute<T>(ev));
       } else {
         FilterResize<T>(x, out, plans, ev);

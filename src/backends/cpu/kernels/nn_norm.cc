@@ -4,6 +4,7 @@
 // (y = a[c] * x + b[c]) over contiguous spatial runs, which is as fast as a
 // oneDNN primitive for this memory-bound op. float16/float64 are staged
 // through float32 (statistics are accumulated in double).
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -14,16 +15,21 @@
 namespace parallax::nn {
 namespace {
 
-// y[n, p, s] = a[p] * x[n, p, s] + b[p] for P parameter rows of S elements.
-void ApplyAffine(const float* x, const std::vector<float>& a, const std::vector<float>& b,
-                 int64_t batch, int64_t rows, int64_t run, float* y) {
-  for (int64_t n = 0; n < batch; ++n)
-    for (int64_t p = 0; p < rows; ++p) {
-      const float* xi = x + (n * rows + p) * run;
-      float* yi = y + (n * rows + p) * run;
-      float av = a[static_cast<size_t>(p)], bv = b[static_cast<size_t>(p)];
+// y[n, p, s] = a[p] * x[n, p, s] + b[p] for P parameter rows of S elements,
+// rows split over the intra-op threads (each element computed alone: the same
+// bits for any split).
+void ApplyAffine(const IntraOp& par, const float* x, const std::vector<float>& a,
+                 const std::vector<float>& b, int64_t batch, int64_t rows, int64_t run, float* y) {
+  constexpr int64_t kMinTaskElements = 32 * 1024;
+  const int64_t min_rows = std::max<int64_t>(1, kMinTaskElements / std::max<int64_t>(1, run));
+  par.ParallelRanges(batch * rows, min_rows, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* xi = x + r * run;
+      float* yi = y + r * run;
+      const float av = a[static_cast<size_t>(r % rows)], bv = b[static_cast<size_t>(r % rows)];
       for (int64_t i = 0; i < run; ++i) yi[i] = av * xi[i] + bv;
     }
+  });
 }
 
 // Per-channel batch mean and (population) variance over N and spatial dims.
@@ -108,7 +114,8 @@ Status BatchNorm(KernelContext& ctx) {
   PX_ASSIGN_OR_RETURN(Tensor * out, ctx.Output(0, xin.dtype(), xin.shape()));
   Tensor y =
       xin.dtype() == DType::kFloat32 ? *out : Tensor::Uninitialized(DType::kFloat32, xin.shape());
-  ApplyAffine(x.data<float>(), a, b, batch, affine_rows, affine_run, y.data<float>());
+  ApplyAffine(ctx.intra_op(), x.data<float>(), a, b, batch, affine_rows, affine_run,
+              y.data<float>());
   if (xin.dtype() != DType::kFloat32) StoreFromFloat32(y.data<float>(), out);
   if (!training) return Status::Ok();
   std::vector<double> rmean(mean.size()), rvar(var.size());
