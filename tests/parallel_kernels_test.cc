@@ -379,6 +379,9 @@ TEST(ParallelKernels, TransposeCommonPerms) {
       {{4, 6, 300, 64}, {0, 2, 1, 3}},
       {{4, 300, 6, 64}, {0, 2, 3, 1}},
       {{4, 6, 300, 64}, {0, 1, 3, 2}},
+      {{2, 33, 35, 24}, {0, 3, 1, 2}},  // NHWC back to NCHW: 4 x 4 blocks and edges.
+      {{1, 80, 80, 144}, {0, 3, 1, 2}},
+      {{1, 7, 9, 5}, {0, 3, 1, 2}},
       {{3, 5, 7, 11, 13}, {4, 2, 0, 3, 1}}};
   for (const auto& [shape, perm] : cases) {
     CheckTranspose<float>(DType::kFloat32, shape, perm);

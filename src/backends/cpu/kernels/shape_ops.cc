@@ -2,6 +2,9 @@
 // Transpose, Concat, Split, Shape, Size. The rest of the family (Slice, Pad,
 // Tile, Expand, ...) lives in shape_extra.cc.
 #include <algorithm>
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
 #include <cstring>
 #include <limits>
 #include <string>
@@ -159,6 +162,34 @@ void InterleavePlanes(const uint32_t* src, uint32_t* dst, int64_t cols, int64_t 
     for (int r = 0; r < R; ++r) dst[c * R + r] = src[r * cols + c];
 }
 
+// dst[c * rows + r] = src[r * cols + c] over r in [r0, r1), c in [c0, c1):
+// 4 x 4 blocks through SSE registers on x86-64 (a plain copy of 32-bit
+// patterns), scalar elsewhere and at the edges.
+void TransposeTile(const uint32_t* src, uint32_t* dst, int64_t rows, int64_t cols, int64_t r0,
+                   int64_t r1, int64_t c0, int64_t c1) {
+  int64_t r4 = r0, c4 = c0;
+#if defined(__SSE2__)
+  c4 = c0 + (c1 - c0) / 4 * 4;
+  r4 = r0 + (r1 - r0) / 4 * 4;
+  for (int64_t r = r0; r < r4; r += 4) {
+    for (int64_t c = c0; c < c4; c += 4) {
+      __m128 v[4];
+      for (int i = 0; i < 4; ++i)
+        v[i] = _mm_castsi128_ps(
+            _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + (r + i) * cols + c)));
+      _MM_TRANSPOSE4_PS(v[0], v[1], v[2], v[3]);
+      for (int i = 0; i < 4; ++i)
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + (c + i) * rows + r),
+                         _mm_castps_si128(v[i]));
+    }
+    for (int64_t c = c4; c < c1; ++c)
+      for (int64_t i = r; i < r + 4; ++i) dst[c * rows + i] = src[i * cols + c];
+  }
+#endif
+  for (int64_t c = c0; c < c1; ++c)
+    for (int64_t r = r4; r < r1; ++r) dst[c * rows + r] = src[r * cols + c];
+}
+
 // Layout reorders NCHW <-> NHWC (perm [0,2,3,1] / [0,3,1,2]) of 4-byte
 // elements: per batch item a 2-D transpose of a [rows, cols] matrix, in 32x32
 // tiles, parallel over (batch, column tiles); to NHWC with at most 4 channels
@@ -190,18 +221,17 @@ bool ChannelTranspose(const IntraOp& intra, const Tensor& x, const std::vector<i
     });
     return true;
   }
-  const int64_t min_chunk = std::max<int64_t>(1, (int64_t{1} << 14) / (rows * kTile));
-  intra.ParallelRanges(n * col_tiles, min_chunk, [&](int64_t begin, int64_t end) {
+  // Tasks are 32 x 32 tiles (batch item, row tile, column tile): a narrow
+  // side (few channels) still splits over the threads along the other one.
+  const int64_t row_tiles = (rows + kTile - 1) / kTile;
+  const int64_t tiles = n * row_tiles * col_tiles;
+  const int64_t min_chunk = std::max<int64_t>(1, (int64_t{1} << 14) / (kTile * kTile));
+  intra.ParallelRanges(tiles, min_chunk, [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t) {
-      const int64_t b = t / col_tiles, c0 = t % col_tiles * kTile;
-      const int64_t c1 = std::min(cols, c0 + kTile);
-      const uint32_t* src = in + b * rows * cols;
-      uint32_t* dst = o + b * rows * cols;
-      for (int64_t r0 = 0; r0 < rows; r0 += kTile) {
-        const int64_t r1 = std::min(rows, r0 + kTile);
-        for (int64_t c = c0; c < c1; ++c)
-          for (int64_t r = r0; r < r1; ++r) dst[c * rows + r] = src[r * cols + c];
-      }
+      const int64_t b = t / (row_tiles * col_tiles), rc = t % (row_tiles * col_tiles);
+      const int64_t r0 = rc / col_tiles * kTile, c0 = rc % col_tiles * kTile;
+      const int64_t r1 = std::min(rows, r0 + kTile), c1 = std::min(cols, c0 + kTile);
+      TransposeTile(in + b * rows * cols, o + b * rows * cols, rows, cols, r0, r1, c0, c1);
     }
   });
   return true;
