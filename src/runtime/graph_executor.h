@@ -6,7 +6,9 @@
 //  - dataflow: the graph's branches (plan/branches.h) are tasks on the
 //    session pool; a branch starts when its predecessor branches are done,
 //    ready branches run highest critical path first, and a kernel still
-//    tiles its work over workers that no branch keeps busy (hybrid);
+//    tiles its work over workers that no branch keeps busy (hybrid); only
+//    the branches of layers the branch policy marks parallel overlap (a
+//    graph without such layers runs in the sequential order);
 //  - layers: the paper's layer-synchronous schedule (a barrier between Kahn
 //    layers; a layer's branches run concurrently only if the branch policy
 //    marks it parallel), for comparison.
@@ -51,13 +53,12 @@ class TraceRecorder;
 
 struct ExecOptions {
   ExecMode mode = ExecMode::kSequential;
-  BranchPolicy policy;             // Which layers the layers mode runs in parallel.
+  BranchPolicy policy;             // Which layers the concurrent modes run in parallel.
   TraceRecorder* trace = nullptr;  // Records ops when set; outlives runs.
   // Dataflow memory cap: a plan may use at most this many times the best
-  // sequential plan's bytes. When the free schedule's plan is larger, the
-  // executor serialises branches (first those of layers the policy does not
-  // mark parallel, then every layer's) until it fits, else runs the
-  // sequential order.
+  // sequential plan's bytes. When the schedule's plan is larger, the
+  // executor narrows its parallel layers, then serialises every layer's
+  // branches, until it fits, else runs the sequential order.
   double max_plan_ratio = 1.15;
   // Let kernels write an output over a dead input (Backend::ReusableInputs).
   bool in_place = true;

@@ -58,8 +58,10 @@ void GraphExecutor::PrepareConcurrent() {
     options_.mode = ExecMode::kSequential;
     return;
   }
-  // One thread cannot overlap branches: keep the sequential order.
-  default_sequential_ = IsTotalOrder(branches_) || intra_op_.threads <= 1;
+  // One thread cannot overlap branches, and dataflow overlaps only the
+  // branches of layers the policy marks parallel: keep the sequential order.
+  default_sequential_ = IsTotalOrder(branches_) || intra_op_.threads <= 1 ||
+                        (options_.mode == ExecMode::kDataflow && branches_.parallel_layers == 0);
   const size_t nv = g.values.size();
   auto freeable = [&](ValueId v) { return g.values[v].producer >= 0 && !is_output_[v]; };
   readers_.assign(nv, {});
@@ -104,12 +106,14 @@ void GraphExecutor::PrepareConcurrent() {
   default_tasks_ = BuildTasks(ConstrainBranches(branches_, ModeConstraints()), flops);
 }
 
+// Both concurrent modes run the branches of a layer the policy does not mark
+// parallel one after another (the paper's refinement: short or unbalanced
+// branches gain less from overlapping than their kernels gain from the
+// threads); layers adds a barrier between layers, dataflow does not.
 BranchConstraints GraphExecutor::ModeConstraints() const {
   BranchConstraints c;
-  if (options_.mode == ExecMode::kLayers) {
-    c.layer_barriers = true;
-    c.chain_serial = true;
-  }
+  c.chain_serial = true;
+  c.layer_barriers = options_.mode == ExecMode::kLayers;
   return c;
 }
 
@@ -190,10 +194,10 @@ MemoryPlan GraphExecutor::PlanOrdered(const std::vector<BufferRequest>& seq_reqs
       reqs, [&hb](int32_t a, int32_t b) { return hb.Before(a, b); }, kArenaAlignment);
 }
 
-// The mode's free schedule, then (dataflow) the same with branches of
-// layers the policy does not mark parallel serialised, then every layer
-// narrowed to W - 1, W / 2, W / 4, ... 2 branches at once (W: the widest
-// layer), then one branch at a time; keeping those within max_plan_ratio x
+// The mode's schedule (branches of layers the policy does not mark parallel
+// serialised; none at all for a dataflow graph without parallel layers),
+// then (dataflow) every parallel layer narrowed to W - 1, W / 2, W / 4, ...
+// 2 branches at once (W: the widest layer), then one branch at a time; keeping those within max_plan_ratio x
 // the sequential plan that save memory over the one before.
 void GraphExecutor::PlanConcurrent(const std::vector<BufferRequest>& seq_reqs,
                                    const std::vector<ValueId>& ids, size_t seq_bytes,
@@ -202,6 +206,7 @@ void GraphExecutor::PlanConcurrent(const std::vector<BufferRequest>& seq_reqs,
   Result<BranchAnalysis> measured = AnalyzeBranches(*graph_, flops, options_.policy);
   const BranchAnalysis& base = measured.ok() ? *measured : branches_;
   if (IsTotalOrder(base) || intra_op_.threads <= 1) return;
+  if (options_.mode == ExecMode::kDataflow && base.parallel_layers == 0) return;
   double total_flops = 0;
   for (double f : flops) total_flops += f;
   double work = 0;
@@ -212,7 +217,6 @@ void GraphExecutor::PlanConcurrent(const std::vector<BufferRequest>& seq_reqs,
   if (options_.mode == ExecMode::kDataflow) {
     BranchConstraints c;
     c.chain_serial = true;
-    tries.push_back(c);
     // Widths W - 1, W / 2, W / 4, ... down to 2 (W: the widest layer).
     const int widest = base.max_branch_width;
     std::vector<int> widths;
