@@ -197,8 +197,9 @@ MemoryPlan GraphExecutor::PlanOrdered(const std::vector<BufferRequest>& seq_reqs
 // The mode's schedule (branches of layers the policy does not mark parallel
 // serialised; none at all for a dataflow graph without parallel layers),
 // then (dataflow) every parallel layer narrowed to W - 1, W / 2, W / 4, ...
-// 2 branches at once (W: the widest layer), then one branch at a time; keeping those within
-// max_plan_ratio x the sequential plan that save memory over the one before.
+// 2 branches at once (W: the widest layer), then one branch at a time;
+// keeping those within max_plan_ratio x the sequential plan that save memory
+// over the one before.
 void GraphExecutor::PlanConcurrent(const std::vector<BufferRequest>& seq_reqs,
                                    const std::vector<ValueId>& ids, size_t seq_bytes,
                                    std::vector<Schedule>* out) const {
