@@ -56,9 +56,9 @@ struct SessionOptions {
   // Execution backend; "cpu" is the only one built today.
   std::string backend = "cpu";
   // Upper bound on activation memory in bytes. > 0: this many; 0: from the
-  // OS, re-read every run (MemAvailable minus a 10% / 256 MiB safety
-  // margin); -1: unlimited. A run takes the most concurrent schedule whose
-  // plan fits (else the sequential plan); one that cannot fit even
+  // OS, re-read every run, or for runs less than 1 ms apart every 1 ms
+  // (MemAvailable minus a 10% / 256 MiB safety margin); -1: unlimited. A run takes the most
+  // concurrent schedule whose plan fits (else the sequential plan); one that cannot fit even
   // sequentially fails with ResourceExhausted before running.
   int64_t memory_budget_bytes = 0;
   // Time every node of the main graph (steady_clock around each kernel;

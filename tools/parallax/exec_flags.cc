@@ -13,9 +13,10 @@ void AddExecFlags(CLI::App* app, ExecFlags* f) {
                   "ready, idle threads help large ops)")
       ->check(CLI::IsMember({"sequential", "layers", "dataflow"}))
       ->default_val("dataflow");
-  app->add_option("--memory-budget", f->memory_budget,
-                  "Activation memory budget in bytes: > 0 this many, 0 from the OS "
-                  "(MemAvailable minus a safety margin, re-read per run), -1 unlimited")
+  app->add_option(
+         "--memory-budget", f->memory_budget,
+         "Activation memory budget in bytes: > 0 this many, 0 from the OS "
+         "(MemAvailable minus a safety margin, re-read per run, at most once per ms), -1 unlimited")
       ->default_val(0);
   app->add_option("--max-plan-ratio", f->max_plan_ratio,
                   "Dataflow: activation plan at most this many times the best sequential plan; "
