@@ -206,8 +206,9 @@ void GraphExecutor::PlanConcurrent(const std::vector<BufferRequest>& seq_reqs,
   const std::vector<double> flops = EstimateGraphFlops(*graph_, observed_shape_);
   Result<BranchAnalysis> measured = AnalyzeBranches(*graph_, flops, options_.policy);
   const BranchAnalysis& base = measured.ok() ? *measured : branches_;
-  if (IsTotalOrder(base) || intra_op_.threads <= 1) return;
-  if (options_.mode == ExecMode::kDataflow && base.parallel_layers == 0) return;
+  if (IsTotalOrder(base) || intra_op_.threads <= 1 ||
+      (options_.mode == ExecMode::kDataflow && base.parallel_layers == 0))
+    return;
   double total_flops = 0;
   for (double f : flops) total_flops += f;
   double work = 0;

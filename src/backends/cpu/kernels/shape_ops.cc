@@ -293,13 +293,6 @@ Status Concat(KernelContext& ctx) {
   for (int d = axis + 1; d < r; ++d) inner *= out_shape[static_cast<size_t>(d)];
   const size_t es = DTypeSize(first.dtype());
   const size_t row = static_cast<size_t>(out_shape[static_cast<size_t>(axis)] * inner) * es;
-  const int n = ctx.num_inputs();
-  std::vector<const char*> srcs(static_cast<size_t>(n));
-  std::vector<size_t> chunks(static_cast<size_t>(n));
-  for (int i = 0; i < n; ++i) {
-    srcs[static_cast<size_t>(i)] = static_cast<const char*>(ctx.input(i).raw_data());
-    chunks[static_cast<size_t>(i)] = static_cast<size_t>(ctx.input(i).dim(axis) * inner) * es;
-  }
   char* dst = static_cast<char*>(out->raw_data());
   // Output rows in order, each gathered from every input (the output is
   // written once, front to back: a channels-last concat of an image is one
@@ -309,10 +302,13 @@ Status Concat(KernelContext& ctx) {
   ctx.intra_op().ParallelRanges(outer, min_rows, [&](int64_t o0, int64_t o1) {
     for (int64_t o = o0; o < o1; ++o) {
       char* d = dst + static_cast<size_t>(o) * row;
-      for (size_t i = 0; i < chunks.size(); ++i) {
-        if (chunks[i] == 0) continue;
-        std::memcpy(d, srcs[i] + static_cast<size_t>(o) * chunks[i], chunks[i]);
-        d += chunks[i];
+      for (int i = 0; i < ctx.num_inputs(); ++i) {
+        const Tensor& t = ctx.input(i);
+        const size_t chunk = static_cast<size_t>(t.dim(axis) * inner) * es;
+        if (chunk == 0) continue;
+        std::memcpy(d, static_cast<const char*>(t.raw_data()) + static_cast<size_t>(o) * chunk,
+                    chunk);
+        d += chunk;
       }
     }
   });
