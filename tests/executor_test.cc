@@ -237,6 +237,88 @@ TEST(Executor, LoopWithScanOutputs) {
   }
 }
 
+// Loop whose body has intermediates (v * 2, negated twice) of x's 4096
+// floats: the body's own arena, which the session budget must cover too.
+std::string LoopWithBodyArenaModel() {
+  ModelBuilder b(13);
+  b.Input("n", onnx::TensorProto::INT64, {}).Input("x", onnx::TensorProto::FLOAT, {4096});
+  b.Output("final", onnx::TensorProto::FLOAT, {4096});
+  b.FloatInit("two", {1}, {2.f});
+  onnx::NodeProto* loop = b.Node("Loop", {"n", "", "x"}, {"final"});
+  auto* attr = loop->add_attribute();
+  attr->set_name("body");
+  attr->set_type(onnx::AttributeProto::GRAPH);
+  onnx::GraphProto* g = attr->mutable_g();
+  g->set_name("body");
+  for (auto [name, type] : {std::pair<const char*, int>{"i", onnx::TensorProto::INT64},
+                            {"cond_in", onnx::TensorProto::BOOL},
+                            {"v", onnx::TensorProto::FLOAT}}) {
+    auto* in = g->add_input();
+    in->set_name(name);
+    in->mutable_type()->mutable_tensor_type()->set_elem_type(type);
+  }
+  for (auto [name, type] : {std::pair<const char*, int>{"cond_out", onnx::TensorProto::BOOL},
+                            {"v_out", onnx::TensorProto::FLOAT}}) {
+    auto* out = g->add_output();
+    out->set_name(name);
+    out->mutable_type()->mutable_tensor_type()->set_elem_type(type);
+  }
+  auto node = [&](const char* op, std::vector<const char*> ins, const char* out) {
+    auto* n = g->add_node();
+    n->set_op_type(op);
+    for (const char* i : ins) n->add_input(i);
+    n->add_output(out);
+  };
+  node("Identity", {"cond_in"}, "cond_out");
+  node("Mul", {"v", "two"}, "a");
+  node("Exp", {"a"}, "e");
+  node("Add", {"a", "e"}, "s");  // a and e live together: 32 KiB.
+  node("Sub", {"s", "e"}, "v_out");
+  return b.Write("loop_body_arena");
+}
+
+// The budget covers subgraph bodies: their arenas are reported, a budget
+// with room runs, and one below what the body needs fails naming the Loop
+// (it used to run the body unbudgeted).
+TEST(Executor, SubgraphBodiesRunWithinTheBudget) {
+  auto m = Model::Load(LoopWithBodyArenaModel());
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  Session::NamedTensors in = {{"n", Tensor::FromVector<int64_t>(DType::kInt64, {}, {3})},
+                              {"x", Tensor::Empty(DType::kFloat32, {4096})}};
+  for (int64_t i = 0; i < 4096; ++i) in[1].second.data<float>()[i] = 0.25f;
+  SessionOptions unlimited;
+  unlimited.memory_budget_bytes = -1;
+  auto free_session = Session::Create(*m, unlimited);
+  ASSERT_TRUE(free_session.ok()) << free_session.status().ToString();
+  for (int rep = 0; rep < 2; ++rep) ASSERT_TRUE(free_session->Run(in).ok());
+  const RunStats free_stats = free_session->last_stats();
+  EXPECT_GE(free_stats.subgraph_arena_bytes, 2u * 4096 * sizeof(float));
+  const size_t need = free_stats.planned_activation_bytes + free_stats.subgraph_arena_bytes;
+
+  SessionOptions roomy;
+  roomy.memory_budget_bytes = static_cast<int64_t>(4 * need);
+  auto ok_session = Session::Create(*m, roomy);
+  ASSERT_TRUE(ok_session.ok());
+  for (int rep = 0; rep < 3; ++rep) {
+    auto out = ok_session->Run(in);
+    ASSERT_TRUE(out.ok()) << out.status().ToString();
+    EXPECT_EQ((*out)[0].data<float>()[7], 2.f);  // 0.25 * 2^3
+    const RunStats st = ok_session->last_stats();
+    EXPECT_LE(st.planned_activation_bytes + st.subgraph_arena_bytes, 4 * need);
+  }
+
+  SessionOptions tight;
+  tight.memory_budget_bytes = static_cast<int64_t>(free_stats.subgraph_arena_bytes / 2);
+  auto tight_session = Session::Create(*m, tight);
+  ASSERT_TRUE(tight_session.ok());
+  auto out = tight_session->Run(in);
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(out.status().message().find("Loop node"), std::string::npos) << out.status().ToString();
+  EXPECT_NE(out.status().message().find("iteration 0"), std::string::npos)
+      << out.status().ToString();
+}
+
 // A trace shows body ops nested in their Loop's slice: one slice for the Loop
 // and one per body node per iteration; only the main graph samples memory.
 TEST(Executor, TraceRecordsLoopBodyOps) {

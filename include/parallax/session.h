@@ -59,7 +59,8 @@ struct SessionOptions {
   // OS, re-read every run, or for runs less than 1 ms apart every 1 ms
   // (MemAvailable minus a 10% / 256 MiB safety margin); -1: unlimited. A run takes the most
   // concurrent schedule whose plan fits (else the sequential plan); one that cannot fit even
-  // sequentially fails with ResourceExhausted before running.
+  // sequentially fails with ResourceExhausted before running. If/Loop/Scan bodies run within
+  // what their graph leaves (RunStats::subgraph_arena_bytes).
   int64_t memory_budget_bytes = 0;
   // Time every node of the main graph (steady_clock around each kernel;
   // nodes inside If/Loop/Scan bodies count in their owner). Off: no timing.
@@ -81,6 +82,9 @@ struct RunStats {
   // the budget (0: none), and the most pieces of one chain.
   int split_regions = 0;
   int split_pieces = 1;
+  // Arenas of subgraph bodies (If/Loop/Scan, nested ones included) held
+  // after the run, besides the main plan's; the budget covers both.
+  size_t subgraph_arena_bytes = 0;
 };
 
 // The main graph's branch structure (paper Table 7).

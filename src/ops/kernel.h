@@ -95,6 +95,9 @@ class SubgraphRunner {
   // (values taken from the enclosing graph). Outputs are owned tensors.
   virtual Status Run(const std::vector<Tensor>& inputs, const std::vector<Tensor>& captures,
                      std::vector<Tensor>* outputs) = 0;
+  // Activation bytes the next runs may use beyond what the body already
+  // holds (KernelContext::subgraph_free_bytes; SIZE_MAX: unlimited).
+  virtual void set_free_bytes(size_t bytes) = 0;
 };
 
 class KernelContext {
@@ -114,6 +117,12 @@ class KernelContext {
   // The session's intra-op parallelism (inline when never set).
   const IntraOp& intra_op() const { return intra_op_; }
   void set_intra_op(const IntraOp& p) { intra_op_ = p; }
+  // Memory budget left for the node's subgraph bodies (If/Loop/Scan) beyond
+  // the bytes they already hold: the running graph's budget minus its own
+  // bytes and every body's. SIZE_MAX: unlimited. Pass it to
+  // SubgraphRunner::set_free_bytes before running a body.
+  size_t subgraph_free_bytes() const { return subgraph_free_; }
+  void set_subgraph_free_bytes(size_t bytes) { subgraph_free_ = bytes; }
 
   // Byte-moving ops (Reshape, Squeeze, ...) may make output 0 share input
   // 0's bytes instead of copying them when the executor allows it (it then
@@ -176,6 +185,7 @@ class KernelContext {
   uint64_t shared_ = 0;  // Bit i: output i set by SetOutput of an owned tensor.
   OutputAllocator* allocator_;
   IntraOp intra_op_;
+  size_t subgraph_free_ = SIZE_MAX;
   bool may_forward_ = false;
   int reusable_input_ = -1;
 };

@@ -21,6 +21,12 @@ class SubgraphRunnerImpl : public SubgraphRunner {
              std::vector<Tensor>* outputs) override {
     return exec_->Run(inputs, captures, outputs);
   }
+  // The body's own arenas are outside `bytes` (the parent subtracted every
+  // body's), so they count toward its budget again.
+  void set_free_bytes(size_t bytes) override {
+    exec_->set_memory_budget(bytes == SIZE_MAX ? 0
+                                               : std::max<size_t>(1, bytes + exec_->HeldBytes()));
+  }
 
  private:
   std::unique_ptr<GraphExecutor> exec_;
@@ -48,7 +54,12 @@ class GraphExecutor::RunAllocator : public OutputAllocator {
       exec_->needs_replan_.store(true, std::memory_order_relaxed);  // Data-dependent shape.
     }
     const size_t budget = exec_->budget_bytes_;
-    if (budget > 0 && exec_->live_bytes_.load(std::memory_order_relaxed) + bytes > budget) {
+    // A planned run's intermediates count on top of its whole arena; graph
+    // outputs (the caller's, never in a plan) on top of the live bytes.
+    const bool caller_owned = plan != nullptr && v != kNoValue && exec_->is_output_[v];
+    const size_t used =
+        caller_owned ? exec_->live_bytes_.load(std::memory_order_relaxed) : exec_->UsedBytes();
+    if (budget > 0 && used + exec_->BodiesHeld() + bytes > budget) {
       // Unplanned runs record shapes; this one tells a memory split its size.
       if (v != kNoValue && plan == nullptr) exec_->observed_shape_[v] = ValueShape{true, shape};
       return ResourceExhausted(node_->Describe() + ": output " + std::to_string(output_index) +
@@ -145,6 +156,10 @@ Status GraphExecutor::Prepare() {
     if (!k.ok()) return k.status();
     kernels_.push_back(std::move(k).value());
   }
+  has_body_.assign(g.nodes.size(), false);
+  for (size_t s = 0; s < g.nodes.size(); ++s)
+    for (const auto& [key, attr] : g.nodes[s].attrs)
+      if (attr.g) has_body_[s] = true;
   const size_t nv = g.values.size();
   last_use_.assign(nv, -1);
   is_output_.assign(nv, false);
@@ -298,6 +313,32 @@ Status GraphExecutor::BindInputs(const std::vector<Tensor>& inputs,
   return Status::Ok();
 }
 
+size_t GraphExecutor::HeldBytes() const {
+  return held_bytes_.load(std::memory_order_relaxed) + BodiesHeld();
+}
+
+size_t GraphExecutor::BodiesHeld() const {
+  size_t held = 0;
+  for (const GraphExecutor* b : bodies_) held += b->HeldBytes();
+  return held;
+}
+
+size_t GraphExecutor::UsedBytes() const {
+  return active_plan_ != nullptr ? arena_capacity_ + dynamic_bytes_.load(std::memory_order_relaxed)
+                                 : live_bytes_.load(std::memory_order_relaxed);
+}
+
+void GraphExecutor::FreeArena() {
+  arena_.reset();
+  arena_capacity_ = 0;
+  held_bytes_.store(0, std::memory_order_relaxed);
+}
+
+void GraphExecutor::FreeArenas() {
+  FreeArena();
+  for (GraphExecutor* b : bodies_) b->FreeArenas();
+}
+
 std::string GraphExecutor::Signature() const {
   std::string sig;
   auto add = [&](const Tensor& t) {
@@ -333,6 +374,10 @@ Status GraphExecutor::ExecuteNode(size_t step) {
   KernelContext ctx(node, std::move(ins), std::move(implicit),
                     static_cast<int>(node.outputs.size()), &alloc);
   ctx.set_intra_op(intra_op_);
+  if (has_body_[step] && budget_bytes_ > 0) {
+    const size_t used = UsedBytes() + BodiesHeld();
+    ctx.set_subgraph_free_bytes(budget_bytes_ > used ? budget_bytes_ - used : 0);
+  }
   ctx.set_may_forward(forwards_[step]);
   const int alias_input = alias_input_[step];
   if (alias_input >= 0 && !forwards_[step] && fresh_[node.inputs[static_cast<size_t>(alias_input)]])
@@ -444,17 +489,27 @@ Status GraphExecutor::Run(const std::vector<Tensor>& inputs, const std::vector<T
   const MemoryPlan* chosen_plan = nullptr;
   const Schedule* chosen = nullptr;
   bool planned_over_budget = false;  // A plan exists, but none fits: run unplanned.
+  size_t bodies_held = budget > 0 ? BodiesHeld() : 0;  // Subgraph arenas, in the budget.
   if (active_plan_ != nullptr) {
-    // Admission: the most concurrent schedule whose plan fits the budget.
+    // Admission: the most concurrent schedule whose plan fits the budget
+    // beside the bodies' arenas, none that could run two bodies at once.
     const std::vector<Schedule>& schedules = active_plan_->schedules;
     chosen = &schedules.front();
     if (budget > 0) {
-      const Schedule* leanest = chosen;
-      chosen = nullptr;
-      for (const Schedule& s : schedules) {
-        if (s.plan.arena_bytes < leanest->plan.arena_bytes) leanest = &s;
-        if (chosen == nullptr && s.plan.arena_bytes <= budget) chosen = &s;
+      auto admit = [&]() -> const Schedule* {
+        for (const Schedule& s : schedules)
+          if (!s.concurrent_bodies && s.plan.arena_bytes + bodies_held <= budget) return &s;
+        return nullptr;
+      };
+      chosen = admit();
+      if (chosen == nullptr && bodies_held > 0) {  // Arenas from earlier runs may shrink.
+        for (GraphExecutor* b : bodies_) b->FreeArenas();
+        bodies_held = 0;
+        chosen = admit();
       }
+      const Schedule* leanest = &schedules.back();
+      for (const Schedule& s : schedules)
+        if (s.plan.arena_bytes < leanest->plan.arena_bytes) leanest = &s;
       if (chosen == nullptr) {
         const std::string refusal =
             "graph '" + graph_->name + "' needs " + std::to_string(leanest->plan.arena_bytes) +
@@ -477,19 +532,25 @@ Status GraphExecutor::Run(const std::vector<Tensor>& inputs, const std::vector<T
     chosen_plan = &chosen->plan;
     active_offsets_ = &chosen_plan->offsets;
     size_t need = std::max<size_t>(chosen_plan->arena_bytes, kArenaAlignment);
-    if (need > arena_capacity_) {
+    // Under a budget the arena shrinks to the plan when it would not fit beside the bodies'.
+    const bool shrink =
+        budget > 0 && arena_capacity_ > need && arena_capacity_ + bodies_held > budget;
+    if (need > arena_capacity_ || shrink) {
+      FreeArena();
       void* p = std::aligned_alloc(
           kArenaAlignment, (need + kArenaAlignment - 1) / kArenaAlignment * kArenaAlignment);
       if (p == nullptr)
         return ResourceExhausted("cannot allocate a " + std::to_string(need) + "-byte arena");
       arena_ = std::unique_ptr<uint8_t, void (*)(void*)>(static_cast<uint8_t*>(p), std::free);
       arena_capacity_ = need;
+      held_bytes_.store(need, std::memory_order_relaxed);
     }
     stats_.used_plan = true;
     stats_.planned_arena_bytes = chosen_plan->arena_bytes;
     stats_.sequential_plan_bytes = schedules.back().plan.arena_bytes;
   } else if (budget > 0 || default_sequential_) {
     mode = ExecMode::kSequential;  // Unplanned: the lowest-peak order, each allocation checked.
+    if (budget > 0) FreeArena();   // Unused this run; the checks count live bytes.
   }
   stats_.mode = mode;
   if (mode != ExecMode::kSequential) stats_.layer_width = tasks->layer_width;
@@ -513,6 +574,7 @@ Status GraphExecutor::Run(const std::vector<Tensor>& inputs, const std::vector<T
   }
   stats_.measured_peak_bytes = peak_bytes_.load();
   stats_.dynamic_bytes = dynamic_bytes_.load();
+  stats_.subgraph_bytes = BodiesHeld();
   if (!status.ok()) {
     slots_.clear();
     const bool planned = active_plan_ != nullptr;

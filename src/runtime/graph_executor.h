@@ -74,6 +74,9 @@ struct ExecStats {
   int layer_width = 1;                    // Its most branches of one layer at once (1: sequential).
   int split_regions = 0;  // Regions run in pieces to fit the budget (plan/memory_split.h).
   int split_pieces = 1;   // Most pieces of one such chain.
+  // Arena bytes the graph's subgraph bodies (If/Loop/Scan, nested ones
+  // included) hold after the run; they count against the budget.
+  size_t subgraph_bytes = 0;
 };
 
 class GraphExecutor {
@@ -100,7 +103,13 @@ class GraphExecutor {
   // (SplitForMemory; kernels shared with this executor, results equal to
   // rounding), or fails with ResourceExhausted; unplanned (first) runs go
   // sequentially and fail on the first allocation past it. Not during a run.
+  // Subgraph bodies run within what is left: the budget minus this graph's
+  // arena (or live bytes when unplanned) and every body's arena; a plan
+  // whose schedule could run two bodies at once is not used under a budget.
   void set_memory_budget(size_t bytes) { budget_bytes_ = bytes; }
+  // Arena bytes held between runs by this executor and its bodies'
+  // (recursively). Thread-safe.
+  size_t HeldBytes() const;
   // Records ops into `trace` (nullptr: stop), including those of subgraph
   // bodies (nested inside their If/Loop/Scan slice, on the worker that runs
   // them; only the main graph samples the memory counter). Not during a run.
@@ -133,6 +142,9 @@ class GraphExecutor {
   struct Schedule {
     MemoryPlan plan;
     std::shared_ptr<TaskPlan> tasks;  // Priorities from this signature's FLOPs.
+    // Two nodes with subgraph bodies may run at once: not under a budget,
+    // where each body's share is computed when it starts.
+    bool concurrent_bodies = false;
   };
   struct CachedPlan {
     // Most concurrent first, each with a smaller arena than the one before,
@@ -196,6 +208,13 @@ class GraphExecutor {
   std::vector<std::shared_ptr<Kernel>> kernels_;  // Shared with split_ executors.
   std::vector<std::shared_ptr<Kernel>> donors_;   // Prepare: per node, a kernel to reuse.
   std::vector<GraphExecutor*> bodies_;            // Subgraph executors, owned by kernels_.
+  std::vector<bool> has_body_;                    // Per step: the node runs subgraphs.
+  size_t BodiesHeld() const;                      // Sum of bodies_' HeldBytes().
+  void FreeArena();                               // Frees the arena (not while running).
+  void FreeArenas();                              // Ours and the bodies', recursively.
+  // Bytes this run uses now: the arena and dynamic bytes when planned, the
+  // live bytes when not.
+  size_t UsedBytes() const;
   bool is_body_ = false;
   // A memory-split copy of the graph for one signature (RunSplit).
   struct SplitExecutor {
@@ -235,6 +254,7 @@ class GraphExecutor {
   size_t budget_bytes_ = 0;
   std::unique_ptr<uint8_t, void (*)(void*)> arena_{nullptr, nullptr};
   size_t arena_capacity_ = 0;
+  std::atomic<size_t> held_bytes_{0};       // arena_capacity_, for other threads' HeldBytes().
   std::vector<ValueShape> observed_shape_;  // Filled on unplanned runs.
   std::atomic<bool> needs_replan_{false};
   std::atomic<size_t> live_bytes_{0};

@@ -45,6 +45,14 @@ std::vector<double> CostToSink(const BranchAnalysis& a, const std::vector<double
   return tail;
 }
 
+// Whether two of `nodes` are unordered by `hb` (may run at once).
+bool BodiesMayOverlap(const std::vector<NodeId>& nodes, const HappensBefore& hb) {
+  for (size_t i = 0; i < nodes.size(); ++i)
+    for (size_t j = i + 1; j < nodes.size(); ++j)
+      if (!hb.Before(nodes[i], nodes[j]) && !hb.Before(nodes[j], nodes[i])) return true;
+  return false;
+}
+
 }  // namespace
 
 void GraphExecutor::PrepareConcurrent() {
@@ -234,13 +242,18 @@ void GraphExecutor::PlanConcurrent(const std::vector<BufferRequest>& seq_reqs,
     tries.push_back(c);
   }
   const double cap = options_.max_plan_ratio * static_cast<double>(seq_bytes);
+  std::vector<NodeId> body_nodes;
+  for (size_t s = 0; s < has_body_.size(); ++s)
+    if (has_body_[s]) body_nodes.push_back(static_cast<NodeId>(s));
   for (const BranchConstraints& c : tries) {
     BranchAnalysis constrained = ConstrainBranches(base, c);
-    MemoryPlan plan = PlanOrdered(seq_reqs, ids, HappensBefore(constrained));
+    const HappensBefore hb(constrained);
+    MemoryPlan plan = PlanOrdered(seq_reqs, ids, hb);
     const bool within =
         options_.mode == ExecMode::kLayers || static_cast<double>(plan.arena_bytes) <= cap;
     if (!within || (!out->empty() && plan.arena_bytes >= out->back().plan.arena_bytes)) continue;
-    out->push_back(Schedule{std::move(plan), BuildTasks(constrained, flops)});
+    out->push_back(Schedule{std::move(plan), BuildTasks(constrained, flops),
+                            BodiesMayOverlap(body_nodes, hb)});
   }
 }
 

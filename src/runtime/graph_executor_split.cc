@@ -85,6 +85,7 @@ Status GraphExecutor::BuildSplit(size_t target, SplitExecutor* split) const {
     if (ms.origin[i] >= 0) exec->donors_[i] = kernels_[static_cast<size_t>(ms.origin[i])];
   PX_RETURN_IF_ERROR(exec->Prepare());
   exec->donors_.clear();
+  exec->bodies_ = bodies_;  // Shared kernels run the same bodies: their arenas count.
   split->exec = std::move(exec);
   split->target = target;
   split->regions = ms.regions;
@@ -109,6 +110,7 @@ Status GraphExecutor::RunSplit(const std::string& signature, size_t budget,
                                const std::vector<Tensor>& captures, std::vector<Tensor>* outputs) {
   if (split_.size() >= kMaxSplitCopies && split_.count(signature) == 0)
     split_.erase(split_.begin());  // Bounded like the plan cache; any copy can be rebuilt.
+  FreeArena();                     // No plan of this graph fits: the copy runs in its own.
   SplitExecutor& split = split_[signature];
   if (split.exec != nullptr && split.target > budget) split.exec.reset();  // Split for more.
   if (split.shapes.empty()) {

@@ -177,7 +177,8 @@ Result<std::vector<Tensor>> Session::Run(const NamedTensors& inputs) {
                           es.mode,
                           es.layer_width,
                           es.split_regions,
-                          es.split_pieces};
+                          es.split_pieces,
+                          es.subgraph_bytes};
   return outputs;
 }
 

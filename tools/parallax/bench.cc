@@ -66,6 +66,7 @@ class Progress {
 struct Measured {
   std::vector<double> ms;
   size_t planned = 0, measured = 0, sequential = 0, budget = 0;
+  size_t subgraph = 0;      // Arenas subgraph bodies held (most over the timed runs).
   std::string mode;         // Schedule of the last timed run (a budget may force sequential).
   int layer_width = 1;      // Its most branches of one layer at once.
   int split_regions = 0;    // Regions it ran in pieces to fit the budget.
@@ -94,6 +95,7 @@ Status TimeRuns(Session& session, const Session::NamedTensors& inputs, const Ben
     m->planned = std::max(m->planned, st.planned_activation_bytes);
     m->measured = std::max(m->measured, st.measured_activation_bytes);
     m->sequential = std::max(m->sequential, st.sequential_plan_bytes);
+    m->subgraph = std::max(m->subgraph, st.subgraph_arena_bytes);
     m->budget = st.memory_budget_bytes;
     m->mode = ExecutionModeName(st.mode);
     m->layer_width = st.layer_width;
@@ -203,7 +205,9 @@ int RunBench(const std::string& model_path, const InputFlags& in, const BenchFla
   j["mode_used"] = m.mode;   // Last timed run's schedule.
   j["layer_width_used"] = m.layer_width;
   j["memory_split"] = {{"regions", m.split_regions}, {"max_pieces", m.split_pieces}};
-  j["plan"] = {{"peak_bytes", m.planned}, {"sequential_peak_bytes", m.sequential}};
+  j["plan"] = {{"peak_bytes", m.planned},
+               {"sequential_peak_bytes", m.sequential},
+               {"subgraph_bytes", m.subgraph}};
   j["memory_budget_bytes"] = m.budget;  // 0 = unlimited.
   const BranchSummary br = session->branch_summary();
   j["branches"] = br.branches;
@@ -237,6 +241,7 @@ int RunBench(const std::string& model_path, const InputFlags& in, const BenchFla
               bf.runs);
   std::printf("activations  planned %zu bytes (best sequential plan %zu), measured peak %zu bytes",
               m.planned, m.sequential, m.measured);
+  if (m.subgraph > 0) std::printf(", subgraph bodies' arenas %zu", m.subgraph);
   if (m.budget > 0) std::printf(", budget %zu", m.budget);
   if (m.split_regions > 0)
     std::printf(" (%d region(s) of ops split into up to %d pieces to fit it)", m.split_regions,
