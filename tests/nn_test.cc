@@ -325,6 +325,33 @@ TEST(NnKernels, MatMulIntraOpTilesMatchOneCall) {
   }
 }
 
+// FusedMatMul's epilogue (bias, GELU, residual added after it) on column
+// tiles, which compute into a dense buffer and copy into Y's columns: the
+// residual must be read from Y first. Few rows, n > 4m: column blocks.
+TEST(NnKernels, FusedMatMulColumnTilesKeepBiasActivationAndResidual) {
+  const int64_t m = 8, k = 256, n = 1024;  // Over the 2 MFLOP tiling floor.
+  Tensor a = Random({1, m, k}, 80), w = Random({k, n}, 81), bias = Random({n}, 82);
+  Tensor z = Random({1, m, n}, 83);
+  OneNode f("FusedMatMul", 1, {a, w, bias, z}, {false, true, true, false}, 1);
+  f.node.domain = "com.parallax";
+  f.node.attrs["activation"] = StrAttr("Gelu");
+  f.node.attrs["sum_after_activation"] = IntAttr(1);
+  ExpectTilesMatch(f, {a, w, bias, z});
+  ASSERT_TRUE(f.Create().ok());
+  Result<std::vector<Tensor>> y = f.Run({a, w, bias, z});
+  ASSERT_TRUE(y.ok()) << y.status().ToString();
+  std::vector<float> want(static_cast<size_t>(m * n));
+  for (int64_t r = 0; r < m; ++r)
+    for (int64_t c = 0; c < n; ++c) {
+      double acc = bias.data<float>()[c];
+      for (int64_t i = 0; i < k; ++i)
+        acc += static_cast<double>(a.data<float>()[r * k + i]) * w.data<float>()[i * n + c];
+      const double gelu = 0.5 * acc * (1 + std::erf(acc / std::sqrt(2.0)));
+      want[static_cast<size_t>(r * n + c)] = static_cast<float>(gelu + z.data<float>()[r * n + c]);
+    }
+  ExpectNear((*y)[0], want, 1e-4f);
+}
+
 // One column (a decoder's tied vocabulary projection W [V, K] x h [K, 1]):
 // row dots, not oneDNN; bit-identical for every thread count.
 TEST(NnKernels, MatMulWithOneColumnIsRowDots) {

@@ -82,8 +82,18 @@ MatMulPlan MakeMatMulPlan(const memory::desc& src_md, const memory::desc& wei_md
 // One intra-op tile of a MatMul: a plan over a slice, and the slice's element
 // offsets into A, B and Y.
 struct MatMulTile {
+  explicit MatMulTile(MatMulPlan p, int64_t a = 0, int64_t b = 0, int64_t y = 0)
+      : plan(std::move(p)), a_off(a), b_off(b), y_off(y) {}
   MatMulPlan plan;
   int64_t a_off = 0, b_off = 0, y_off = 0;
+  // A column tile computes into this dense [rows, cols] buffer, copied into
+  // Y's columns (row stride ld) after the call: for a strided destination
+  // oneDNN 2.6 picks its jit GEMM, which repacks B on every call and runs the
+  // epilogue separately, instead of brgemm on the pre-packed slice (2-D
+  // only; `sum`: the epilogue adds Y's prior contents, copied in first).
+  std::shared_ptr<float[]> dense;
+  int64_t rows = 0, cols = 0, ld = 0;
+  bool sum = false;
 };
 using TiledMatMul = std::vector<MatMulTile>;
 
@@ -94,8 +104,8 @@ using TiledMatMul = std::vector<MatMulTile>;
 // packing only its columns. Where k > n (an MLP's down projection) row bands
 // win even for few rows: oneDNN runs narrow, deep column blocks poorly, and
 // both tiles stream the same B, so one thread's DRAM reads are the other's L3
-// hits (32 x 3072 x 768 with weights from DRAM, 2 threads: 1.5-1.8x over one
-// thread by rows, 1.1-1.2x by columns). Small products stay one call.
+// hits (32 x 3072 x 768 with weights from DRAM, 2 threads: by columns 6%
+// slower than by rows even with dense column tiles). Small products stay one call.
 // With `bias` (2-D only) each tile reads its columns of a [1, n] bias at
 // b_off's column; `post` is the fused epilogue.
 TiledMatMul MakeTiledMatMul(int64_t nb, int64_t m, int64_t k, int64_t n, const float* const_b,
@@ -113,7 +123,11 @@ TiledMatMul MakeTiledMatMul(int64_t nb, int64_t m, int64_t k, int64_t n, const f
   auto add = [&](int64_t b, int64_t rows, int64_t cols, int64_t a_off, int64_t b_off,
                  int64_t y_off) {
     memory::desc bmd = cols == n ? PlainDesc(dims(b, k, n)) : strided(b, k, cols, n, k * n);
-    memory::desc ymd = cols == n ? PlainDesc(dims(b, rows, n)) : strided(b, rows, cols, n, m * n);
+    // A 2-D column tile gets a dense destination (MatMulTile::dense).
+    const bool dense = cols != n && nb == 0;
+    memory::desc ymd = cols == n ? PlainDesc(dims(b, rows, n))
+                       : dense   ? PlainDesc(dims(b, rows, cols))
+                                 : strided(b, rows, cols, n, m * n);
     // Tiles and plans over the same slice of B share its packed copy.
     const bool keep = const_b != nullptr && nb == 0;
     MatMulPlan known;
@@ -126,6 +140,14 @@ TiledMatMul MakeTiledMatMul(int64_t nb, int64_t m, int64_t k, int64_t n, const f
                                             const_b != nullptr ? const_b + b_off : nullptr,
                                             known.packed ? &known : nullptr, post),
                              a_off, b_off, y_off});
+    if (dense) {
+      MatMulTile& t = out.back();
+      t.dense = std::shared_ptr<float[]>(new float[static_cast<size_t>(rows * cols)]);
+      t.rows = rows;
+      t.cols = cols;
+      t.ld = n;
+      t.sum = post.has_sum();
+    }
     if (keep) packs->emplace(std::make_pair(b_off, cols), out.back().plan.wei_buf);
   };
   int64_t parts = flops < 2e6 ? 1 : tiles;
@@ -152,6 +174,24 @@ TiledMatMul MakeTiledMatMul(int64_t nb, int64_t m, int64_t k, int64_t n, const f
   }
   if (out.empty()) add(nb, m, n, 0, 0, 0);
   return out;
+}
+
+void RunMatMulPlan(MatMulPlan& p, const float* a, const float* b, const float* bias, float* y);
+
+// Runs tile `t` of a product of a, b (and bias, at the tile's B column) into y.
+void RunMatMulTile(MatMulTile& t, const float* a, const float* b, const float* bias, float* y) {
+  if (t.dense == nullptr) {
+    RunMatMulPlan(t.plan, a + t.a_off, b + t.b_off, bias != nullptr ? bias + t.b_off : nullptr,
+                  y + t.y_off);
+    return;
+  }
+  float* d = t.dense.get();
+  float* out = y + t.y_off;
+  const size_t row_bytes = static_cast<size_t>(t.cols) * sizeof(float);
+  if (t.sum)
+    for (int64_t r = 0; r < t.rows; ++r) std::memcpy(d + r * t.cols, out + r * t.ld, row_bytes);
+  RunMatMulPlan(t.plan, a + t.a_off, b + t.b_off, bias != nullptr ? bias + t.b_off : nullptr, d);
+  for (int64_t r = 0; r < t.rows; ++r) std::memcpy(out + r * t.ld, d + r * t.cols, row_bytes);
 }
 
 void RunMatMulPlan(MatMulPlan& p, const float* a, const float* b, const float* bias, float* y) {
@@ -346,7 +386,7 @@ Status MatMulKernel::RunPermuted(KernelContext& ctx) {
   float* py = out->data<float>();
   return RunTiles(ctx.node(), ctx.intra_op(), static_cast<int64_t>(plan->size()), [&](int64_t i) {
     MatMulTile& t = (*plan)[static_cast<size_t>(i)];
-    RunMatMulPlan(t.plan, pa + t.a_off, pb + t.b_off, nullptr, py + t.y_off);
+    RunMatMulTile(t, pa, pb, nullptr, py);
     return Status::Ok();
   });
 }
@@ -413,7 +453,7 @@ Status MatMulKernel::RunOn(KernelContext& ctx, const Tensor& ain, const Tensor& 
     PX_RETURN_IF_ERROR(
         RunTiles(ctx.node(), ctx.intra_op(), static_cast<int64_t>(plan->size()), [&](int64_t i) {
           MatMulTile& t = (*plan)[static_cast<size_t>(i)];
-          RunMatMulPlan(t.plan, pa + t.a_off, pb + t.b_off, nullptr, py + t.y_off);
+          RunMatMulTile(t, pa, pb, nullptr, py);
           return Status::Ok();
         }));
   }
@@ -573,9 +613,7 @@ Status FusedMatMulKernel::RunImpl(KernelContext& ctx) {
   PX_RETURN_IF_ERROR(
       RunTiles(ctx.node(), ctx.intra_op(), static_cast<int64_t>(plan->size()), [&](int64_t i) {
         MatMulTile& t = (*plan)[static_cast<size_t>(i)];
-        // A tile's bias columns start at its B column.
-        RunMatMulPlan(t.plan, pa + t.a_off, pb + t.b_off,
-                      bias != nullptr ? bias + t.b_off : nullptr, py + t.y_off);
+        RunMatMulTile(t, pa, pb, bias, py);  // Its bias columns start at its B column.
         return Status::Ok();
       }));
   if (broadcast_z) ApplyBroadcast(post_, y, *z, out);
