@@ -514,7 +514,10 @@ Status GraphExecutor::Run(const std::vector<Tensor>& inputs, const std::vector<T
         const std::string refusal =
             "graph '" + graph_->name + "' needs " + std::to_string(leanest->plan.arena_bytes) +
             " activation bytes even in its leanest schedule, over the memory budget of " +
-            std::to_string(budget) + " bytes";
+            std::to_string(budget) + " bytes" +
+            (bodies_held > 0
+                 ? " beside the " + std::to_string(bodies_held) + " bytes its subgraph bodies hold"
+                 : std::string());
         active_plan_ = nullptr;
         planned_over_budget = true;
         if (!unplanned_fallback_) {

@@ -176,24 +176,6 @@ TiledMatMul MakeTiledMatMul(int64_t nb, int64_t m, int64_t k, int64_t n, const f
   return out;
 }
 
-void RunMatMulPlan(MatMulPlan& p, const float* a, const float* b, const float* bias, float* y);
-
-// Runs tile `t` of a product of a, b (and bias, at the tile's B column) into y.
-void RunMatMulTile(MatMulTile& t, const float* a, const float* b, const float* bias, float* y) {
-  if (t.dense == nullptr) {
-    RunMatMulPlan(t.plan, a + t.a_off, b + t.b_off, bias != nullptr ? bias + t.b_off : nullptr,
-                  y + t.y_off);
-    return;
-  }
-  float* d = t.dense.get();
-  float* out = y + t.y_off;
-  const size_t row_bytes = static_cast<size_t>(t.cols) * sizeof(float);
-  if (t.sum)
-    for (int64_t r = 0; r < t.rows; ++r) std::memcpy(d + r * t.cols, out + r * t.ld, row_bytes);
-  RunMatMulPlan(t.plan, a + t.a_off, b + t.b_off, bias != nullptr ? bias + t.b_off : nullptr, d);
-  for (int64_t r = 0; r < t.rows; ++r) std::memcpy(out + r * t.ld, d + r * t.cols, row_bytes);
-}
-
 void RunMatMulPlan(MatMulPlan& p, const float* a, const float* b, const float* bias, float* y) {
   dnnl::stream& s = ThreadStream();
   p.src.set_data_handle(const_cast<float*>(a));
@@ -209,6 +191,22 @@ void RunMatMulPlan(MatMulPlan& p, const float* a, const float* b, const float* b
   }
   p.prim.execute(s, args);
   s.wait();
+}
+
+// Runs tile `t` of a product of a, b (and bias, at the tile's B column) into y.
+void RunMatMulTile(MatMulTile& t, const float* a, const float* b, const float* bias, float* y) {
+  if (t.dense == nullptr) {
+    RunMatMulPlan(t.plan, a + t.a_off, b + t.b_off, bias != nullptr ? bias + t.b_off : nullptr,
+                  y + t.y_off);
+    return;
+  }
+  float* d = t.dense.get();
+  float* out = y + t.y_off;
+  const size_t row_bytes = static_cast<size_t>(t.cols) * sizeof(float);
+  if (t.sum)
+    for (int64_t r = 0; r < t.rows; ++r) std::memcpy(d + r * t.cols, out + r * t.ld, row_bytes);
+  RunMatMulPlan(t.plan, a + t.a_off, b + t.b_off, bias != nullptr ? bias + t.b_off : nullptr, d);
+  for (int64_t r = 0; r < t.rows; ++r) std::memcpy(out + r * t.ld, d + r * t.cols, row_bytes);
 }
 
 // y[rows] = alpha * a[rows, k] x b[k] (a MatMul with one column: the tied
