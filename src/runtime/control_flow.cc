@@ -34,6 +34,12 @@ std::vector<Tensor> Captures(const Body& b, const KernelContext& ctx) {
   return caps;
 }
 
+Status RunBody(const Body& b, const KernelContext& ctx, const std::vector<Tensor>& inputs,
+               const std::vector<Tensor>& captures, std::vector<Tensor>* outputs) {
+  b.runner->set_free_bytes(ctx.subgraph_free_bytes());
+  return b.runner->Run(inputs, captures, outputs);
+}
+
 namespace {
 
 Result<bool> ReadBool(const Tensor& t, const KernelContext& ctx, const char* what) {
@@ -53,8 +59,7 @@ class IfKernel : public Kernel {
     PX_ASSIGN_OR_RETURN(bool cond, ReadBool(ctx.input(0), ctx, "If condition"));
     Body& b = cond ? then_b : else_b;
     std::vector<Tensor> outs;
-    b.runner->set_free_bytes(ctx.subgraph_free_bytes());
-    Status s = b.runner->Run({}, Captures(b, ctx), &outs);
+    Status s = RunBody(b, ctx, {}, Captures(b, ctx), &outs);
     if (!s.ok())
       return s.WithContext(ctx.node().Describe() + (cond ? " then-branch" : " else-branch"));
     if (static_cast<int>(outs.size()) != ctx.num_outputs())
@@ -144,8 +149,7 @@ class LoopKernel : public Kernel {
       ins[1] = Tensor::FromVector<bool>(DType::kBool, {}, {cond});
       for (int i = 0; i < n_carried; ++i)
         ins[static_cast<size_t>(2 + i)] = carried[static_cast<size_t>(i)];
-      body.runner->set_free_bytes(ctx.subgraph_free_bytes());
-      Status s = body.runner->Run(ins, caps, &outs);
+      Status s = RunBody(body, ctx, ins, caps, &outs);
       if (!s.ok()) return s.WithContext(ctx.node().Describe() + " iteration " + std::to_string(it));
       PX_ASSIGN_OR_RETURN(cond, ReadBool(outs[0], ctx, "Loop body condition output"));
       for (int i = 0; i < n_carried; ++i)
@@ -200,8 +204,7 @@ Status RunScan(const Body& body, const KernelContext& ctx, std::vector<Tensor>& 
     for (size_t i = 0; i < n; ++i) ins[i] = state[i];
     for (size_t j = 0; j < m; ++j)
       ins[n + j] = SliceAxis(scan_in[j], spec.in_axes[j], spec.in_reverse[j] ? length - 1 - t : t);
-    body.runner->set_free_bytes(ctx.subgraph_free_bytes());
-    Status s = body.runner->Run(ins, caps, &outs);
+    Status s = RunBody(body, ctx, ins, caps, &outs);
     if (!s.ok()) return s.WithContext(ctx.node().Describe() + " step " + std::to_string(t));
     for (size_t i = 0; i < n; ++i) state[i] = std::move(outs[i]);
     for (size_t j = 0; j < k; ++j) parts[j].push_back(std::move(outs[n + j]));

@@ -195,8 +195,7 @@ class SequenceMapKernel : public Kernel {
         const Tensor& in = ctx.input(i);
         ins[static_cast<size_t>(i)] = in.is_sequence() ? in.elements()[k] : in;
       }
-      body.runner->set_free_bytes(ctx.subgraph_free_bytes());
-      Status s = body.runner->Run(ins, caps, &res);
+      Status s = RunBody(body, ctx, ins, caps, &res);
       if (!s.ok()) return s.WithContext(ctx.node().Describe() + " element " + std::to_string(k));
       for (size_t j = 0; j < outs.size(); ++j) outs[j].push_back(res[j].Detached());
     }

@@ -22,6 +22,10 @@ struct Body {
 Result<Body> CompileBody(const KernelInit& init, const char* attr);
 // The body's capture values, taken from the running node's implicit inputs.
 std::vector<Tensor> Captures(const Body& b, const KernelContext& ctx);
+// Runs body `b` for the node `ctx` runs, within the memory the node's graph
+// leaves its bodies (KernelContext::subgraph_free_bytes).
+Status RunBody(const Body& b, const KernelContext& ctx, const std::vector<Tensor>& inputs,
+               const std::vector<Tensor>& captures, std::vector<Tensor>* outputs);
 
 }  // namespace parallax
 
